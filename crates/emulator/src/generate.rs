@@ -1,0 +1,1 @@
+//! The deterministic demo org generator (`--users N --seed S`). (To be implemented.)

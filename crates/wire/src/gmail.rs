@@ -1,0 +1,1 @@
+//! Gmail API v1 wire types (messages, drafts). Filled in by the mail work.

@@ -1,0 +1,587 @@
+//! People API v1: contacts (`Person`), contact groups, batch mutations, sync tokens.
+//!
+//! Paths: `v1/people/me/connections`, `v1/people:batchCreateContacts`,
+//! `v1/{+resourceName}:updateContact`, `v1/contactGroups/...`.
+//!
+//! Every struct keeps unknown fields in a flattened `extra` map: People updates replace
+//! whole fields (`updatePersonFields`), so a client that drops what it does not know
+//! would erase what the person or another app put there.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Largest `pageSize` for `people.connections.list` and `contactGroups.list`.
+pub const CONNECTIONS_MAX_PAGE: u32 = 1000;
+pub const BATCH_CREATE_MAX: usize = 200;
+pub const BATCH_UPDATE_MAX: usize = 200;
+pub const BATCH_DELETE_MAX: usize = 500;
+pub const BATCH_GET_MAX: usize = 200;
+pub const MEMBERS_MODIFY_MAX: usize = 1000;
+/// Widely cited per-account contact cap (reference §3.6, uncertain).
+pub const CONTACTS_PER_USER_CAP: usize = 25_000;
+
+pub const MY_CONTACTS: &str = "contactGroups/myContacts";
+pub const STARRED: &str = "contactGroups/starred";
+
+/// Fields `updatePersonFields` / `updateMask` accept.
+pub const UPDATABLE_PERSON_FIELDS: [&str; 24] = [
+    "addresses",
+    "biographies",
+    "birthdays",
+    "calendarUrls",
+    "clientData",
+    "emailAddresses",
+    "events",
+    "externalIds",
+    "genders",
+    "imClients",
+    "interests",
+    "locales",
+    "locations",
+    "memberships",
+    "miscKeywords",
+    "names",
+    "nicknames",
+    "occupations",
+    "organizations",
+    "phoneNumbers",
+    "relations",
+    "sipAddresses",
+    "urls",
+    "userDefined",
+];
+
+/// Fields `personFields` / `readMask` accept.
+pub const READABLE_PERSON_FIELDS: [&str; 29] = [
+    "addresses",
+    "ageRanges",
+    "biographies",
+    "birthdays",
+    "calendarUrls",
+    "clientData",
+    "coverPhotos",
+    "emailAddresses",
+    "events",
+    "externalIds",
+    "genders",
+    "imClients",
+    "interests",
+    "locales",
+    "locations",
+    "memberships",
+    "metadata",
+    "miscKeywords",
+    "names",
+    "nicknames",
+    "occupations",
+    "organizations",
+    "phoneNumbers",
+    "photos",
+    "relations",
+    "sipAddresses",
+    "skills",
+    "urls",
+    "userDefined",
+];
+
+/// Singleton fields on contacts: more than one value is a 400.
+pub const SINGLETON_PERSON_FIELDS: [&str; 4] = ["biographies", "birthdays", "genders", "names"];
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Person {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<PersonMetadata>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<Name>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub email_addresses: Vec<EmailAddress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phone_numbers: Vec<PhoneNumber>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organizations: Vec<Organization>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_data: Vec<ClientData>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_ids: Vec<ExternalId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memberships: Vec<Membership>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub biographies: Vec<Biography>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_defined: Vec<UserDefined>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<Photo>,
+    /// addresses, birthdays, urls, relations, ... kept verbatim.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Person {
+    /// The value of the first `clientData` entry with this key.
+    pub fn client_data_value(&self, key: &str) -> Option<&str> {
+        self.client_data
+            .iter()
+            .find(|c| c.key.as_deref() == Some(key))
+            .and_then(|c| c.value.as_deref())
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.deleted)
+            .unwrap_or(false)
+    }
+
+    pub fn group_resource_names(&self) -> impl Iterator<Item = &str> {
+        self.memberships.iter().filter_map(|m| {
+            m.contact_group_membership
+                .as_ref()
+                .and_then(|g| g.contact_group_resource_name.as_deref())
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonMetadata {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<Source>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_resource_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked_people_resource_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<String>,
+}
+
+/// `type` is CONTACT, PROFILE, DOMAIN_PROFILE, ...
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub source_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_time: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_primary: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Name {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name_last_first: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstructured_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub middle_name: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailAddress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// home, work, other, or custom.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneNumber {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical_form: Option<String>,
+    /// home, work, mobile, homeFax, workFax, otherFax, pager, workMobile, workPager,
+    /// main, googleVoice, other, or custom.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Organization {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl ClientData {
+    pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
+        ClientData {
+            metadata: None,
+            key: Some(key.into()),
+            value: Some(value.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalId {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// account, customer, network, organization, or custom.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_group_membership: Option<ContactGroupMembership>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_membership: Option<Value>,
+}
+
+impl Membership {
+    pub fn group(resource_name: impl Into<String>) -> Self {
+        Membership {
+            metadata: None,
+            contact_group_membership: Some(ContactGroupMembership {
+                contact_group_id: None,
+                contact_group_resource_name: Some(resource_name.into()),
+            }),
+            domain_membership: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactGroupMembership {
+    /// Output only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_group_resource_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Biography {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDefined {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Photo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<FieldMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<bool>,
+}
+
+/// `people.connections.list` response. `nextSyncToken` only on the last page.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListConnectionsResponse {
+    #[serde(default)]
+    pub connections: Vec<Person>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_items: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_people: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactToCreate {
+    pub contact_person: Person,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCreateContactsRequest {
+    #[serde(default)]
+    pub contacts: Vec<ContactToCreate>,
+    #[serde(default)]
+    pub read_mask: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCreateContactsResponse {
+    #[serde(default)]
+    pub created_people: Vec<PersonResponse>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchUpdateContactsRequest {
+    /// resource name → person (with its etag).
+    #[serde(default)]
+    pub contacts: BTreeMap<String, Person>,
+    #[serde(default)]
+    pub update_mask: String,
+    #[serde(default)]
+    pub read_mask: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchUpdateContactsResponse {
+    #[serde(default)]
+    pub update_result: BTreeMap<String, PersonResponse>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchDeleteContactsRequest {
+    #[serde(default)]
+    pub resource_names: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_resource_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status_code: Option<i32>,
+}
+
+/// `people:batchGet` response.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GetPeopleResponse {
+    #[serde(default)]
+    pub responses: Vec<PersonResponse>,
+}
+
+/// `google.rpc.Status` as embedded in `PersonResponse`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    #[serde(default)]
+    pub code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Value>,
+}
+
+/// `groupType` is USER_CONTACT_GROUP or SYSTEM_CONTACT_GROUP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactGroup {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<ContactGroupMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formatted_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_resource_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_data: Vec<GroupClientData>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactGroupMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupClientData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListContactGroupsResponse {
+    #[serde(default)]
+    pub contact_groups: Vec<ContactGroup>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_page_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_sync_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_items: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateContactGroupRequest {
+    pub contact_group: ContactGroup,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_group_fields: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateContactGroupRequest {
+    pub contact_group: ContactGroup,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_group_fields: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_group_fields: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyContactGroupMembersRequest {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_names_to_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_names_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModifyContactGroupMembersResponse {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_found_resource_names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub can_not_remove_last_contact_group_resource_names: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_round_trips_fields_it_does_not_model() {
+        let body = r#"{"resourceName":"people/c1","etag":"%EgUBAgMFBw==",
+            "names":[{"givenName":"Ada","familyName":"Lovelace","phoneticGivenName":"A"}],
+            "addresses":[{"formattedValue":"1 Main St","type":"home"}],
+            "clientData":[{"key":"orgsync.source","value":"orgsync"}],
+            "memberships":[{"contactGroupMembership":{"contactGroupResourceName":"contactGroups/myContacts","contactGroupId":"myContacts"}}]}"#;
+        let p: Person = serde_json::from_str(body).unwrap();
+        assert_eq!(p.client_data_value("orgsync.source"), Some("orgsync"));
+        assert_eq!(p.group_resource_names().collect::<Vec<_>>(), [MY_CONTACTS]);
+        let back = serde_json::to_value(&p).unwrap();
+        assert_eq!(back["addresses"][0]["formattedValue"], "1 Main St");
+        assert_eq!(back["names"][0]["phoneticGivenName"], "A");
+        assert!(!p.is_deleted());
+    }
+
+    #[test]
+    fn deleted_person_from_sync_response() {
+        let p: Person = serde_json::from_str(
+            r#"{"resourceName":"people/c9","etag":"e","metadata":{"deleted":true}}"#,
+        )
+        .unwrap();
+        assert!(p.is_deleted());
+    }
+}
