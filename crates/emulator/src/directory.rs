@@ -27,6 +27,11 @@ impl DirectoryState {
     }
 }
 
+/// Fill the directory with the generated demo org (`config.users`, `config.seed`,
+/// `config.domain`), including the admin `admin@{domain}`. Called by
+/// [`crate::persist::bootstrap`] when no saved state is loaded.
+pub fn seed(_emu: &Emulator) {}
+
 pub fn routes() -> Router<Arc<Emulator>> {
     Router::new()
 }
