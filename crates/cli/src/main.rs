@@ -1,1 +1,55 @@
-fn main() {}
+//! `orgsync`: keep address books and app user tables in step with a Google Workspace
+//! directory. This binary is thin: it parses arguments (clap), loads configuration,
+//! and calls the library crates. Exit codes are part of the interface (see README):
+//! 0 all done, 1 some targets failed, 2 configuration or auth error, 3 stopped by the
+//! safety guard.
+
+mod cli;
+mod commands;
+mod exit;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    init_tracing(&args.global);
+    // One TLS crypto provider for the whole process (rust-stack.md §2.4).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::Exit::Config.into();
+        }
+    };
+    match runtime.block_on(commands::run(args)) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            let code = exit::classify(&err);
+            eprintln!("error: {err:#}");
+            code.into()
+        }
+    }
+}
+
+fn init_tracing(global: &cli::Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match global.verbose {
+        0 => "warn,orgsync=info",
+        1 => "info,orgsync=debug",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("ORGSYNC_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if global.log_json {
+        builder.json().init();
+    } else {
+        builder.with_target(false).init();
+    }
+}
