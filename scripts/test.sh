@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of orgsync on a fresh machine: the Rust workspace (unit, property and
+# integration tests against the in-process emulator, SQLite and PostgreSQL), then the
+# conformance suite that drives the emulator with Google's own Python client.
+#
+# PostgreSQL: tests use postgres://postgres@127.0.0.1:5432/test (override with
+# ORGSYNC_TEST_POSTGRES_URL). With CI=true a missing PostgreSQL fails the run loudly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "==> cargo test --workspace"
+cargo test --workspace --all-targets
+
+echo "==> conformance suite (google-api-python-client against the emulator)"
+cargo build -p orgsync
+ORGSYNC_BIN="$PWD/target/debug/orgsync" bash conformance/run.sh
+
+echo "==> all tests passed"
