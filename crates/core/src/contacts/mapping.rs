@@ -1,0 +1,499 @@
+//! Directory user → the contact orgsync wants a colleague to have.
+//!
+//! The mapping fixes the baseline's poor copy (prior-art §1 row 6): given and family
+//! names, every phone with its type, title and department, optional aliases and
+//! employee id. Values are copied as the directory holds them (trimmed, never
+//! reformatted into E.164): what the admin typed is what the phone shows.
+
+use orgsync_wire::directory::User;
+use orgsync_wire::people::{
+    EmailAddress, ExternalId, MY_CONTACTS, Membership, Name, Organization, Person, PhoneNumber,
+};
+use serde::{Deserialize, Serialize};
+
+use super::markers;
+use crate::hash::stable_hash;
+
+/// Bump when the mapping changes meaning: every managed contact then gets one
+/// (clientData-only, if nothing visible changed) update to carry the new hash.
+pub const MAPPING_VERSION: u32 = 1;
+
+/// What the contact mapping copies. Field toggles default to on, extras to off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MappingOptions {
+    /// Company name written on the organization; default: the user's own org name.
+    pub company_name: Option<String>,
+    /// Also copy the user's aliases as work emails.
+    pub include_aliases: bool,
+    /// Copy Directory externalIds of type `organization` (the employee id).
+    pub include_employee_id: bool,
+    /// Plan photo uploads (the photo bytes are fetched and written by the executor).
+    pub include_photos: bool,
+    pub phones: bool,
+    pub organization: bool,
+    pub title: bool,
+    pub department: bool,
+    /// Appended to the family name of a kept leaver (`leavers = "keep"`).
+    pub leaver_label: String,
+}
+
+impl Default for MappingOptions {
+    fn default() -> Self {
+        MappingOptions {
+            company_name: None,
+            include_aliases: false,
+            include_employee_id: false,
+            include_photos: false,
+            phones: true,
+            organization: true,
+            title: true,
+            department: true,
+            leaver_label: "(former colleague)".to_string(),
+        }
+    }
+}
+
+/// A typed value (email, phone, external id) as orgsync writes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TypedValue {
+    pub value: String,
+    /// People type: `work`, `mobile`, `workMobile`, ... or a custom label.
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredOrganization {
+    pub name: Option<String>,
+    pub title: Option<String>,
+    pub department: Option<String>,
+}
+
+/// The managed content of one colleague's contact. Its [`DesiredContact::hash`] is what
+/// `orgsync.hash` stores.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesiredContact {
+    /// Directory immutable id: the identity key (`orgsync.id`).
+    pub directory_id: String,
+    pub primary_email: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// Written as `unstructuredName`; falls back to the email when the user has no name.
+    pub full_name: String,
+    pub emails: Vec<TypedValue>,
+    pub phones: Vec<TypedValue>,
+    pub organization: Option<DesiredOrganization>,
+    pub external_ids: Vec<TypedValue>,
+    /// Directory `thumbnailPhotoEtag`, when photos are on. Not part of the hash: photo
+    /// writes are tracked separately (`orgsync.photo`).
+    #[serde(skip)]
+    pub photo_etag: Option<String>,
+}
+
+impl DesiredContact {
+    /// Stable hash of the mapped fields (and the mapping version).
+    pub fn hash(&self) -> String {
+        stable_hash(&(MAPPING_VERSION, self))
+    }
+
+    /// The contact to create: mapped fields, markers and memberships (My Contacts and
+    /// the managed group).
+    pub fn to_new_person(&self, managed_group: &str) -> Person {
+        let mut p = Person::default();
+        write_managed_fields(&mut p, self);
+        p.client_data = markers::for_desired(self, None);
+        p.memberships = vec![
+            Membership::group(MY_CONTACTS),
+            Membership::group(managed_group),
+        ];
+        p
+    }
+}
+
+pub(crate) fn name_of(d: &DesiredContact) -> Name {
+    Name {
+        given_name: d.given_name.clone(),
+        family_name: d.family_name.clone(),
+        unstructured_name: Some(d.full_name.clone()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn email_of(v: &TypedValue) -> EmailAddress {
+    EmailAddress {
+        value: Some(v.value.clone()),
+        kind: Some(v.kind.clone()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn phone_of(v: &TypedValue) -> PhoneNumber {
+    PhoneNumber {
+        value: Some(v.value.clone()),
+        kind: Some(v.kind.clone()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn external_id_of(v: &TypedValue) -> ExternalId {
+    ExternalId {
+        value: Some(v.value.clone()),
+        kind: Some(v.kind.clone()),
+        ..Default::default()
+    }
+}
+
+pub(crate) fn organization_of(o: &DesiredOrganization) -> Organization {
+    Organization {
+        kind: Some("work".into()),
+        name: o.name.clone(),
+        title: o.title.clone(),
+        department: o.department.clone(),
+        current: Some(true),
+        ..Default::default()
+    }
+}
+
+fn write_managed_fields(p: &mut Person, d: &DesiredContact) {
+    p.names = vec![name_of(d)];
+    p.email_addresses = d.emails.iter().map(email_of).collect();
+    p.phone_numbers = d.phones.iter().map(phone_of).collect();
+    p.organizations = d.organization.iter().map(organization_of).collect();
+    p.external_ids = d.external_ids.iter().map(external_id_of).collect();
+}
+
+fn clean(s: Option<&str>) -> Option<String> {
+    s.map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Directory phone `type` → People phone `type`.
+pub fn people_phone_type(directory_type: Option<&str>, custom_type: Option<&str>) -> String {
+    let t = directory_type
+        .map(str::trim)
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match t.as_str() {
+        "work" => "work".into(),
+        "mobile" => "mobile".into(),
+        "work_mobile" => "workMobile".into(),
+        "home" => "home".into(),
+        "work_fax" => "workFax".into(),
+        "home_fax" => "homeFax".into(),
+        "other_fax" => "otherFax".into(),
+        "pager" => "pager".into(),
+        "work_pager" => "workPager".into(),
+        "main" | "company_main" | "compain_main" => "main".into(),
+        "google_voice" | "grand_central" => "googleVoice".into(),
+        "custom" => clean(custom_type).unwrap_or_else(|| "other".into()),
+        "" | "other" => "other".into(),
+        // assistant, car, radio, isdn, callback, telex, tty_tdd: People takes any
+        // string as a custom type; use its camelCase form.
+        other => camel_case(other),
+    }
+}
+
+fn camel_case(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Map a Directory user to its desired contact. `None` when the user has no id or no
+/// primary email (nothing stable to key or show).
+pub fn desired_contact(user: &User, opts: &MappingOptions) -> Option<DesiredContact> {
+    let directory_id = clean(user.id.as_deref())?;
+    let primary_email = clean(user.primary_email.as_deref())?;
+    let name = user.name.clone().unwrap_or_default();
+    let given_name = clean(name.given_name.as_deref());
+    let family_name = clean(name.family_name.as_deref());
+    let full_name = clean(name.full_name.as_deref())
+        .or_else(|| clean(name.display_name.as_deref()))
+        .or_else(|| {
+            let joined = [given_name.as_deref(), family_name.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            clean(Some(&joined))
+        })
+        .unwrap_or_else(|| primary_email.clone());
+
+    let mut emails = vec![TypedValue {
+        value: primary_email.clone(),
+        kind: "work".into(),
+    }];
+    if opts.include_aliases {
+        for alias in user.aliases.iter().flatten() {
+            if let Some(a) = clean(Some(alias)) {
+                push_unique(&mut emails, a, "work".into(), super::plan::email_key);
+            }
+        }
+    }
+
+    let mut phones = Vec::new();
+    if opts.phones {
+        for ph in user.phones.iter().flatten() {
+            if let Some(v) = clean(Some(&ph.value)) {
+                let kind = people_phone_type(ph.kind.as_deref(), ph.custom_type.as_deref());
+                push_unique(&mut phones, v, kind, super::plan::phone_key);
+            }
+        }
+    }
+
+    let organization = if opts.organization {
+        let org = user.primary_organization();
+        let o = DesiredOrganization {
+            name: clean(opts.company_name.as_deref())
+                .or_else(|| org.and_then(|o| clean(o.name.as_deref()))),
+            title: org
+                .filter(|_| opts.title)
+                .and_then(|o| clean(o.title.as_deref())),
+            department: org
+                .filter(|_| opts.department)
+                .and_then(|o| clean(o.department.as_deref())),
+        };
+        (o != DesiredOrganization::default()).then_some(o)
+    } else {
+        None
+    };
+
+    let mut external_ids = Vec::new();
+    if opts.include_employee_id {
+        for x in user.external_ids.iter().flatten() {
+            if x.kind.as_deref() == Some("organization")
+                && let Some(v) = clean(Some(&x.value))
+            {
+                push_unique(&mut external_ids, v, "organization".into(), |v| {
+                    super::plan::external_id_key("organization", v)
+                });
+            }
+        }
+    }
+
+    Some(DesiredContact {
+        directory_id,
+        primary_email,
+        given_name,
+        family_name,
+        full_name,
+        emails,
+        phones,
+        organization,
+        external_ids,
+        photo_etag: if opts.include_photos {
+            clean(user.thumbnail_photo_etag.as_deref())
+        } else {
+            None
+        },
+    })
+}
+
+fn push_unique(
+    list: &mut Vec<TypedValue>,
+    value: String,
+    kind: String,
+    key: impl Fn(&str) -> String,
+) {
+    let k = key(&value);
+    if !list.iter().any(|e| key(&e.value) == k) {
+        list.push(TypedValue { value, kind });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orgsync_wire::directory::{UserExternalId, UserName, UserOrganization, UserPhone};
+
+    fn ada() -> User {
+        User {
+            id: Some("101".into()),
+            primary_email: Some("ada@example.com".into()),
+            name: Some(UserName {
+                given_name: Some("Ada".into()),
+                family_name: Some("Lovelace".into()),
+                full_name: Some("Ada Lovelace".into()),
+                display_name: None,
+            }),
+            aliases: Some(vec!["countess@example.com".into()]),
+            phones: Some(
+                [
+                    ("work", None, " +44 20 1234 "),
+                    ("work_mobile", None, "+44 7700 900"),
+                    ("custom", Some("Lab"), "555"),
+                    ("google_voice", None, "+1 555 0100"),
+                    ("work", None, "+44 20 1234"),
+                ]
+                .into_iter()
+                .map(|(t, c, v)| UserPhone {
+                    value: v.into(),
+                    kind: Some(t.into()),
+                    custom_type: c.map(Into::into),
+                    primary: None,
+                })
+                .collect(),
+            ),
+            organizations: Some(vec![UserOrganization {
+                name: Some("Analytical Engines".into()),
+                title: Some("Analyst".into()),
+                department: Some("R&D".into()),
+                primary: Some(true),
+                ..Default::default()
+            }]),
+            external_ids: Some(vec![
+                UserExternalId {
+                    value: "E-7".into(),
+                    kind: Some("organization".into()),
+                    custom_type: None,
+                },
+                UserExternalId {
+                    value: "acct".into(),
+                    kind: Some("account".into()),
+                    custom_type: None,
+                },
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn maps_names_phones_with_types_and_organization() {
+        let d = desired_contact(&ada(), &MappingOptions::default()).unwrap();
+        assert_eq!(d.directory_id, "101");
+        assert_eq!(d.given_name.as_deref(), Some("Ada"));
+        assert_eq!(d.family_name.as_deref(), Some("Lovelace"));
+        assert_eq!(d.full_name, "Ada Lovelace");
+        assert_eq!(
+            d.emails,
+            [TypedValue {
+                value: "ada@example.com".into(),
+                kind: "work".into()
+            }]
+        );
+        let phones: Vec<_> = d
+            .phones
+            .iter()
+            .map(|p| (p.kind.as_str(), p.value.as_str()))
+            .collect();
+        assert_eq!(
+            phones,
+            [
+                ("work", "+44 20 1234"),
+                ("workMobile", "+44 7700 900"),
+                ("Lab", "555"),
+                ("googleVoice", "+1 555 0100"),
+            ],
+            "all phones, typed, trimmed, duplicates dropped"
+        );
+        let org = d.organization.unwrap();
+        assert_eq!(org.name.as_deref(), Some("Analytical Engines"));
+        assert_eq!(org.title.as_deref(), Some("Analyst"));
+        assert_eq!(org.department.as_deref(), Some("R&D"));
+        assert!(d.external_ids.is_empty(), "employee id is opt-in");
+    }
+
+    #[test]
+    fn options_add_aliases_employee_id_and_company_name() {
+        let opts = MappingOptions {
+            include_aliases: true,
+            include_employee_id: true,
+            company_name: Some("ACME".into()),
+            title: false,
+            ..Default::default()
+        };
+        let d = desired_contact(&ada(), &opts).unwrap();
+        assert_eq!(d.emails.len(), 2);
+        assert_eq!(d.emails[1].value, "countess@example.com");
+        assert_eq!(
+            d.external_ids,
+            [TypedValue {
+                value: "E-7".into(),
+                kind: "organization".into()
+            }]
+        );
+        let org = d.organization.unwrap();
+        assert_eq!(org.name.as_deref(), Some("ACME"));
+        assert_eq!(org.title, None);
+    }
+
+    #[test]
+    fn phone_type_table() {
+        for (dir, people) in [
+            ("work", "work"),
+            ("mobile", "mobile"),
+            ("work_mobile", "workMobile"),
+            ("home", "home"),
+            ("work_fax", "workFax"),
+            ("home_fax", "homeFax"),
+            ("pager", "pager"),
+            ("main", "main"),
+            ("google_voice", "googleVoice"),
+            ("other", "other"),
+            ("tty_tdd", "ttyTdd"),
+        ] {
+            assert_eq!(people_phone_type(Some(dir), None), people);
+        }
+        assert_eq!(people_phone_type(Some("custom"), Some("Desk")), "Desk");
+        assert_eq!(people_phone_type(Some("custom"), None), "other");
+        assert_eq!(people_phone_type(None, None), "other");
+    }
+
+    #[test]
+    fn nameless_user_falls_back_to_email_and_idless_user_maps_to_nothing() {
+        let u = User {
+            id: Some("9".into()),
+            primary_email: Some("x@example.com".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            desired_contact(&u, &MappingOptions::default())
+                .unwrap()
+                .full_name,
+            "x@example.com"
+        );
+        let no_id = User {
+            primary_email: Some("x@example.com".into()),
+            ..Default::default()
+        };
+        assert!(desired_contact(&no_id, &MappingOptions::default()).is_none());
+    }
+
+    #[test]
+    fn hash_changes_with_content_not_with_photo() {
+        let opts = MappingOptions::default();
+        let a = desired_contact(&ada(), &opts).unwrap();
+        let mut b = a.clone();
+        b.photo_etag = Some("p".into());
+        assert_eq!(a.hash(), b.hash());
+        b.phones.pop();
+        assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn new_person_carries_markers_and_memberships() {
+        let d = desired_contact(&ada(), &MappingOptions::default()).unwrap();
+        let p = d.to_new_person("contactGroups/abc");
+        assert_eq!(
+            p.client_data_value(markers::SOURCE),
+            Some(markers::SOURCE_VALUE)
+        );
+        assert_eq!(p.client_data_value(markers::ID), Some("101"));
+        assert_eq!(p.client_data_value(markers::HASH), Some(d.hash().as_str()));
+        let groups: Vec<_> = p.group_resource_names().collect();
+        assert_eq!(groups, [MY_CONTACTS, "contactGroups/abc"]);
+        assert_eq!(p.names.len(), 1);
+        assert_eq!(p.organizations[0].current, Some(true));
+    }
+}

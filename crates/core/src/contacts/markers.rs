@@ -1,0 +1,78 @@
+//! The `clientData` markers that make a contact orgsync's.
+//!
+//! `clientData` is invisible in the Contacts UI, so a person cannot accidentally claim
+//! or disown a contact; `externalIds`/`userDefined` are user-editable and would not be
+//! safe markers (google-apis §3.5).
+
+use std::collections::BTreeSet;
+
+use orgsync_wire::people::{ClientData, Person};
+
+use super::mapping::DesiredContact;
+use super::plan::desired_tokens;
+
+pub const PREFIX: &str = "orgsync.";
+/// Ownership: value [`SOURCE_VALUE`].
+pub const SOURCE: &str = "orgsync.source";
+pub const SOURCE_VALUE: &str = "orgsync";
+/// Directory immutable user id: the identity key.
+pub const ID: &str = "orgsync.id";
+/// Hash of the mapped fields ([`DesiredContact::hash`]).
+pub const HASH: &str = "orgsync.hash";
+/// Space-separated fingerprints of the list entries orgsync wrote.
+pub const OWNED: &str = "orgsync.owned";
+/// `left` on a kept leaver.
+pub const STATE: &str = "orgsync.state";
+pub const STATE_LEFT: &str = "left";
+/// Etag of the last photo the executor uploaded.
+pub const PHOTO: &str = "orgsync.photo";
+
+/// A contact is managed when it carries `orgsync.source = orgsync` **and** a non-empty
+/// `orgsync.id`. An `orgsync.id` alone does not make a contact ours.
+pub fn is_managed(p: &Person) -> bool {
+    managed_id(p).is_some()
+}
+
+/// The directory id of a managed contact; `None` for personal contacts.
+pub fn managed_id(p: &Person) -> Option<&str> {
+    if p.client_data_value(SOURCE) != Some(SOURCE_VALUE) {
+        return None;
+    }
+    p.client_data_value(ID)
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+}
+
+/// Contacts with our source marker but no usable id: ours, but no directory user can
+/// claim them; the planner treats them as leavers.
+pub fn is_orphan(p: &Person) -> bool {
+    p.client_data_value(SOURCE) == Some(SOURCE_VALUE) && managed_id(p).is_none()
+}
+
+/// The `orgsync.owned` fingerprints, or `None` when the marker is absent.
+pub fn owned_set(p: &Person) -> Option<BTreeSet<String>> {
+    p.client_data_value(OWNED)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+}
+
+/// The markers for a contact that shows `d`.
+pub(crate) fn for_desired(d: &DesiredContact, photo: Option<&str>) -> Vec<ClientData> {
+    let owned: Vec<String> = desired_tokens(d).into_iter().collect();
+    let mut v = vec![
+        ClientData::new(SOURCE, SOURCE_VALUE),
+        ClientData::new(ID, d.directory_id.clone()),
+        ClientData::new(HASH, d.hash()),
+        ClientData::new(OWNED, owned.join(" ")),
+    ];
+    if let Some(photo) = photo {
+        v.push(ClientData::new(PHOTO, photo));
+    }
+    v
+}
+
+/// For the executor, after a successful photo upload: record its etag, so the next
+/// plan does not upload it again. Send with update mask `clientData`.
+pub fn set_photo(p: &mut Person, photo_etag: &str) {
+    p.client_data.retain(|c| c.key.as_deref() != Some(PHOTO));
+    p.client_data.push(ClientData::new(PHOTO, photo_etag));
+}

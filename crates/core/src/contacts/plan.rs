@@ -1,0 +1,951 @@
+//! Planning one target user's address book.
+//!
+//! Input: the desired contacts for the whole directory ([`DesiredDirectory`], built
+//! once per run), one target, and that target's **complete** contact list (the executor
+//! pages to the end: the baseline's missing pagination is what duplicated contacts and
+//! deleted colleagues, prior-art §1 rows 1–2). Output: a [`UserPlan`].
+//!
+//! Decisions, in order:
+//! 1. Deleted tombstones (sync responses), contacts without a resource name and repeated
+//!    resource names are ignored. Unmanaged contacts are counted and never looked at
+//!    again.
+//! 2. Managed contacts are grouped by `orgsync.id`. When several share an id (a crash
+//!    between create and record, or another tool copying them) one is kept — the one
+//!    with the most personal additions, then the one whose hash is current, then the
+//!    smallest resource name — the person's additions on the others are folded into it,
+//!    and the others are deleted (`duplicates_merged`).
+//! 3. Each selected source user except the target themself: no managed contact →
+//!    create; otherwise merge (see the module docs of [`crate::contacts`]) → update or
+//!    unchanged.
+//! 4. Managed contacts whose id is not selected any more (left the directory, left the
+//!    scope, or the target themself): deleted, or with [`LeaverPolicy::Keep`] relabelled
+//!    — the leaver label appended to the family name, `orgsync.state = left`, removed
+//!    from the managed group but kept in My Contacts. Relabelling is reversible: if the
+//!    person comes back, the normal merge rewrites names, markers and memberships.
+//! 5. If the result would exceed the per-account contact cap, nothing is planned and the
+//!    plan says why (`skipped`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use orgsync_wire::people::{
+    CONTACTS_PER_USER_CAP, ClientData, MY_CONTACTS, Membership, Name, Person,
+};
+use serde::{Deserialize, Serialize};
+
+use super::mapping::{
+    DesiredContact, MAPPING_VERSION, MappingOptions, desired_contact, email_of, external_id_of,
+    name_of, organization_of, phone_of,
+};
+use super::markers;
+use crate::hash::{short_fingerprint, stable_hash};
+use crate::scope::DirectorySnapshot;
+
+/// Used in creates when the managed group does not exist yet (`orgsync contacts plan`
+/// on a fresh account). The executor creates the group and calls
+/// [`UserPlan::resolve_managed_group`] before writing.
+pub const MANAGED_GROUP_PLACEHOLDER: &str = "contactGroups/orgsync-managed-group";
+
+/// What happens to the contact of someone who left the directory or the scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaverPolicy {
+    #[default]
+    Delete,
+    Keep,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PlanOptions {
+    pub leavers: LeaverPolicy,
+    /// Per-account contact cap (google-apis §3.6).
+    pub contact_cap: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            leavers: LeaverPolicy::Delete,
+            contact_cap: CONTACTS_PER_USER_CAP,
+        }
+    }
+}
+
+/// The member whose address book is planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetUser {
+    /// Directory id: this person never receives their own contact.
+    pub directory_id: String,
+    pub email: String,
+    /// Resource name of this user's managed contact group, when it exists.
+    pub managed_group: Option<String>,
+}
+
+/// The desired contact of every selected source user, computed once per run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredDirectory {
+    pub contacts: BTreeMap<String, DesiredContact>,
+    hashes: BTreeMap<String, String>,
+    pub mapping: MappingOptions,
+    /// Users the directory read returned (before scope).
+    pub read_count: usize,
+    digest: String,
+}
+
+impl DesiredDirectory {
+    pub fn build(snapshot: &DirectorySnapshot, mapping: &MappingOptions) -> Self {
+        let contacts: BTreeMap<String, DesiredContact> = snapshot
+            .users
+            .values()
+            .filter_map(|u| desired_contact(u, mapping))
+            .map(|d| (d.directory_id.clone(), d))
+            .collect();
+        let hashes: BTreeMap<String, String> = contacts
+            .iter()
+            .map(|(id, d)| (id.clone(), d.hash()))
+            .collect();
+        let photos: Vec<(&String, &Option<String>)> =
+            contacts.iter().map(|(id, d)| (id, &d.photo_etag)).collect();
+        let digest = stable_hash(&(MAPPING_VERSION, mapping, &hashes, photos));
+        DesiredDirectory {
+            contacts,
+            hashes,
+            mapping: mapping.clone(),
+            read_count: snapshot.read_count,
+            digest,
+        }
+    }
+
+    /// No selected source user (an empty or failed read, or a scope selecting nobody).
+    pub fn is_empty(&self) -> bool {
+        self.contacts.is_empty()
+    }
+
+    /// Hash of every desired contact and the mapping options.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    pub fn hash_of(&self, directory_id: &str) -> Option<&str> {
+        self.hashes.get(directory_id).map(String::as_str)
+    }
+}
+
+/// A stable hash of everything that determines `target`'s desired contacts: the
+/// directory digest, the target (self-exclusion, managed group) and the plan options.
+/// If it equals the hash stored after the last successful sync and the People sync
+/// token reports no change, the executor can skip the user: one read, no writes.
+pub fn view_hash(target: &TargetUser, directory: &DesiredDirectory, opts: &PlanOptions) -> String {
+    stable_hash(&(
+        directory.digest(),
+        &target.directory_id,
+        &target.managed_group,
+        opts,
+    ))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactCreate {
+    pub directory_id: String,
+    pub person: Person,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactUpdate {
+    /// Empty for an orphan (managed marker without an id).
+    pub directory_id: String,
+    pub resource_name: String,
+    pub etag: Option<String>,
+    /// The merged contact (carries the etag); only `update_mask` fields are replaced.
+    pub person: Person,
+    /// People field names, e.g. `["names", "phoneNumbers"]`.
+    pub update_mask: Vec<String>,
+}
+
+impl ContactUpdate {
+    /// `updatePersonFields` / `updateMask` value.
+    pub fn update_mask_string(&self) -> String {
+        self.update_mask.join(",")
+    }
+}
+
+/// A photo the executor should upload (Directory `users.photos.get` →
+/// `updateContactPhoto`), then record with [`markers::set_photo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoWrite {
+    pub directory_id: String,
+    /// `None` for a contact created by this plan (look it up by directory id).
+    pub resource_name: Option<String>,
+    pub photo_etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPlan {
+    pub target_email: String,
+    pub target_id: String,
+    pub creates: Vec<ContactCreate>,
+    pub updates: Vec<ContactUpdate>,
+    /// Leavers' contacts (and orphans) to delete.
+    pub deletes: Vec<String>,
+    /// Leavers kept and relabelled (`LeaverPolicy::Keep`), or relabelled again.
+    pub relabels: Vec<ContactUpdate>,
+    /// Duplicate managed contacts to delete (their personal additions were folded into
+    /// the kept contact's update).
+    pub duplicates_merged: Vec<String>,
+    pub photo_writes: Vec<PhotoWrite>,
+    pub unchanged: usize,
+    /// Distinct managed contacts observed (duplicates included).
+    pub managed_observed: usize,
+    pub personal_observed: usize,
+    pub observed_total: usize,
+    /// Set when nothing is planned on purpose (e.g. the contact cap).
+    pub skipped: Option<String>,
+    pub view_hash: String,
+}
+
+impl UserPlan {
+    /// No contact write planned (photos included).
+    pub fn is_empty(&self) -> bool {
+        self.write_count() == 0 && self.photo_writes.is_empty()
+    }
+
+    /// Contacts created + updated + relabelled + deleted.
+    pub fn write_count(&self) -> usize {
+        self.creates.len()
+            + self.updates.len()
+            + self.relabels.len()
+            + self.deletes.len()
+            + self.duplicates_merged.len()
+    }
+
+    /// Every resource name to delete (leavers, then duplicates).
+    pub fn all_deletes(&self) -> impl Iterator<Item = &str> {
+        self.deletes
+            .iter()
+            .chain(&self.duplicates_merged)
+            .map(String::as_str)
+    }
+
+    /// Replace [`MANAGED_GROUP_PLACEHOLDER`] in creates by the real group.
+    pub fn resolve_managed_group(&mut self, resource_name: &str) {
+        for c in &mut self.creates {
+            for m in &mut c.person.memberships {
+                if let Some(g) = m.contact_group_membership.as_mut()
+                    && g.contact_group_resource_name.as_deref() == Some(MANAGED_GROUP_PLACEHOLDER)
+                {
+                    g.contact_group_resource_name = Some(resource_name.to_string());
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Value keys and fingerprints
+
+pub fn email_key(v: &str) -> String {
+    v.trim().to_lowercase()
+}
+
+/// `+`, digits and letters, lower-cased: "+44 (20) 1234-5" and "+4420 12345" are the
+/// same number. Falls back to the trimmed text when nothing is left.
+pub fn phone_key(v: &str) -> String {
+    let k: String = v
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '+')
+        .flat_map(char::to_lowercase)
+        .collect();
+    if k.is_empty() {
+        v.trim().to_string()
+    } else {
+        k
+    }
+}
+
+pub fn external_id_key(kind: &str, v: &str) -> String {
+    format!("{}|{}", kind.trim().to_lowercase(), v.trim())
+}
+
+fn org_key(name: Option<&str>, title: Option<&str>, dept: Option<&str>) -> String {
+    let f = |s: Option<&str>| s.map(str::trim).unwrap_or("").to_string();
+    format!("{}|{}|{}", f(name), f(title), f(dept))
+}
+
+fn token(prefix: char, key: &str) -> String {
+    format!("{prefix}:{}", short_fingerprint(key))
+}
+
+fn email_token(v: &str) -> String {
+    token('e', &email_key(v))
+}
+fn phone_token(v: &str) -> String {
+    token('p', &phone_key(v))
+}
+fn external_id_token(kind: &str, v: &str) -> String {
+    token('x', &external_id_key(kind, v))
+}
+fn org_token(name: Option<&str>, title: Option<&str>, dept: Option<&str>) -> String {
+    token('o', &org_key(name, title, dept))
+}
+
+/// Fingerprints of every list entry a desired contact writes (`orgsync.owned`).
+pub(crate) fn desired_tokens(d: &DesiredContact) -> BTreeSet<String> {
+    let mut t = BTreeSet::new();
+    t.extend(d.emails.iter().map(|e| email_token(&e.value)));
+    t.extend(d.phones.iter().map(|p| phone_token(&p.value)));
+    t.extend(
+        d.external_ids
+            .iter()
+            .map(|x| external_id_token(&x.kind, &x.value)),
+    );
+    if let Some(o) = &d.organization {
+        t.insert(org_token(
+            o.name.as_deref(),
+            o.title.as_deref(),
+            o.department.as_deref(),
+        ));
+    }
+    t
+}
+
+/// Phone types orgsync writes for work numbers; the fallback ownership rule uses them.
+const WORK_PHONE_TYPES: [&str; 8] = [
+    "work",
+    "mobile",
+    "workMobile",
+    "workFax",
+    "pager",
+    "workPager",
+    "main",
+    "googleVoice",
+];
+
+/// Who owns which entries of one observed managed contact.
+struct Ownership {
+    owned: Option<BTreeSet<String>>,
+    wanted: BTreeSet<String>,
+}
+
+impl Ownership {
+    fn new(p: &Person, d: Option<&DesiredContact>) -> Self {
+        Ownership {
+            owned: markers::owned_set(p),
+            wanted: d.map(desired_tokens).unwrap_or_default(),
+        }
+    }
+
+    /// `fallback` is the rule used when `orgsync.owned` is missing.
+    fn is_ours(&self, tok: Option<String>, fallback: bool) -> bool {
+        let Some(tok) = tok else { return false };
+        self.wanted.contains(&tok)
+            || match &self.owned {
+                Some(o) => o.contains(&tok),
+                None => fallback,
+            }
+    }
+
+    fn email(&self, e: &orgsync_wire::people::EmailAddress) -> bool {
+        let tok = e.value.as_deref().map(email_token);
+        self.is_ours(tok, e.kind.as_deref() == Some("work"))
+    }
+
+    fn phone(&self, p: &orgsync_wire::people::PhoneNumber) -> bool {
+        let tok = p.value.as_deref().map(phone_token);
+        let fallback = p
+            .kind
+            .as_deref()
+            .is_some_and(|k| WORK_PHONE_TYPES.contains(&k));
+        self.is_ours(tok, fallback)
+    }
+
+    fn external_id(&self, x: &orgsync_wire::people::ExternalId) -> bool {
+        let kind = x.kind.as_deref().unwrap_or("");
+        let tok = x.value.as_deref().map(|v| external_id_token(kind, v));
+        self.is_ours(tok, kind == "organization")
+    }
+
+    fn organization(&self, o: &orgsync_wire::people::Organization) -> bool {
+        let tok = Some(org_token(
+            o.name.as_deref(),
+            o.title.as_deref(),
+            o.department.as_deref(),
+        ));
+        self.is_ours(tok, true)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Projections: what a field means, without server decorations
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
+}
+
+fn trimmed(s: &Option<String>) -> String {
+    s.as_deref().map(str::trim).unwrap_or("").to_string()
+}
+
+fn proj_names(p: &Person, strict: bool) -> Vec<(String, String, String)> {
+    p.names
+        .iter()
+        .map(|n| {
+            (
+                trimmed(&n.given_name),
+                trimmed(&n.family_name),
+                if strict {
+                    trimmed(&n.unstructured_name)
+                } else {
+                    String::new()
+                },
+            )
+        })
+        .collect()
+}
+
+fn proj_emails(p: &Person) -> Vec<(String, String)> {
+    sorted(
+        p.email_addresses
+            .iter()
+            .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    )
+}
+
+fn proj_phones(p: &Person) -> Vec<(String, String)> {
+    sorted(
+        p.phone_numbers
+            .iter()
+            .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    )
+}
+
+fn proj_external_ids(p: &Person) -> Vec<(String, String)> {
+    sorted(
+        p.external_ids
+            .iter()
+            .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    )
+}
+
+fn proj_orgs(p: &Person) -> Vec<(String, String, String, bool)> {
+    sorted(
+        p.organizations
+            .iter()
+            .map(|o| {
+                (
+                    trimmed(&o.name),
+                    trimmed(&o.title),
+                    trimmed(&o.department),
+                    o.current.unwrap_or(false),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn proj_client_data(p: &Person) -> Vec<(String, String)> {
+    sorted(
+        p.client_data
+            .iter()
+            .map(|c| (trimmed(&c.key), trimmed(&c.value)))
+            .collect(),
+    )
+}
+
+fn group_name(m: &Membership) -> Option<String> {
+    let g = m.contact_group_membership.as_ref()?;
+    g.contact_group_resource_name.clone().or_else(|| {
+        g.contact_group_id
+            .as_ref()
+            .map(|id| format!("contactGroups/{id}"))
+    })
+}
+
+fn proj_memberships(p: &Person) -> Vec<String> {
+    let mut v: Vec<String> = p.memberships.iter().filter_map(group_name).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Fields whose managed projection differs, in People field-name order.
+fn changed_fields(before: &Person, after: &Person, strict_names: bool) -> Vec<String> {
+    let mut mask = Vec::new();
+    if proj_client_data(before) != proj_client_data(after) {
+        mask.push("clientData");
+    }
+    if proj_emails(before) != proj_emails(after) {
+        mask.push("emailAddresses");
+    }
+    if proj_external_ids(before) != proj_external_ids(after) {
+        mask.push("externalIds");
+    }
+    if proj_memberships(before) != proj_memberships(after) {
+        mask.push("memberships");
+    }
+    if proj_names(before, strict_names) != proj_names(after, strict_names) {
+        mask.push("names");
+    }
+    if proj_orgs(before) != proj_orgs(after) {
+        mask.push("organizations");
+    }
+    if proj_phones(before) != proj_phones(after) {
+        mask.push("phoneNumbers");
+    }
+    mask.into_iter().map(str::to_string).collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Merge, absorb, relabel
+
+fn is_orgsync_key(c: &ClientData) -> bool {
+    c.key
+        .as_deref()
+        .is_some_and(|k| k.starts_with(markers::PREFIX))
+}
+
+/// `base` with the managed fields replaced by `d` and everything else kept.
+fn merge(base: &Person, d: &DesiredContact, group: Option<&str>) -> Person {
+    let own = Ownership::new(base, Some(d));
+    let mut p = base.clone();
+
+    let mut name = name_of(d);
+    if let Some(old) = base.names.first() {
+        name.extra = old.extra.clone();
+    }
+    p.names = vec![name];
+
+    p.email_addresses = d.emails.iter().map(email_of).collect();
+    p.email_addresses.extend(
+        base.email_addresses
+            .iter()
+            .filter(|e| !own.email(e))
+            .cloned(),
+    );
+
+    p.phone_numbers = d.phones.iter().map(phone_of).collect();
+    p.phone_numbers
+        .extend(base.phone_numbers.iter().filter(|e| !own.phone(e)).cloned());
+
+    p.external_ids = d.external_ids.iter().map(external_id_of).collect();
+    p.external_ids.extend(
+        base.external_ids
+            .iter()
+            .filter(|e| !own.external_id(e))
+            .cloned(),
+    );
+
+    p.organizations = d.organization.iter().map(organization_of).collect();
+    p.organizations.extend(
+        base.organizations
+            .iter()
+            .filter(|o| !own.organization(o))
+            .cloned(),
+    );
+
+    let photo = base.client_data_value(markers::PHOTO).map(str::to_string);
+    p.client_data = base
+        .client_data
+        .iter()
+        .filter(|c| !is_orgsync_key(c))
+        .cloned()
+        .collect();
+    p.client_data
+        .extend(markers::for_desired(d, photo.as_deref()));
+
+    p.memberships = merge_memberships(base, group, true);
+    keep_unchanged_fields(base, p, !hash_is_current(base, d))
+}
+
+fn hash_is_current(p: &Person, d: &DesiredContact) -> bool {
+    p.client_data_value(markers::HASH) == Some(d.hash().as_str())
+}
+
+/// Memberships: everything not ours kept; My Contacts always; the managed group when
+/// `join` (and known), removed when not `join`.
+fn merge_memberships(base: &Person, group: Option<&str>, join: bool) -> Vec<Membership> {
+    let mut out: Vec<Membership> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut has_my_contacts = false;
+    for m in &base.memberships {
+        let Some(name) = group_name(m) else {
+            out.push(m.clone());
+            continue;
+        };
+        if Some(name.as_str()) == group {
+            continue;
+        }
+        if name == MY_CONTACTS {
+            has_my_contacts = true;
+        }
+        if seen.insert(name) {
+            out.push(m.clone());
+        }
+    }
+    if !has_my_contacts {
+        out.insert(0, Membership::group(MY_CONTACTS));
+    }
+    // With the group unknown (`None`), every existing membership was kept above.
+    if join && let Some(g) = group {
+        out.push(Membership::group(g));
+    }
+    out
+}
+
+/// Keep the observed value (verbatim, decorations and all) of every field whose
+/// projection did not change, so an update never rewrites a field needlessly.
+fn keep_unchanged_fields(base: &Person, mut p: Person, strict_names: bool) -> Person {
+    let changed = changed_fields(base, &p, strict_names);
+    let has = |f: &str| changed.iter().any(|c| c == f);
+    if !has("names") {
+        p.names = base.names.clone();
+    }
+    if !has("emailAddresses") {
+        p.email_addresses = base.email_addresses.clone();
+    }
+    if !has("phoneNumbers") {
+        p.phone_numbers = base.phone_numbers.clone();
+    }
+    if !has("externalIds") {
+        p.external_ids = base.external_ids.clone();
+    }
+    if !has("organizations") {
+        p.organizations = base.organizations.clone();
+    }
+    if !has("clientData") {
+        p.client_data = base.client_data.clone();
+    }
+    if !has("memberships") {
+        p.memberships = base.memberships.clone();
+    }
+    p
+}
+
+/// A kept leaver: label appended to the family name (once), `orgsync.state = left`,
+/// out of the managed group, still in My Contacts.
+fn relabel(base: &Person, group: Option<&str>, label: &str) -> Person {
+    let mut p = base.clone();
+    let already = base.client_data_value(markers::STATE) == Some(markers::STATE_LEFT);
+    if !already {
+        if p.names.is_empty() {
+            p.names.push(Name::default());
+        }
+        let n = &mut p.names[0];
+        let append = |s: &Option<String>| match s.as_deref().map(str::trim) {
+            Some(s) if !s.is_empty() => format!("{s} {label}"),
+            _ => label.to_string(),
+        };
+        n.family_name = Some(append(&n.family_name));
+        if n.unstructured_name.is_some() {
+            n.unstructured_name = Some(append(&n.unstructured_name));
+        }
+        p.client_data
+            .retain(|c| c.key.as_deref() != Some(markers::STATE));
+        p.client_data
+            .push(ClientData::new(markers::STATE, markers::STATE_LEFT));
+    }
+    p.memberships = merge_memberships(base, group, false);
+    keep_unchanged_fields(base, p, true)
+}
+
+/// How much the person added to a managed contact (used to pick the keeper among
+/// duplicates).
+fn personal_additions(p: &Person, d: Option<&DesiredContact>, group: Option<&str>) -> usize {
+    let own = Ownership::new(p, d);
+    p.email_addresses.iter().filter(|e| !own.email(e)).count()
+        + p.phone_numbers.iter().filter(|e| !own.phone(e)).count()
+        + p.external_ids
+            .iter()
+            .filter(|e| !own.external_id(e))
+            .count()
+        + p.organizations
+            .iter()
+            .filter(|e| !own.organization(e))
+            .count()
+        + p.client_data.iter().filter(|c| !is_orgsync_key(c)).count()
+        + p.biographies.len()
+        + p.user_defined.len()
+        + p.extra.len()
+        + p.memberships
+            .iter()
+            .filter_map(group_name)
+            .filter(|g| g != MY_CONTACTS && Some(g.as_str()) != group)
+            .count()
+}
+
+/// Fold the personal additions of `other` into `keeper` (entries not already there).
+fn absorb(keeper: &mut Person, other: &Person, d: Option<&DesiredContact>) {
+    let own = Ownership::new(other, d);
+    let keeper_own = Ownership::new(keeper, d);
+    for e in other.email_addresses.iter().filter(|e| !own.email(e)) {
+        let k = e.value.as_deref().map(email_key);
+        if !keeper
+            .email_addresses
+            .iter()
+            .any(|x| x.value.as_deref().map(email_key) == k)
+            && !keeper_own.email(e)
+        {
+            keeper.email_addresses.push(e.clone());
+        }
+    }
+    for e in other.phone_numbers.iter().filter(|e| !own.phone(e)) {
+        let k = e.value.as_deref().map(phone_key);
+        if !keeper
+            .phone_numbers
+            .iter()
+            .any(|x| x.value.as_deref().map(phone_key) == k)
+            && !keeper_own.phone(e)
+        {
+            keeper.phone_numbers.push(e.clone());
+        }
+    }
+    for e in other.external_ids.iter().filter(|e| !own.external_id(e)) {
+        if !keeper
+            .external_ids
+            .iter()
+            .any(|x| x.value == e.value && x.kind == e.kind)
+            && !keeper_own.external_id(e)
+        {
+            keeper.external_ids.push(e.clone());
+        }
+    }
+    for o in other.organizations.iter().filter(|o| !own.organization(o)) {
+        if !keeper
+            .organizations
+            .iter()
+            .any(|x| (&x.name, &x.title, &x.department) == (&o.name, &o.title, &o.department))
+            && !keeper_own.organization(o)
+        {
+            keeper.organizations.push(o.clone());
+        }
+    }
+    for c in other.client_data.iter().filter(|c| !is_orgsync_key(c)) {
+        if !keeper
+            .client_data
+            .iter()
+            .any(|x| x.key == c.key && x.value == c.value)
+        {
+            keeper.client_data.push(c.clone());
+        }
+    }
+    let have: BTreeSet<String> = keeper.memberships.iter().filter_map(group_name).collect();
+    for m in &other.memberships {
+        if let Some(g) = group_name(m)
+            && !have.contains(&g)
+        {
+            keeper.memberships.push(Membership::group(g));
+        }
+    }
+    // Biographies are a singleton field (more than one is a 400): keep the keeper's,
+    // or take the other's when the keeper has none. Other singletons likewise.
+    if keeper.biographies.is_empty() {
+        keeper.biographies = other.biographies.clone();
+    }
+    for u in &other.user_defined {
+        if !keeper
+            .user_defined
+            .iter()
+            .any(|x| x.key == u.key && x.value == u.value)
+        {
+            keeper.user_defined.push(u.clone());
+        }
+    }
+}
+
+/// Keeper first, then the duplicates to delete.
+fn pick_keeper<'a>(
+    mut list: Vec<&'a Person>,
+    d: Option<&DesiredContact>,
+    group: Option<&str>,
+) -> (&'a Person, Vec<&'a Person>) {
+    list.sort_by(|a, b| {
+        let score = |p: &Person| {
+            (
+                personal_additions(p, d, group),
+                d.is_some_and(|d| hash_is_current(p, d)),
+            )
+        };
+        score(b)
+            .cmp(&score(a))
+            .then_with(|| a.resource_name.cmp(&b.resource_name))
+    });
+    let keeper = list.remove(0);
+    (keeper, list)
+}
+
+fn update_of(
+    directory_id: &str,
+    original: &Person,
+    merged: Person,
+    strict_names: bool,
+) -> Option<ContactUpdate> {
+    let mask = changed_fields(original, &merged, strict_names);
+    if mask.is_empty() {
+        return None;
+    }
+    let mut person = merged;
+    person.etag = original.etag.clone();
+    Some(ContactUpdate {
+        directory_id: directory_id.to_string(),
+        resource_name: original.resource_name.clone().unwrap_or_default(),
+        etag: original.etag.clone(),
+        person,
+        update_mask: mask,
+    })
+}
+
+/// Plan one target's address book. Pure: same inputs, same plan.
+pub fn plan_user(
+    target: &TargetUser,
+    directory: &DesiredDirectory,
+    observed: &[Person],
+    opts: &PlanOptions,
+) -> UserPlan {
+    let group = target.managed_group.as_deref();
+    let mut plan = UserPlan {
+        target_email: target.email.clone(),
+        target_id: target.directory_id.clone(),
+        view_hash: view_hash(target, directory, opts),
+        ..Default::default()
+    };
+
+    // 1. Classify.
+    let mut seen = BTreeSet::new();
+    let mut managed: BTreeMap<&str, Vec<&Person>> = BTreeMap::new();
+    let mut orphans: Vec<&Person> = Vec::new();
+    for p in observed {
+        if p.is_deleted() {
+            continue;
+        }
+        let Some(rn) = p.resource_name.as_deref() else {
+            continue;
+        };
+        if !seen.insert(rn) {
+            continue;
+        }
+        plan.observed_total += 1;
+        if let Some(id) = markers::managed_id(p) {
+            managed.entry(id).or_default().push(p);
+            plan.managed_observed += 1;
+        } else if markers::is_orphan(p) {
+            orphans.push(p);
+            plan.managed_observed += 1;
+        } else {
+            plan.personal_observed += 1;
+        }
+    }
+
+    // 3. Selected sources.
+    for (id, d) in &directory.contacts {
+        if *id == target.directory_id {
+            continue;
+        }
+        match managed.remove(id.as_str()) {
+            None => {
+                plan.creates.push(ContactCreate {
+                    directory_id: id.clone(),
+                    person: d.to_new_person(group.unwrap_or(MANAGED_GROUP_PLACEHOLDER)),
+                });
+                if let Some(etag) = &d.photo_etag {
+                    plan.photo_writes.push(PhotoWrite {
+                        directory_id: id.clone(),
+                        resource_name: None,
+                        photo_etag: etag.clone(),
+                    });
+                }
+            }
+            Some(list) => {
+                let (keeper, dups) = pick_keeper(list, Some(d), group);
+                let mut base = keeper.clone();
+                for dup in &dups {
+                    absorb(&mut base, dup, Some(d));
+                    plan.duplicates_merged
+                        .push(dup.resource_name.clone().unwrap_or_default());
+                }
+                let strict = !hash_is_current(keeper, d);
+                let merged = merge(&base, d, group);
+                match update_of(id, keeper, merged, strict) {
+                    Some(u) => plan.updates.push(u),
+                    None => plan.unchanged += 1,
+                }
+                if let Some(etag) = &d.photo_etag
+                    && keeper.client_data_value(markers::PHOTO) != Some(etag.as_str())
+                {
+                    plan.photo_writes.push(PhotoWrite {
+                        directory_id: id.clone(),
+                        resource_name: keeper.resource_name.clone(),
+                        photo_etag: etag.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    // 4. Leavers (including the target themself and orphans).
+    let leavers = managed
+        .into_iter()
+        .map(|(id, list)| (id.to_string(), list))
+        .chain(orphans.into_iter().map(|p| (String::new(), vec![p])));
+    for (id, list) in leavers {
+        match opts.leavers {
+            LeaverPolicy::Delete => {
+                plan.deletes.extend(
+                    list.iter()
+                        .map(|p| p.resource_name.clone().unwrap_or_default()),
+                );
+            }
+            LeaverPolicy::Keep => {
+                let (keeper, dups) = pick_keeper(list, None, group);
+                let mut base = keeper.clone();
+                for dup in &dups {
+                    absorb(&mut base, dup, None);
+                    plan.duplicates_merged
+                        .push(dup.resource_name.clone().unwrap_or_default());
+                }
+                let relabelled = relabel(&base, group, &directory.mapping.leaver_label);
+                match update_of(&id, keeper, relabelled, true) {
+                    Some(u) => plan.relabels.push(u),
+                    None => plan.unchanged += 1,
+                }
+            }
+        }
+    }
+
+    // 5. Contact cap.
+    let after = (plan.observed_total + plan.creates.len())
+        .saturating_sub(plan.deletes.len() + plan.duplicates_merged.len());
+    if after > opts.contact_cap {
+        let reason = format!(
+            "{} would have {after} contacts after this sync ({} now, {} to create, {} to delete); \
+             the per-account cap is {}. Narrow the source scope or make room, then re-run.",
+            target.email,
+            plan.observed_total,
+            plan.creates.len(),
+            plan.deletes.len() + plan.duplicates_merged.len(),
+            opts.contact_cap
+        );
+        let counts = (
+            plan.managed_observed,
+            plan.personal_observed,
+            plan.observed_total,
+        );
+        plan = UserPlan {
+            target_email: plan.target_email,
+            target_id: plan.target_id,
+            view_hash: plan.view_hash,
+            managed_observed: counts.0,
+            personal_observed: counts.1,
+            observed_total: counts.2,
+            skipped: Some(reason),
+            ..Default::default()
+        };
+    }
+    plan
+}

@@ -1,0 +1,128 @@
+//! The mass-deletion guard, shared by both jobs.
+//!
+//! The worst failure of directory-sync tools is a transient or empty read treated as
+//! "nobody exists" (awslabs/ssosync#194, prior-art §3.3 item 1; Entra's `TooManyDeletes`
+//! quarantine). So a run that would delete/deprovision more than a share of what it
+//! manages (default 20%), or anything at all while the directory read selected nobody,
+//! stops before writing and says why and what to check. `--force` overrides.
+//!
+//! What counts: contact deletions of leavers (not duplicates: a duplicate's person keeps
+//! one contact, and relabels delete nothing), and app users deprovisioned because they
+//! are gone from the directory or the scope (not suspensions: those are facts the
+//! directory stated, not absences a bad read could fake).
+
+use serde::{Deserialize, Serialize};
+
+use crate::contacts::{DesiredDirectory, UserPlan};
+use crate::users::UsersPlan;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SafetyGuard {
+    /// Largest share (0.0–1.0) of managed items one run may delete.
+    pub max_delete_share: f64,
+    /// Proceed even when the guard would stop (`--force`).
+    pub force: bool,
+}
+
+impl Default for SafetyGuard {
+    fn default() -> Self {
+        SafetyGuard {
+            max_delete_share: 0.20,
+            force: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "verdict", rename_all = "camelCase")]
+pub enum GuardVerdict {
+    Proceed,
+    /// The guard would have stopped, but `force` was set.
+    Forced {
+        reason: String,
+    },
+    /// Do not write anything.
+    Stop {
+        reason: String,
+        what_to_check: String,
+    },
+}
+
+impl GuardVerdict {
+    pub fn may_proceed(&self) -> bool {
+        !matches!(self, GuardVerdict::Stop { .. })
+    }
+}
+
+impl SafetyGuard {
+    /// Check every target's contact plan of one run together.
+    pub fn check_contacts(&self, plans: &[UserPlan], directory: &DesiredDirectory) -> GuardVerdict {
+        let managed: usize = plans
+            .iter()
+            .filter(|p| p.skipped.is_none())
+            .map(|p| p.managed_observed)
+            .sum();
+        let deletions: usize = plans.iter().map(|p| p.deletes.len()).sum();
+        self.check(
+            "managed contacts",
+            managed,
+            deletions,
+            directory.is_empty(),
+            directory.read_count,
+            "check the [contacts] scope rules (org units, groups, query, include/exclude) and \
+             that the directory read succeeded and returned everyone (admin subject, customer, \
+             read-only scope)",
+        )
+    }
+
+    /// Check a users reconcile plan.
+    pub fn check_users(&self, plan: &UsersPlan) -> GuardVerdict {
+        self.check(
+            "active app users",
+            plan.observed_active,
+            plan.deprovisions,
+            plan.directory_read == 0,
+            plan.directory_read,
+            "check the [users] scope rules (org units, groups, query, include/exclude) and that \
+             the directory read succeeded and returned everyone (admin subject, customer, \
+             read-only scope)",
+        )
+    }
+
+    fn check(
+        &self,
+        what: &str,
+        managed: usize,
+        deletions: usize,
+        directory_empty: bool,
+        read_count: usize,
+        check_hint: &str,
+    ) -> GuardVerdict {
+        let reason = if deletions > 0 && directory_empty {
+            Some(format!(
+                "the directory read returned {read_count} users and selected none, yet this run \
+                 would remove {deletions} of {managed} {what}"
+            ))
+        } else if deletions > 0 && (deletions as f64) > self.max_delete_share * managed as f64 {
+            Some(format!(
+                "this run would remove {deletions} of {managed} {what} ({:.1}%), more than the \
+                 configured limit of {:.1}%",
+                100.0 * deletions as f64 / managed.max(1) as f64,
+                100.0 * self.max_delete_share
+            ))
+        } else {
+            None
+        };
+        match (reason, self.force) {
+            (None, _) => GuardVerdict::Proceed,
+            (Some(reason), true) => GuardVerdict::Forced { reason },
+            (Some(reason), false) => GuardVerdict::Stop {
+                reason: format!("safety guard: {reason}; nothing was written"),
+                what_to_check: format!(
+                    "{check_hint}; re-run with --force if these removals are intended"
+                ),
+            },
+        }
+    }
+}
