@@ -26,6 +26,7 @@ pub mod error;
 pub mod faults;
 pub mod generate;
 pub mod gmail;
+pub mod keys;
 pub mod oauth;
 pub mod people;
 pub mod persist;
