@@ -1,0 +1,315 @@
+//! Admin SDK Directory v1: users, groups, members, push channels (reference §2).
+//!
+//! Calls impersonate the configured admin ([`crate::ClientConfig::admin_subject`]) unless
+//! a handle is made with [`GoogleClient::directory_as`].
+
+use futures::Stream;
+use orgsync_wire::directory::{
+    Channel, GROUPS_MAX_PAGE, Group, Groups, Member, Members, USERS_MAX_PAGE, User, UserMakeAdmin,
+    UserUndelete, Users,
+};
+use reqwest::Method;
+
+use crate::error::Error;
+use crate::paging::{items, pages};
+use crate::transport::{Call, GoogleClient, Lane, encode_segment};
+
+const USERS: &str = "admin/directory/v1/users";
+
+/// `users.list` / `users.watch` parameters. Without `customer` or `domain`,
+/// `customer=my_customer` is sent (one of them is required).
+#[derive(Debug, Clone, Default)]
+pub struct UsersListParams {
+    pub customer: Option<String>,
+    pub domain: Option<String>,
+    pub query: Option<String>,
+    /// `email`, `familyName`, `givenName`.
+    pub order_by: Option<String>,
+    /// `ASCENDING`, `DESCENDING`.
+    pub sort_order: Option<String>,
+    /// `basic` (default), `custom`, `full`.
+    pub projection: Option<String>,
+    pub custom_field_mask: Option<String>,
+    /// `admin_view` (default), `domain_public`.
+    pub view_type: Option<String>,
+    pub show_deleted: bool,
+    /// Page size; defaults to the maximum, 500.
+    pub max_results: Option<u32>,
+}
+
+impl UsersListParams {
+    fn apply(&self, mut call: Call) -> Call {
+        if self.customer.is_none() && self.domain.is_none() {
+            call = call.query("customer", "my_customer");
+        }
+        call = call
+            .query_opt("customer", self.customer.clone())
+            .query_opt("domain", self.domain.clone())
+            .query_opt("query", self.query.clone())
+            .query_opt("orderBy", self.order_by.clone())
+            .query_opt("sortOrder", self.sort_order.clone())
+            .query_opt("projection", self.projection.clone())
+            .query_opt("customFieldMask", self.custom_field_mask.clone())
+            .query_opt("viewType", self.view_type.clone());
+        if self.show_deleted {
+            call = call.query("showDeleted", "true");
+        }
+        call
+    }
+}
+
+/// `groups.list` parameters: `customer`, `domain` or `userKey` (groups of one user).
+#[derive(Debug, Clone, Default)]
+pub struct GroupsListParams {
+    pub customer: Option<String>,
+    pub domain: Option<String>,
+    pub user_key: Option<String>,
+    pub query: Option<String>,
+    pub max_results: Option<u32>,
+}
+
+/// A Directory handle for one impersonated admin.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    client: GoogleClient,
+    subject: Option<String>,
+}
+
+impl GoogleClient {
+    /// Directory calls as the configured admin subject.
+    pub fn directory(&self) -> Directory {
+        Directory {
+            subject: self.config().admin_subject.clone(),
+            client: self.clone(),
+        }
+    }
+
+    /// Directory calls as `subject` (None: the credential's own identity).
+    pub fn directory_as(&self, subject: Option<&str>) -> Directory {
+        Directory {
+            subject: subject.map(str::to_string),
+            client: self.clone(),
+        }
+    }
+}
+
+impl Directory {
+    fn call(&self, id: &'static str, http: Method, path: String) -> Call {
+        Call::new(id, Lane::Directory, http, path).subject(self.subject.as_deref())
+    }
+
+    /// `users.list`, page by page, to the end.
+    pub fn users_pages(
+        &self,
+        params: UsersListParams,
+    ) -> impl Stream<Item = Result<Users, Error>> + Send + 'static {
+        let this = self.clone();
+        let max = params
+            .max_results
+            .unwrap_or(USERS_MAX_PAGE)
+            .clamp(1, USERS_MAX_PAGE);
+        pages(self.client.clone(), move |token| {
+            params
+                .apply(this.call("directory.users.list", Method::GET, USERS.into()))
+                .query("maxResults", max.to_string())
+                .query_opt("pageToken", token)
+        })
+    }
+
+    /// `users.list`, user by user, streamed (one page in memory at a time).
+    pub fn users_list(
+        &self,
+        params: UsersListParams,
+    ) -> impl Stream<Item = Result<User, Error>> + Send + 'static {
+        items(self.users_pages(params))
+    }
+
+    /// `users.get`; `projection` `basic`/`custom`/`full`, `view_type` as for list.
+    pub async fn users_get(
+        &self,
+        user_key: &str,
+        projection: Option<&str>,
+        view_type: Option<&str>,
+    ) -> Result<User, Error> {
+        let call = self
+            .call(
+                "directory.users.get",
+                Method::GET,
+                format!("{USERS}/{}", encode_segment(user_key)),
+            )
+            .query_opt("projection", projection)
+            .query_opt("viewType", view_type);
+        self.client.send_json(call).await
+    }
+
+    /// `users.insert`. Not idempotent: after an unknown outcome, `users_get` the
+    /// primary email before inserting again (a repeat gets 409).
+    pub async fn users_insert(&self, user: &User) -> Result<User, Error> {
+        let call = self
+            .call("directory.users.insert", Method::POST, USERS.into())
+            .json(user)?;
+        self.client.send_json(call).await
+    }
+
+    /// `users.update` (PUT: full replacement of the fields sent).
+    pub async fn users_update(&self, user_key: &str, user: &User) -> Result<User, Error> {
+        let call = self
+            .call(
+                "directory.users.update",
+                Method::PUT,
+                format!("{USERS}/{}", encode_segment(user_key)),
+            )
+            .json(user)?;
+        self.client.send_json(call).await
+    }
+
+    /// `users.delete`.
+    pub async fn users_delete(&self, user_key: &str) -> Result<(), Error> {
+        let call = self.call(
+            "directory.users.delete",
+            Method::DELETE,
+            format!("{USERS}/{}", encode_segment(user_key)),
+        );
+        self.client.send(call).await.map(drop)
+    }
+
+    /// `users.undelete` (user key must be the unique id). Repeating it is harmless.
+    pub async fn users_undelete(
+        &self,
+        user_key: &str,
+        org_unit_path: Option<&str>,
+    ) -> Result<(), Error> {
+        let call = self
+            .call(
+                "directory.users.undelete",
+                Method::POST,
+                format!("{USERS}/{}/undelete", encode_segment(user_key)),
+            )
+            .json(&UserUndelete {
+                org_unit_path: org_unit_path.map(str::to_string),
+            })?
+            .idempotent(true);
+        self.client.send(call).await.map(drop)
+    }
+
+    /// `users.makeAdmin`. Setting a status is idempotent.
+    pub async fn users_make_admin(&self, user_key: &str, status: bool) -> Result<(), Error> {
+        let call = self
+            .call(
+                "directory.users.makeAdmin",
+                Method::POST,
+                format!("{USERS}/{}/makeAdmin", encode_segment(user_key)),
+            )
+            .json(&UserMakeAdmin { status })?
+            .idempotent(true);
+        self.client.send(call).await.map(drop)
+    }
+
+    /// `users.watch` for one `event` (`add`, `update`, `delete`, `undelete`,
+    /// `makeAdmin`). Not idempotent (each call opens a channel).
+    pub async fn users_watch(
+        &self,
+        params: &UsersListParams,
+        event: &str,
+        channel: &Channel,
+    ) -> Result<Channel, Error> {
+        let call = params
+            .apply(self.call(
+                "directory.users.watch",
+                Method::POST,
+                format!("{USERS}/watch"),
+            ))
+            .query("event", event)
+            .json(channel)?;
+        self.client.send_json(call).await
+    }
+
+    /// `admin.channels.stop` — note the `directory_v1` path (reference §2.13).
+    /// Stopping twice is harmless, so it is retried.
+    pub async fn channels_stop(&self, channel: &Channel) -> Result<(), Error> {
+        let body = Channel {
+            id: channel.id.clone(),
+            resource_id: channel.resource_id.clone(),
+            ..Default::default()
+        };
+        let call = self
+            .call(
+                "admin.channels.stop",
+                Method::POST,
+                "admin/directory_v1/channels/stop".into(),
+            )
+            .json(&body)?
+            .idempotent(true);
+        self.client.send(call).await.map(drop)
+    }
+
+    /// `groups.list`, page by page (200 per page).
+    pub fn groups_pages(
+        &self,
+        params: GroupsListParams,
+    ) -> impl Stream<Item = Result<Groups, Error>> + Send + 'static {
+        let this = self.clone();
+        let max = params
+            .max_results
+            .unwrap_or(GROUPS_MAX_PAGE)
+            .clamp(1, GROUPS_MAX_PAGE);
+        pages(self.client.clone(), move |token| {
+            let mut call = this.call(
+                "directory.groups.list",
+                Method::GET,
+                "admin/directory/v1/groups".into(),
+            );
+            if params.customer.is_none() && params.domain.is_none() && params.user_key.is_none() {
+                call = call.query("customer", "my_customer");
+            }
+            call.query_opt("customer", params.customer.clone())
+                .query_opt("domain", params.domain.clone())
+                .query_opt("userKey", params.user_key.clone())
+                .query_opt("query", params.query.clone())
+                .query("maxResults", max.to_string())
+                .query_opt("pageToken", token)
+        })
+    }
+
+    pub fn groups_list(
+        &self,
+        params: GroupsListParams,
+    ) -> impl Stream<Item = Result<Group, Error>> + Send + 'static {
+        items(self.groups_pages(params))
+    }
+
+    /// `members.list` of one group (200 per page).
+    pub fn members_pages(
+        &self,
+        group_key: &str,
+        include_derived_membership: bool,
+        roles: Option<&str>,
+    ) -> impl Stream<Item = Result<Members, Error>> + Send + 'static {
+        let this = self.clone();
+        let path = format!(
+            "admin/directory/v1/groups/{}/members",
+            encode_segment(group_key)
+        );
+        let roles = roles.map(str::to_string);
+        pages(self.client.clone(), move |token| {
+            let mut call = this
+                .call("directory.members.list", Method::GET, path.clone())
+                .query("maxResults", GROUPS_MAX_PAGE.to_string())
+                .query_opt("roles", roles.clone())
+                .query_opt("pageToken", token);
+            if include_derived_membership {
+                call = call.query("includeDerivedMembership", "true");
+            }
+            call
+        })
+    }
+
+    pub fn members_list(
+        &self,
+        group_key: &str,
+        include_derived_membership: bool,
+        roles: Option<&str>,
+    ) -> impl Stream<Item = Result<Member, Error>> + Send + 'static {
+        items(self.members_pages(group_key, include_derived_membership, roles))
+    }
+}
