@@ -1035,3 +1035,48 @@ async fn people_me_and_snapshot_round_trip() {
     assert_eq!(s, 200);
     assert_eq!(v["names"][0]["givenName"], "snap2");
 }
+
+#[tokio::test]
+async fn seeded_personal_contacts_are_deterministic_and_varied() {
+    let mut cfg = EmulatorConfig::for_tests(5);
+    cfg.personal_contacts_per_user = 6;
+    let h = spawn(cfg.clone()).await.expect("spawn");
+    let h2 = spawn(cfg).await.expect("spawn");
+    let snap = |h: &EmulatorHandle| {
+        let s = h.emulator.people.snapshot();
+        s.users
+            .iter()
+            .map(|b| {
+                let people: Vec<Value> = b
+                    .contacts
+                    .values()
+                    .map(|c| serde_json::to_value(&c.data).unwrap())
+                    .collect();
+                (b.user.clone(), people)
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = snap(&h);
+    assert_eq!(a, snap(&h2), "seeding must be deterministic");
+    assert!(!a.is_empty());
+    for (_, people) in &a {
+        assert_eq!(people.len(), 6);
+        // Some carry a colleague's work address (the org's domain).
+        assert!(people.iter().any(|p| {
+            p["emailAddresses"][0]["value"]
+                .as_str()
+                .is_some_and(|v| v.ends_with("@example.com"))
+        }));
+        assert!(people.iter().any(|p| p.get("emailAddresses").is_some()));
+        assert!(
+            people
+                .iter()
+                .any(|p| p.get("phoneNumbers").is_some() && p.get("emailAddresses").is_none())
+        );
+        assert!(
+            people
+                .iter()
+                .any(|p| p.get("phoneNumbers").is_none() && p.get("emailAddresses").is_none())
+        );
+    }
+}

@@ -45,7 +45,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Api, ApiError};
 use crate::state::Emulator;
 
-pub use book::UserBook;
+pub use book::{Contact, Group, Tombstone, UserBook};
 
 /// Sync tokens expire this long after the full sync that started their chain.
 pub const SYNC_TOKEN_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -318,11 +318,18 @@ pub(crate) fn not_found() -> ApiError {
 /// Give generated users their personal (non-orgsync) contacts
 /// (`config.personal_contacts_per_user`). Called after [`crate::directory::seed`].
 ///
-/// The directory does not yet expose its user list, so this seeds the admin; call
-/// [`seed_users`] with the generated users' emails to seed them all.
+/// Every live directory user gets them (the admin when the directory is empty).
 pub fn seed(emu: &Emulator) {
-    let admin = emu.config.admin_email();
-    seed_users(emu, &[admin]);
+    let mut emails: Vec<String> = emu
+        .directory
+        .read()
+        .users_sorted()
+        .filter_map(|u| u.primary_email.clone())
+        .collect();
+    if emails.is_empty() {
+        emails.push(emu.config.admin_email());
+    }
+    seed_users(emu, &emails);
 }
 
 /// Seed `config.personal_contacts_per_user` personal contacts for each of `emails`,
