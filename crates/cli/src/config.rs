@@ -31,7 +31,7 @@ pub struct Config {
     pub state: StateConfig,
 }
 
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct GoogleConfig {
     /// One base URL for every API (the emulator). Unset: Google's real endpoints.
@@ -48,20 +48,6 @@ pub struct GoogleConfig {
     pub domain: Option<String>,
     /// Requests per minute per impersonated user and API (pacing to stay under quota).
     pub quotas: QuotaConfig,
-}
-
-impl Default for GoogleConfig {
-    fn default() -> Self {
-        GoogleConfig {
-            endpoint: None,
-            service_account_key_file: None,
-            service_account_key: None,
-            admin_subject: None,
-            customer: None,
-            domain: None,
-            quotas: QuotaConfig::default(),
-        }
-    }
 }
 
 impl std::fmt::Debug for GoogleConfig {
