@@ -387,3 +387,16 @@ def test_unknown_group_is_404(directory):
     with pytest.raises(HttpError) as ei:
         directory.members().list(groupKey=f"no-such-group@{DOMAIN}").execute()
     assert_legacy_error(ei.value, 404, "notFound")
+
+
+def test_standard_query_parameters_are_accepted(directory):
+    # Every Google method takes fields, quotaUser and prettyPrint (discovery `parameters`);
+    # the server may implement or ignore them, but must not refuse them.
+    got = directory.users().get(
+        userKey=ADMIN, fields="id,primaryEmail", quotaUser="conformance", prettyPrint=False
+    ).execute()
+    assert got["primaryEmail"] == ADMIN and got["id"]
+    resp = directory.users().list(
+        customer="my_customer", maxResults=3, fields="users(id,primaryEmail),nextPageToken"
+    ).execute()
+    assert len(resp["users"]) == 3 and all(u.get("primaryEmail") for u in resp["users"])

@@ -322,3 +322,11 @@ def test_contacts_are_per_impersonated_user(emulator, members):
     with pytest.raises(HttpError) as ei:
         sb.people().get(resourceName=c["resourceName"], personFields="names").execute()
     assert ei.value.resp.status == 404
+
+
+def test_standard_query_parameters_are_accepted(emulator, members):
+    svc = emulator.people(members[-3])
+    resp = svc.people().connections().list(
+        resourceName="people/me", personFields="names", fields="connections,nextPageToken", quotaUser="c"
+    ).execute()
+    assert isinstance(resp.get("connections", []), list)
