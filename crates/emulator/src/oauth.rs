@@ -380,7 +380,7 @@ async fn token(State(emu): State<Arc<Emulator>>, headers: HeaderMap, body: Bytes
     };
     emu.faults.record_token_grant(kind, result.is_ok());
     match result {
-        Ok(resp) => no_store(Json(resp).into_response()),
+        Ok(resp) => no_store(Json(token_json(&resp)).into_response()),
         Err(e) => {
             tracing::debug!(grant = kind, error = %e.body.error, "token request refused");
             no_store(e.into_response())
@@ -415,6 +415,23 @@ fn issue(
         refresh_token: None,
         id_token: None,
     }
+}
+
+/// Google's success body. Built by hand: `expires_in` must be a JSON number (the wire
+/// type writes int64 fields as strings).
+fn token_json(resp: &TokenResponse) -> Value {
+    let mut v = serde_json::json!({
+        "access_token": resp.access_token,
+        "expires_in": resp.expires_in.unwrap_or(0),
+        "token_type": resp.token_type,
+    });
+    if let Some(scope) = &resp.scope {
+        v["scope"] = scope.clone().into();
+    }
+    if let Some(rt) = &resp.refresh_token {
+        v["refresh_token"] = rt.clone().into();
+    }
+    v
 }
 
 fn decode_json_segment(segment: &str) -> Option<Value> {
