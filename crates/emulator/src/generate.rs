@@ -793,6 +793,7 @@ pub fn generate(config: &EmulatorConfig, now_ms: i64) -> DirectoryState {
     }
 
     let mut managers: Vec<Option<String>> = vec![None; UNITS.len()];
+    let mut placed: Vec<(String, usize, bool)> = Vec::with_capacity(specs.len());
     let mut all_taken = taken;
     for (i, spec) in specs.iter().enumerate() {
         let (dept, ou, _, titles, cost_center, _) = UNITS[spec.unit];
@@ -865,19 +866,65 @@ pub fn generate(config: &EmulatorConfig, now_ms: i64) -> DirectoryState {
             None => managers[spec.unit] = Some(email),
         }
         common(&mut user, created, rng.random_bool(0.7));
+        placed.push((user.id.clone().unwrap_or_default(), spec.unit, is_manager));
         state.put_user(StoredUser {
             user,
             version: 0,
             deleted_at_ms: None,
         });
     }
-    crate::directory::groups::generate_groups(&mut state, &specs_units(&specs), &managers);
+    generate_groups(&mut state, &placed, &mut rng);
     state
 }
 
-/// (unit index) of each generated user, in generation order.
-fn specs_units(specs: &[Spec]) -> Vec<usize> {
-    specs.iter().map(|s| s.unit).collect()
+/// One group per org unit (managers are OWNERs), one per department nesting its unit
+/// groups, and `all-staff` nesting the department groups, with the admin as OWNER.
+fn generate_groups(state: &mut DirectoryState, placed: &[(String, usize, bool)], rng: &mut StdRng) {
+    use crate::directory::groups::{GroupRec, MemberRec};
+    let domain = state.domain.clone();
+    let mut unit_groups: Vec<String> = Vec::with_capacity(UNITS.len());
+    for (i, (dept, ou, _, _, _, local)) in UNITS.iter().enumerate() {
+        let members = placed
+            .iter()
+            .filter(|(_, unit, _)| *unit == i)
+            .map(|(id, _, manager)| MemberRec::user(id, if *manager { "OWNER" } else { "MEMBER" }))
+            .collect();
+        let id = state.put_group(GroupRec::new(
+            rng,
+            &format!("{local}@{domain}"),
+            &format!("{dept} {}", ou.rsplit('/').next().unwrap_or(dept)),
+            &format!("Everyone in {ou}"),
+            members,
+        ));
+        unit_groups.push(id);
+    }
+    let mut dept_groups = Vec::new();
+    for (dept, local) in DEPARTMENT_GROUPS {
+        let members = UNITS
+            .iter()
+            .zip(&unit_groups)
+            .filter(|(u, _)| u.0 == *dept)
+            .map(|(_, gid)| MemberRec::group(gid))
+            .collect();
+        dept_groups.push(state.put_group(GroupRec::new(
+            rng,
+            &format!("{local}@{domain}"),
+            dept,
+            &format!("The {dept} department"),
+            members,
+        )));
+    }
+    let mut members: Vec<MemberRec> = dept_groups.iter().map(|g| MemberRec::group(g)).collect();
+    if let Some(admin) = state.find_subject(&format!("admin@{domain}")) {
+        members.insert(0, MemberRec::user(&admin.id, "OWNER"));
+    }
+    state.put_group(GroupRec::new(
+        rng,
+        &format!("all-staff@{domain}"),
+        "All staff",
+        "Everyone in the company",
+        members,
+    ));
 }
 
 /// The org unit table: (department, org unit path, group local part).

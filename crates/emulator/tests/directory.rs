@@ -844,3 +844,231 @@ async fn non_admins_and_missing_scopes_are_refused() {
         .await;
     assert_eq!(s, 401);
 }
+
+const GROUPS: &str = "/admin/directory/v1/groups";
+
+#[tokio::test]
+async fn groups_list_get_and_nested_members() {
+    let env = env(400).await;
+    // Paging over every group, 5 at a time, in email order.
+    let mut all = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (s, b) = env
+            .get(&format!(
+                "{GROUPS}?customer=my_customer&maxResults=5&pageToken={}",
+                urlencode(&page_token)
+            ))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["kind"], "admin#directory#groups");
+        for g in b["groups"].as_array().unwrap() {
+            assert!(g["directMembersCount"].is_string(), "int64 as string");
+            all.push(g["email"].as_str().unwrap().to_string());
+        }
+        match b["nextPageToken"].as_str() {
+            Some(t) => page_token = t.to_string(),
+            None => break,
+        }
+    }
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted);
+    assert!(all.contains(&"all-staff@example.com".to_string()));
+    assert!(all.contains(&"engineering@example.com".to_string()));
+    let (s, _) = env.get(GROUPS).await;
+    assert_eq!(s, 400, "customer, domain or userKey is required");
+    let (s, _) = env
+        .get(&format!("{GROUPS}?customer=my_customer&maxResults=0"))
+        .await;
+    assert_eq!(s, 400);
+
+    let (s, g) = env.get(&format!("{GROUPS}/platform%40example.com")).await;
+    assert_eq!(s, 200);
+    let direct: i64 = g["directMembersCount"].as_str().unwrap().parse().unwrap();
+    let (_, b) = env
+        .get(&format!("{GROUPS}/{}", g["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(b["email"], "platform@example.com", "by id too");
+    let (s, b) = env.get(&format!("{GROUPS}/nope%40example.com")).await;
+    assert_eq!(s, 404);
+    assert_eq!(b["error"]["message"], "Resource Not Found: groupKey");
+
+    // Direct members of engineering@ are the three unit groups; derived adds users.
+    let (_, b) = env
+        .get(&format!("{GROUPS}/engineering%40example.com/members"))
+        .await;
+    let direct_members = b["members"].as_array().unwrap();
+    assert_eq!(direct_members.len(), 3);
+    assert!(direct_members.iter().all(|m| m["type"] == "GROUP"));
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/platform%40example.com/members?maxResults=200"
+        ))
+        .await;
+    assert_eq!(
+        b["members"].as_array().unwrap().len() as i64,
+        direct.min(200)
+    );
+    let mut derived = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (s, b) = env
+            .get(&format!("{GROUPS}/all-staff%40example.com/members?includeDerivedMembership=true&maxResults=200&pageToken={}", urlencode(&page_token)))
+            .await;
+        assert_eq!(s, 200, "{b}");
+        derived.extend(b["members"].as_array().unwrap().iter().cloned());
+        match b["nextPageToken"].as_str() {
+            Some(t) => page_token = t.to_string(),
+            None => break,
+        }
+    }
+    let user_members: HashSet<_> = derived
+        .iter()
+        .filter(|m| m["type"] == "USER")
+        .map(|m| m["email"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        user_members.len(),
+        401,
+        "every user reaches all-staff through nesting"
+    );
+    let ids: HashSet<_> = derived
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), derived.len(), "each member once");
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/platform%40example.com/members?roles=OWNER"
+        ))
+        .await;
+    let owners = b["members"].as_array().unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0]["role"], "OWNER");
+    let (s, _) = env
+        .get(&format!(
+            "{GROUPS}/platform%40example.com/members?roles=BOSS"
+        ))
+        .await;
+    assert_eq!(s, 400);
+
+    // hasMember is nested; userKey lists direct groups.
+    let someone = owners[0]["email"].as_str().unwrap().to_string();
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/all-staff%40example.com/hasMember/{}",
+            urlencode(&someone)
+        ))
+        .await;
+    assert_eq!(b, json!({"isMember": true}));
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/finance%40example.com/hasMember/{}",
+            urlencode(&someone)
+        ))
+        .await;
+    assert_eq!(b, json!({"isMember": false}));
+    let (s, _) = env
+        .get(&format!(
+            "{GROUPS}/finance%40example.com/hasMember/ghost%40example.com"
+        ))
+        .await;
+    assert_eq!(s, 404);
+    let (_, b) = env
+        .get(&format!("{GROUPS}?userKey={}", urlencode(&someone)))
+        .await;
+    let mine: Vec<_> = b["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(mine, ["platform@example.com"]);
+    let (s, _) = env
+        .get(&format!(
+            "{GROUPS}?userKey={}&customer=my_customer",
+            urlencode(&someone)
+        ))
+        .await;
+    assert_eq!(s, 400);
+
+    // Missing group scope.
+    let users_only = token(&env.handle, "admin@example.com", &[scopes::DIRECTORY_USER]);
+    let (s, b) = env
+        .get_as(&users_only, &format!("{GROUPS}?customer=my_customer"))
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(error_reason(&b), "insufficientPermissions");
+}
+
+#[tokio::test]
+async fn groups_and_members_insert_refuse_duplicates_and_cycles() {
+    let env = env(5).await;
+    let (s, a) = env
+        .post(GROUPS, json!({"email": "a@example.com", "name": "A"}))
+        .await;
+    assert_eq!(s, 200, "{a}");
+    assert_eq!(a["directMembersCount"], "0");
+    let (s, _) = env.post(GROUPS, json!({"email": "A@example.com"})).await;
+    assert_eq!(s, 409);
+    let (s, _) = env.post(GROUPS, json!({"email": "b@example.com"})).await;
+    assert_eq!(s, 200);
+    let (s, m) = env
+        .post(
+            &format!("{GROUPS}/a%40example.com/members"),
+            json!({"email": "b@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{m}");
+    assert_eq!(m["type"], "GROUP");
+    let (s, _) = env
+        .post(
+            &format!("{GROUPS}/b%40example.com/members"),
+            json!({"email": "a@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 400, "cycles are rejected");
+    env.post(USERS, new_user("m@example.com")).await;
+    let (s, m) = env
+        .post(
+            &format!("{GROUPS}/b%40example.com/members"),
+            json!({"email": "m@example.com", "role": "manager"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(m["role"], "MANAGER");
+    assert_eq!(m["status"], "ACTIVE");
+    let (s, _) = env
+        .post(
+            &format!("{GROUPS}/b%40example.com/members"),
+            json!({"email": "M@example.com"}),
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/a%40example.com/hasMember/m%40example.com"
+        ))
+        .await;
+    assert_eq!(b["isMember"], true);
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/a%40example.com/members?includeDerivedMembership=true"
+        ))
+        .await;
+    assert_eq!(b["members"].as_array().unwrap().len(), 2);
+    // A deleted user leaves the group's member list.
+    env.send(
+        reqwest::Method::DELETE,
+        &format!("{USERS}/m%40example.com"),
+        None,
+    )
+    .await;
+    let (_, b) = env
+        .get(&format!(
+            "{GROUPS}/a%40example.com/members?includeDerivedMembership=true"
+        ))
+        .await;
+    assert_eq!(b["members"].as_array().unwrap().len(), 1);
+}

@@ -343,7 +343,7 @@ fn starts_ci(hay: &str, prefix: &str) -> bool {
     hay.to_lowercase().starts_with(&prefix.to_lowercase())
 }
 
-fn text_match(op: &Op, hay: &str, value: &str) -> bool {
+pub(crate) fn text_match(op: &Op, hay: &str, value: &str) -> bool {
     match op {
         Op::Eq => eq_ci(hay, value),
         Op::Contains => contains_words(hay, value),
