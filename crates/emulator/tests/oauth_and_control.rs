@@ -337,6 +337,54 @@ async fn unknown_subject_is_invalid_grant() {
 }
 
 #[tokio::test]
+async fn suspended_subject_is_invalid_grant() {
+    let h = start(3).await;
+    let key = key_of(&h);
+    let c = claims(&h, &key, Some(ADMIN), scopes::DIRECTORY_USER);
+    let (_, body) = grant(&h, &sign(&key.private_key, Some(&key.private_key_id), &c)).await;
+    let admin = body["access_token"].as_str().unwrap().to_string();
+    let list: Value = http()
+        .get(format!(
+            "{}/admin/directory/v1/users?customer=my_customer&maxResults=10",
+            h.base_url
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let member = list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["primaryEmail"].as_str())
+        .find(|e| *e != ADMIN)
+        .expect("a generated member")
+        .to_string();
+    let ok = claims(&h, &key, Some(&member), scopes::CONTACTS);
+    assert_eq!(
+        grant(&h, &sign(&key.private_key, Some(&key.private_key_id), &ok))
+            .await
+            .0,
+        StatusCode::OK
+    );
+
+    let resp = http()
+        .patch(format!("{}/admin/directory/v1/users/{member}", h.base_url))
+        .bearer_auth(&admin)
+        .json(&json!({"suspended": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let c = claims(&h, &key, Some(&member), scopes::CONTACTS);
+    let got = grant(&h, &sign(&key.private_key, Some(&key.private_key_id), &c)).await;
+    assert_oauth_error(&got, 400, "invalid_grant", messages::INVALID_EMAIL);
+}
+
+#[tokio::test]
 async fn grant_without_subject_acts_as_the_service_account() {
     let h = start(0).await;
     let key = key_of(&h);
