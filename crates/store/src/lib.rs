@@ -10,6 +10,15 @@
 //! Conventions every backend follows: timestamps are integer Unix milliseconds, JSON is TEXT
 //! (SQLite) or JSONB (PostgreSQL), and each user change writes its outbox entry in the same
 //! transaction.
+//!
+//! Opening a store (the binary does this; see [`BackendKind::from_url`]):
+//!
+//! ```text
+//! match BackendKind::from_url(url)? {
+//!     BackendKind::Sqlite => Arc::new(SqliteStore::connect(url).await?) as Arc<dyn Store>,
+//!     BackendKind::Postgres => Arc::new(PgStore::connect(url).await?),
+//! }
+//! ```
 
 pub mod channels;
 pub mod error;
@@ -18,6 +27,7 @@ pub mod outbox;
 pub mod state;
 mod store;
 pub mod time;
+mod url;
 pub mod users;
 
 #[cfg(feature = "conformance")]
@@ -29,6 +39,7 @@ pub use jobs::{Enqueued, Job, JobState, NewJob};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxKind};
 pub use state::{ContactsUserState, Lease};
 pub use store::Store;
+pub use url::BackendKind;
 pub use users::{
     AppUser, ApplyReport, ChangeOutcome, Phone, UserChange, UserProfile, UserQuery, UserWrite,
 };
