@@ -1559,3 +1559,40 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Scale smoke test
+
+#[test]
+fn two_thousand_person_org_plans_a_no_change_run_quickly() {
+    let users: Vec<User> = (0..2000)
+        .map(|i| {
+            user(
+                &format!("{i}"),
+                &format!("u{i}@x.com"),
+                "U",
+                &format!("{i}"),
+                &[("work", "+1 555 0100"), ("mobile", "+1 555 0199")],
+            )
+        })
+        .collect();
+    let dir = directory(&users, &MappingOptions::default());
+    let mut book = Book::default();
+    sync(&mut book, &target("0"), &dir, &PlanOptions::default());
+    let contacts = book.list();
+    let start = std::time::Instant::now();
+    let runs = 5;
+    for _ in 0..runs {
+        let plan = plan_user(&target("0"), &dir, &contacts, &PlanOptions::default());
+        assert_eq!(plan.unchanged, 1999);
+        assert!(no_writes(&plan));
+    }
+    let per_target = start.elapsed() / runs;
+    eprintln!("no-change plan for 1,999 contacts: {per_target:?} per target (debug build)");
+    // Generous bound for an unoptimised build on a busy 2-core machine; the real
+    // figure is reported by the benchmark.
+    assert!(
+        per_target < std::time::Duration::from_secs(2),
+        "{per_target:?}"
+    );
+}

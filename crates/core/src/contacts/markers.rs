@@ -57,11 +57,20 @@ pub fn owned_set(p: &Person) -> Option<BTreeSet<String>> {
 
 /// The markers for a contact that shows `d`.
 pub(crate) fn for_desired(d: &DesiredContact, photo: Option<&str>) -> Vec<ClientData> {
-    let owned: Vec<String> = desired_tokens(d).into_iter().collect();
+    build(&d.directory_id, &d.hash(), &desired_tokens(d), photo)
+}
+
+pub(crate) fn build(
+    id: &str,
+    hash: &str,
+    tokens: &BTreeSet<String>,
+    photo: Option<&str>,
+) -> Vec<ClientData> {
+    let owned: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let mut v = vec![
         ClientData::new(SOURCE, SOURCE_VALUE),
-        ClientData::new(ID, d.directory_id.clone()),
-        ClientData::new(HASH, d.hash()),
+        ClientData::new(ID, id),
+        ClientData::new(HASH, hash),
         ClientData::new(OWNED, owned.join(" ")),
     ];
     if let Some(photo) = photo {

@@ -85,7 +85,9 @@ pub struct TargetUser {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredDirectory {
     pub contacts: BTreeMap<String, DesiredContact>,
-    hashes: BTreeMap<String, String>,
+    /// Per contact: hash and owned-entry fingerprints, computed once per run (a plan
+    /// for 5,000 targets would otherwise recompute them 25 million times).
+    prepared: BTreeMap<String, Prepared>,
     pub mapping: MappingOptions,
     /// Users the directory read returned (before scope).
     pub read_count: usize,
@@ -100,16 +102,24 @@ impl DesiredDirectory {
             .filter_map(|u| desired_contact(u, mapping))
             .map(|d| (d.directory_id.clone(), d))
             .collect();
-        let hashes: BTreeMap<String, String> = contacts
+        let prepared: BTreeMap<String, Prepared> = contacts
             .iter()
-            .map(|(id, d)| (id.clone(), d.hash()))
+            .map(|(id, d)| {
+                let p = Prepared {
+                    hash: d.hash(),
+                    tokens: desired_tokens(d),
+                };
+                (id.clone(), p)
+            })
             .collect();
+        let hashes: BTreeMap<&String, &String> =
+            prepared.iter().map(|(id, p)| (id, &p.hash)).collect();
         let photos: Vec<(&String, &Option<String>)> =
             contacts.iter().map(|(id, d)| (id, &d.photo_etag)).collect();
         let digest = stable_hash(&(MAPPING_VERSION, mapping, &hashes, photos));
         DesiredDirectory {
             contacts,
-            hashes,
+            prepared,
             mapping: mapping.clone(),
             read_count: snapshot.read_count,
             digest,
@@ -127,8 +137,31 @@ impl DesiredDirectory {
     }
 
     pub fn hash_of(&self, directory_id: &str) -> Option<&str> {
-        self.hashes.get(directory_id).map(String::as_str)
+        self.prepared.get(directory_id).map(|p| p.hash.as_str())
     }
+
+    fn want<'a>(&'a self, id: &str, d: &'a DesiredContact) -> Want<'a> {
+        let p = &self.prepared[id];
+        Want {
+            d,
+            hash: &p.hash,
+            tokens: &p.tokens,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Prepared {
+    hash: String,
+    tokens: BTreeSet<String>,
+}
+
+/// A desired contact with its precomputed hash and fingerprints.
+#[derive(Clone, Copy)]
+struct Want<'a> {
+    d: &'a DesiredContact,
+    hash: &'a str,
+    tokens: &'a BTreeSet<String>,
 }
 
 /// A stable hash of everything that determines `target`'s desired contacts: the
@@ -325,23 +358,23 @@ const WORK_PHONE_TYPES: [&str; 8] = [
 ];
 
 /// Who owns which entries of one observed managed contact.
-struct Ownership {
+struct Ownership<'a> {
     owned: Option<BTreeSet<String>>,
-    wanted: BTreeSet<String>,
+    wanted: Option<&'a BTreeSet<String>>,
 }
 
-impl Ownership {
-    fn new(p: &Person, d: Option<&DesiredContact>) -> Self {
+impl<'a> Ownership<'a> {
+    fn new(p: &Person, w: Option<Want<'a>>) -> Self {
         Ownership {
             owned: markers::owned_set(p),
-            wanted: d.map(desired_tokens).unwrap_or_default(),
+            wanted: w.map(|w| w.tokens),
         }
     }
 
     /// `fallback` is the rule used when `orgsync.owned` is missing.
     fn is_ours(&self, tok: Option<String>, fallback: bool) -> bool {
         let Some(tok) = tok else { return false };
-        self.wanted.contains(&tok)
+        self.wanted.is_some_and(|w| w.contains(&tok))
             || match &self.owned {
                 Some(o) => o.contains(&tok),
                 None => fallback,
@@ -512,8 +545,9 @@ fn is_orgsync_key(c: &ClientData) -> bool {
 }
 
 /// `base` with the managed fields replaced by `d` and everything else kept.
-fn merge(base: &Person, d: &DesiredContact, group: Option<&str>) -> Person {
-    let own = Ownership::new(base, Some(d));
+fn merge(base: &Person, w: Want<'_>, group: Option<&str>) -> Person {
+    let d = w.d;
+    let own = Ownership::new(base, Some(w));
     let mut p = base.clone();
 
     let mut name = name_of(d);
@@ -557,15 +591,19 @@ fn merge(base: &Person, d: &DesiredContact, group: Option<&str>) -> Person {
         .filter(|c| !is_orgsync_key(c))
         .cloned()
         .collect();
-    p.client_data
-        .extend(markers::for_desired(d, photo.as_deref()));
+    p.client_data.extend(markers::build(
+        &d.directory_id,
+        w.hash,
+        w.tokens,
+        photo.as_deref(),
+    ));
 
     p.memberships = merge_memberships(base, group, true);
-    keep_unchanged_fields(base, p, !hash_is_current(base, d))
+    keep_unchanged_fields(base, p, !hash_is_current(base, w))
 }
 
-fn hash_is_current(p: &Person, d: &DesiredContact) -> bool {
-    p.client_data_value(markers::HASH) == Some(d.hash().as_str())
+fn hash_is_current(p: &Person, w: Want<'_>) -> bool {
+    p.client_data_value(markers::HASH) == Some(w.hash)
 }
 
 /// Memberships: everything not ours kept; My Contacts always; the managed group when
@@ -657,8 +695,8 @@ fn relabel(base: &Person, group: Option<&str>, label: &str) -> Person {
 
 /// How much the person added to a managed contact (used to pick the keeper among
 /// duplicates).
-fn personal_additions(p: &Person, d: Option<&DesiredContact>, group: Option<&str>) -> usize {
-    let own = Ownership::new(p, d);
+fn personal_additions(p: &Person, w: Option<Want<'_>>, group: Option<&str>) -> usize {
+    let own = Ownership::new(p, w);
     p.email_addresses.iter().filter(|e| !own.email(e)).count()
         + p.phone_numbers.iter().filter(|e| !own.phone(e)).count()
         + p.external_ids
@@ -681,9 +719,9 @@ fn personal_additions(p: &Person, d: Option<&DesiredContact>, group: Option<&str
 }
 
 /// Fold the personal additions of `other` into `keeper` (entries not already there).
-fn absorb(keeper: &mut Person, other: &Person, d: Option<&DesiredContact>) {
-    let own = Ownership::new(other, d);
-    let keeper_own = Ownership::new(keeper, d);
+fn absorb(keeper: &mut Person, other: &Person, w: Option<Want<'_>>) {
+    let own = Ownership::new(other, w);
+    let keeper_own = Ownership::new(keeper, w);
     for e in other.email_addresses.iter().filter(|e| !own.email(e)) {
         let k = e.value.as_deref().map(email_key);
         if !keeper
@@ -762,14 +800,14 @@ fn absorb(keeper: &mut Person, other: &Person, d: Option<&DesiredContact>) {
 /// Keeper first, then the duplicates to delete.
 fn pick_keeper<'a>(
     mut list: Vec<&'a Person>,
-    d: Option<&DesiredContact>,
+    w: Option<Want<'_>>,
     group: Option<&str>,
 ) -> (&'a Person, Vec<&'a Person>) {
     list.sort_by(|a, b| {
         let score = |p: &Person| {
             (
-                personal_additions(p, d, group),
-                d.is_some_and(|d| hash_is_current(p, d)),
+                personal_additions(p, w, group),
+                w.is_some_and(|w| hash_is_current(p, w)),
             )
         };
         score(b)
@@ -799,6 +837,121 @@ fn update_of(
         person,
         update_mask: mask,
     })
+}
+
+fn plan_photo(plan: &mut UserPlan, id: &str, d: &DesiredContact, existing: Option<&Person>) {
+    let Some(etag) = &d.photo_etag else { return };
+    if existing.is_some_and(|p| p.client_data_value(markers::PHOTO) == Some(etag.as_str())) {
+        return;
+    }
+    plan.photo_writes.push(PhotoWrite {
+        directory_id: id.to_string(),
+        resource_name: existing.and_then(|p| p.resource_name.clone()),
+        photo_etag: etag.clone(),
+    });
+}
+
+/// The fast path for the common case — one managed contact, hash current: true when
+/// merging would change nothing. Equivalent to `merge` + `changed_fields` being empty
+/// (checked by a `debug_assert!` that the property tests exercise), but without cloning
+/// the contact: a no-change run over 5,000 colleagues is mostly this.
+fn in_sync(p: &Person, w: Want<'_>, group: Option<&str>) -> bool {
+    let d = w.d;
+    if !hash_is_current(p, w) {
+        return false;
+    }
+    // Markers exactly as `merge` would write them.
+    let photo = p.client_data_value(markers::PHOTO);
+    let mut have: Vec<(String, String)> = p
+        .client_data
+        .iter()
+        .filter(|c| is_orgsync_key(c))
+        .map(|c| (trimmed(&c.key), trimmed(&c.value)))
+        .collect();
+    have.sort();
+    let want: Vec<(String, String)> = sorted(
+        markers::build(&d.directory_id, w.hash, w.tokens, photo)
+            .iter()
+            .map(|c| (trimmed(&c.key), trimmed(&c.value)))
+            .collect(),
+    );
+    if have != want {
+        return false;
+    }
+    // Names (lenient: the hash is current).
+    let [name] = p.names.as_slice() else {
+        return false;
+    };
+    let opt = |s: &Option<String>| s.as_deref().unwrap_or("").to_string();
+    if trimmed(&name.given_name) != opt(&d.given_name)
+        || trimmed(&name.family_name) != opt(&d.family_name)
+    {
+        return false;
+    }
+    // In each list, our entries must be exactly the desired ones.
+    let own = Ownership::new(p, Some(w));
+    let pairs = |v: &[super::mapping::TypedValue]| -> Vec<(String, String)> {
+        sorted(
+            v.iter()
+                .map(|t| (t.value.clone(), t.kind.clone()))
+                .collect(),
+        )
+    };
+    let ours_emails = sorted(
+        p.email_addresses
+            .iter()
+            .filter(|e| own.email(e))
+            .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    );
+    if ours_emails != pairs(&d.emails) {
+        return false;
+    }
+    let ours_phones = sorted(
+        p.phone_numbers
+            .iter()
+            .filter(|e| own.phone(e))
+            .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    );
+    if ours_phones != pairs(&d.phones) {
+        return false;
+    }
+    let ours_ids = sorted(
+        p.external_ids
+            .iter()
+            .filter(|e| own.external_id(e))
+            .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    );
+    if ours_ids != pairs(&d.external_ids) {
+        return false;
+    }
+    let ours_orgs: Vec<_> = sorted(
+        p.organizations
+            .iter()
+            .filter(|o| own.organization(o))
+            .map(|o| {
+                (
+                    trimmed(&o.name),
+                    trimmed(&o.title),
+                    trimmed(&o.department),
+                    o.current.unwrap_or(false),
+                )
+            })
+            .collect(),
+    );
+    let want_orgs: Vec<_> = d
+        .organization
+        .iter()
+        .map(|o| (opt(&o.name), opt(&o.title), opt(&o.department), true))
+        .collect();
+    if ours_orgs != want_orgs {
+        return false;
+    }
+    // Memberships: My Contacts, and the managed group when known.
+    let groups: BTreeSet<String> = p.memberships.iter().filter_map(group_name).collect();
+    groups.contains(MY_CONTACTS) && group.is_none_or(|g| groups.contains(g))
 }
 
 /// Plan one target's address book. Pure: same inputs, same plan.
@@ -853,37 +1006,38 @@ pub fn plan_user(
                     directory_id: id.clone(),
                     person: d.to_new_person(group.unwrap_or(MANAGED_GROUP_PLACEHOLDER)),
                 });
-                if let Some(etag) = &d.photo_etag {
-                    plan.photo_writes.push(PhotoWrite {
-                        directory_id: id.clone(),
-                        resource_name: None,
-                        photo_etag: etag.clone(),
-                    });
-                }
+                plan_photo(&mut plan, id, d, None);
+            }
+            Some(list) if list.len() == 1 && in_sync(list[0], directory.want(id, d), group) => {
+                debug_assert!(
+                    update_of(
+                        id,
+                        list[0],
+                        merge(list[0], directory.want(id, d), group),
+                        false
+                    )
+                    .is_none(),
+                    "fast path disagrees with merge for {id}"
+                );
+                plan.unchanged += 1;
+                plan_photo(&mut plan, id, d, Some(list[0]));
             }
             Some(list) => {
-                let (keeper, dups) = pick_keeper(list, Some(d), group);
+                let w = directory.want(id, d);
+                let (keeper, dups) = pick_keeper(list, Some(w), group);
                 let mut base = keeper.clone();
                 for dup in &dups {
-                    absorb(&mut base, dup, Some(d));
+                    absorb(&mut base, dup, Some(w));
                     plan.duplicates_merged
                         .push(dup.resource_name.clone().unwrap_or_default());
                 }
-                let strict = !hash_is_current(keeper, d);
-                let merged = merge(&base, d, group);
+                let strict = !hash_is_current(keeper, w);
+                let merged = merge(&base, w, group);
                 match update_of(id, keeper, merged, strict) {
                     Some(u) => plan.updates.push(u),
                     None => plan.unchanged += 1,
                 }
-                if let Some(etag) = &d.photo_etag
-                    && keeper.client_data_value(markers::PHOTO) != Some(etag.as_str())
-                {
-                    plan.photo_writes.push(PhotoWrite {
-                        directory_id: id.clone(),
-                        resource_name: keeper.resource_name.clone(),
-                        photo_etag: etag.clone(),
-                    });
-                }
+                plan_photo(&mut plan, id, d, Some(keeper));
             }
         }
     }
