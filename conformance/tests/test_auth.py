@@ -146,3 +146,23 @@ def test_missing_or_unknown_bearer_token_is_401(emulator, path):
     )
     assert resp.status == 401, content
     assert json.loads(content)["error"]["code"] == 401
+
+
+def test_revoked_token_on_a_large_post_is_refreshed_and_retried(emulator, members):
+    # An access token the emulator does not know (revoked, or issued before a restart):
+    # google-auth-httplib2 sees 401, refreshes on the same connection pool and retries.
+    # The 401 must leave the keep-alive connection usable (or say `Connection: close`),
+    # even when the server answers before reading a large request body.
+    import datetime as dt
+
+    svc = emulator.people(members[-4])
+    creds = svc._http.credentials
+    creds.token = "ya29.revoked-token-the-emulator-never-issued"
+    creds.expiry = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) + dt.timedelta(hours=1)
+    contacts = [
+        {"contactPerson": {"names": [{"givenName": f"Large{i:03d}", "familyName": "x" * 400}]}}
+        for i in range(200)
+    ]
+    resp = svc.people().batchCreateContacts(body={"contacts": contacts, "readMask": "names"}).execute()
+    assert len(resp["createdPeople"]) == 200
+    assert creds.token != "ya29.revoked-token-the-emulator-never-issued"
