@@ -163,6 +163,9 @@ pub(crate) fn classify(
         {
             ErrorKind::PreconditionFailed
         }
+        // People answers a concurrent mutation of one user with 409 ABORTED: nothing
+        // happened, try again.
+        409 if rpc_status == Some("ABORTED") => ErrorKind::Retryable,
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
         401 | 403 => ErrorKind::Auth,
@@ -300,6 +303,9 @@ mod tests {
         );
         assert_eq!(kind(Api::People, 404, "{}"), ErrorKind::NotFound);
         assert_eq!(kind(Api::People, 409, "{}"), ErrorKind::Conflict);
+        let aborted =
+            r#"{"error":{"code":409,"message":"The operation was aborted.","status":"ABORTED"}}"#;
+        assert_eq!(kind(Api::People, 409, aborted), ErrorKind::Retryable);
         assert_eq!(
             kind(Api::Directory, 400, &legacy(400, "invalid")),
             ErrorKind::Permanent
