@@ -1072,3 +1072,374 @@ async fn groups_and_members_insert_refuse_duplicates_and_cycles() {
         .await;
     assert_eq!(b["members"].as_array().unwrap().len(), 1);
 }
+
+mod push {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use axum::http::HeaderMap;
+    use tokio::sync::mpsc;
+
+    /// One request the receiver saw.
+    #[derive(Debug)]
+    pub struct Got {
+        pub headers: HeaderMap,
+        pub body: String,
+    }
+
+    /// A webhook receiver on 127.0.0.1:0 answering with scripted statuses (then 200).
+    pub struct Receiver {
+        pub url: String,
+        pub rx: mpsc::UnboundedReceiver<Got>,
+        pub script: Arc<Mutex<VecDeque<u16>>>,
+    }
+
+    impl Receiver {
+        pub async fn start() -> Receiver {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let script: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+            let s2 = script.clone();
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |headers: HeaderMap, body: String| {
+                    let tx = tx.clone();
+                    let script = s2.clone();
+                    async move {
+                        let _ = tx.send(Got { headers, body });
+                        let code = script.lock().unwrap().pop_front().unwrap_or(200);
+                        axum::http::StatusCode::from_u16(code).unwrap()
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await });
+            Receiver {
+                url: format!("http://{addr}/hook"),
+                rx,
+                script,
+            }
+        }
+
+        pub async fn next(&mut self) -> Got {
+            tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
+                .await
+                .expect("a notification within 10 s")
+                .expect("receiver open")
+        }
+
+        /// Asserts nothing arrives within `ms`.
+        pub async fn quiet(&mut self, ms: u64) {
+            if let Ok(Some(got)) =
+                tokio::time::timeout(Duration::from_millis(ms), self.rx.recv()).await
+            {
+                panic!("unexpected notification: {got:?}");
+            }
+        }
+    }
+
+    pub fn h<'a>(got: &'a Got, name: &str) -> &'a str {
+        got.headers
+            .get(name)
+            .unwrap_or_else(|| panic!("header {name} missing"))
+            .to_str()
+            .unwrap()
+    }
+}
+
+use push::{Receiver, h};
+
+async fn watch(
+    env: &Env,
+    event: &str,
+    id: &str,
+    address: &str,
+    extra: Value,
+) -> (StatusCode, Value) {
+    let mut body = json!({"id": id, "type": "web_hook", "address": address});
+    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(x.clone());
+    }
+    env.post(
+        &format!("{USERS}/watch?customer=my_customer&event={event}"),
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn watch_sends_sync_then_add_with_googles_headers_and_body() {
+    let env = env(5).await;
+    let mut rx = Receiver::start().await;
+    let (s, ch) = watch(
+        &env,
+        "add",
+        "chan-add-1",
+        &rx.url,
+        json!({"token": "tenant=acme", "params": {"ttl": "3600"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{ch}");
+    assert_eq!(ch["kind"], "api#channel");
+    assert_eq!(ch["id"], "chan-add-1");
+    let resource_id = ch["resourceId"].as_str().unwrap().to_string();
+    assert_eq!(
+        ch["resourceUri"],
+        "https://admin.googleapis.com/admin/directory/v1/users?customer=my_customer&event=add&alt=json"
+    );
+    let expiration: i64 = ch["expiration"]
+        .as_str()
+        .expect("int64 as string")
+        .parse()
+        .unwrap();
+    let now = env.handle.emulator.clock.now_ms();
+    assert!(expiration > now + 3_500_000 && expiration <= now + 3_600_000);
+
+    let sync = rx.next().await;
+    assert_eq!(h(&sync, "x-goog-resource-state"), "sync");
+    assert_eq!(h(&sync, "x-goog-message-number"), "1");
+    assert_eq!(h(&sync, "x-goog-channel-id"), "chan-add-1");
+    assert!(sync.body.is_empty());
+
+    // An update is not an add: nothing for this channel.
+    env.send(
+        reqwest::Method::PUT,
+        &format!("{USERS}/admin%40example.com"),
+        Some(json!({"name": {"givenName": "Root"}})),
+    )
+    .await;
+    let (_, created) = env.post(USERS, new_user("hooked@example.com")).await;
+    let add = rx.next().await;
+    assert_eq!(h(&add, "x-goog-resource-state"), "add");
+    assert_eq!(h(&add, "x-goog-channel-id"), "chan-add-1");
+    assert_eq!(h(&add, "x-goog-resource-id"), resource_id);
+    assert_eq!(h(&add, "x-goog-channel-token"), "tenant=acme");
+    assert_eq!(
+        h(&add, "x-goog-resource-uri"),
+        ch["resourceUri"].as_str().unwrap()
+    );
+    assert!(h(&add, "x-goog-channel-expiration").ends_with(" GMT"));
+    chrono::DateTime::parse_from_rfc2822(h(&add, "x-goog-channel-expiration"))
+        .expect("RFC 1123 date");
+    assert_eq!(h(&add, "content-type"), "application/json; charset=UTF-8");
+    let n1: u64 = h(&add, "x-goog-message-number").parse().unwrap();
+    assert!(n1 > 1);
+    let body: Value = serde_json::from_str(&add.body).unwrap();
+    assert_eq!(body["kind"], "admin#directory#user");
+    assert_eq!(body["id"], created["id"]);
+    assert_eq!(body["primaryEmail"], "hooked@example.com");
+    assert!(body["etag"].as_str().unwrap().starts_with('"'));
+    let note: orgsync_wire::directory::UserNotification = serde_json::from_str(&add.body).unwrap();
+    assert_eq!(note.id, created["id"].as_str().unwrap());
+
+    env.post(USERS, new_user("hooked2@example.com")).await;
+    let add2 = rx.next().await;
+    let n2: u64 = h(&add2, "x-goog-message-number").parse().unwrap();
+    assert!(n2 > n1, "message numbers increase");
+    rx.quiet(300).await;
+
+    // Other events each need their own channel.
+    let mut rx2 = Receiver::start().await;
+    for (event, id) in [
+        ("update", "u"),
+        ("delete", "d"),
+        ("undelete", "ud"),
+        ("makeAdmin", "m"),
+    ] {
+        let (s, _) = watch(&env, event, id, &rx2.url, json!({})).await;
+        assert_eq!(s, 200);
+        assert_eq!(h(&rx2.next().await, "x-goog-resource-state"), "sync");
+    }
+    let uid = created["id"].as_str().unwrap();
+    env.send(
+        reqwest::Method::PATCH,
+        &format!("{USERS}/{uid}"),
+        Some(json!({"suspended": true})),
+    )
+    .await;
+    assert_eq!(h(&rx2.next().await, "x-goog-resource-state"), "update");
+    env.post(&format!("{USERS}/{uid}/makeAdmin"), json!({"status": true}))
+        .await;
+    assert_eq!(h(&rx2.next().await, "x-goog-resource-state"), "makeAdmin");
+    env.send(reqwest::Method::DELETE, &format!("{USERS}/{uid}"), None)
+        .await;
+    let del = rx2.next().await;
+    assert_eq!(h(&del, "x-goog-resource-state"), "delete");
+    assert_eq!(serde_json::from_str::<Value>(&del.body).unwrap()["id"], uid);
+    env.post(&format!("{USERS}/{uid}/undelete"), json!({}))
+        .await;
+    assert_eq!(h(&rx2.next().await, "x-goog-resource-state"), "undelete");
+    rx.quiet(200).await;
+}
+
+#[tokio::test]
+async fn delivery_retries_5xx_and_gives_up_on_other_errors() {
+    let env = env(3).await;
+    let mut rx = Receiver::start().await;
+    watch(&env, "add", "retry", &rx.url, json!({})).await;
+    rx.next().await; // sync
+    rx.script.lock().unwrap().extend([503, 500]);
+    env.post(USERS, new_user("retry@example.com")).await;
+    let first = rx.next().await;
+    let second = rx.next().await;
+    let third = rx.next().await;
+    for got in [&second, &third] {
+        assert_eq!(
+            h(got, "x-goog-message-number"),
+            h(&first, "x-goog-message-number"),
+            "a retry is the same message"
+        );
+    }
+    rx.quiet(300).await;
+    let stats = orgsync_emulator::directory::push::push_stats(&env.handle.emulator);
+    let s = stats.iter().find(|s| s.id == "retry").unwrap();
+    assert_eq!(
+        (s.stats.attempts, s.stats.successes, s.stats.failures),
+        (4, 2, 0)
+    );
+
+    rx.script.lock().unwrap().extend([404]);
+    env.post(USERS, new_user("refused@example.com")).await;
+    rx.next().await;
+    rx.quiet(800).await;
+    let stats = orgsync_emulator::directory::push::push_stats(&env.handle.emulator);
+    let s = stats.iter().find(|s| s.id == "retry").unwrap();
+    assert_eq!(
+        (s.stats.attempts, s.stats.failures, s.stats.last_status),
+        (5, 1, Some(404)),
+        "404 is not retried"
+    );
+}
+
+#[tokio::test]
+async fn channels_stop_and_expiry_end_delivery() {
+    let env = env(3).await;
+    let mut rx = Receiver::start().await;
+    let (_, ch) = watch(&env, "add", "stop-me", &rx.url, json!({})).await;
+    rx.next().await;
+    let stop = json!({"id": "stop-me", "resourceId": ch["resourceId"]});
+    let (s, _) = env
+        .post(
+            "/admin/directory_v1/channels/stop",
+            json!({"id": "stop-me", "resourceId": "wrong"}),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = env
+        .post("/admin/directory_v1/channels/stop", stop.clone())
+        .await;
+    assert_eq!(s, 204);
+    env.post(USERS, new_user("after-stop@example.com")).await;
+    rx.quiet(400).await;
+    let (s, _) = env.post("/admin/directory_v1/channels/stop", stop).await;
+    assert_eq!(s, 404, "already stopped");
+    let (s, _) = env
+        .post(
+            "/admin/directory/v1/channels/stop",
+            json!({"id": "never", "resourceId": "x"}),
+        )
+        .await;
+    assert_eq!(s, 404, "the directory/v1 spelling is served too");
+    // A stopped id can be reused.
+    let (s, _) = watch(&env, "add", "stop-me", &rx.url, json!({})).await;
+    assert_eq!(s, 200);
+    rx.next().await;
+
+    // Expiry on the emulator clock.
+    let mut rx2 = Receiver::start().await;
+    let (_, ch) = watch(
+        &env,
+        "add",
+        "short",
+        &rx2.url,
+        json!({"params": {"ttl": "60"}}),
+    )
+    .await;
+    rx2.next().await;
+    let exp: i64 = ch["expiration"].as_str().unwrap().parse().unwrap();
+    assert!(exp <= env.handle.emulator.clock.now_ms() + 60_000);
+    env.handle
+        .emulator
+        .clock
+        .advance(chrono::Duration::seconds(120));
+    env.post(USERS, new_user("after-expiry@example.com")).await;
+    rx2.quiet(400).await;
+    assert!(
+        rx.next().await.body.contains("after-expiry"),
+        "the live channel still delivers"
+    );
+    let stats = orgsync_emulator::directory::push::push_stats(&env.handle.emulator);
+    assert!(stats.iter().find(|s| s.id == "short").unwrap().expired);
+
+    // TTL is capped by config (6 h by default) and by a requested expiration.
+    let (_, ch) = watch(
+        &env,
+        "update",
+        "long",
+        &rx2.url,
+        json!({"params": {"ttl": "999999"}}),
+    )
+    .await;
+    let exp: i64 = ch["expiration"].as_str().unwrap().parse().unwrap();
+    assert!(exp <= env.handle.emulator.clock.now_ms() + 6 * 3_600_000);
+    let want = env.handle.emulator.clock.now_ms() + 600_000;
+    let (_, ch) = watch(
+        &env,
+        "update",
+        "explicit",
+        &rx2.url,
+        json!({"expiration": want.to_string()}),
+    )
+    .await;
+    assert_eq!(ch["expiration"], want.to_string());
+}
+
+#[tokio::test]
+async fn watch_validates_channels() {
+    let env = env(3).await;
+    let rx = Receiver::start().await;
+    let (s, _) = watch(&env, "add", "dup", &rx.url, json!({})).await;
+    assert_eq!(s, 200);
+    let (s, b) = watch(&env, "add", "dup", &rx.url, json!({})).await;
+    assert_eq!(s, 400);
+    assert_eq!(b["error"]["message"], "Channel id not unique");
+    let (s, _) = watch(&env, "add", &"x".repeat(65), &rx.url, json!({})).await;
+    assert_eq!(s, 400);
+    let (s, _) = watch(
+        &env,
+        "add",
+        "plain-http",
+        "http://example.org/hook",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 400, "http only on loopback");
+    let (s, _) = watch(&env, "add", "tls", "https://hooks.example.org/x", json!({})).await;
+    assert_eq!(s, 200);
+    let (s, _) = watch(
+        &env,
+        "add",
+        "tok",
+        &rx.url,
+        json!({"token": "t".repeat(257)}),
+    )
+    .await;
+    assert_eq!(s, 400);
+    let (s, _) = watch(&env, "sometimes", "ev", &rx.url, json!({})).await;
+    assert_eq!(s, 400);
+    let (s, _) = env
+        .post(
+            &format!("{USERS}/watch?event=add"),
+            json!({"id": "nocust", "type": "web_hook", "address": rx.url}),
+        )
+        .await;
+    assert_eq!(s, 400, "customer or domain required");
+    let (s, _) = env
+        .post(
+            &format!("{USERS}/watch?customer=my_customer"),
+            json!({"id": "t", "type": "carrier_pigeon", "address": rx.url}),
+        )
+        .await;
+    assert_eq!(s, 400);
+}
