@@ -258,3 +258,118 @@ async fn key_file_from_the_emulator_loads_from_disk() {
         .unwrap();
     assert!(!format!("{t:?}").contains(t.secret()));
 }
+
+/// Run the emulator's installed-app flow headlessly (auto-consent) and return a refresh token.
+async fn login(
+    env: &super::common::Env,
+    user: &str,
+) -> (orgsync_wire::oauth::InstalledClient, String) {
+    use base64::Engine;
+    let client = orgsync_emulator::oauth::client_secret_file(&env.emu.emulator)
+        .unwrap()
+        .installed;
+    let verifier = "v".repeat(64);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()),
+    );
+    let redirect = "http://127.0.0.1:9/";
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http
+        .get(&client.auth_uri)
+        .query(&[
+            ("client_id", client.client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", scopes::CONTACTS),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("state", "st"),
+            ("access_type", "offline"),
+            ("login_hint", user),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = resp
+        .headers()
+        .get("location")
+        .expect("302 to the loopback")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let url = url::Url::parse(&location).unwrap();
+    let code = url
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .expect("a code")
+        .1
+        .to_string();
+    let tokens: orgsync_wire::oauth::TokenResponse = http
+        .post(&client.token_uri)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", &client.client_id),
+            ("client_secret", &client.client_secret),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        client,
+        tokens
+            .refresh_token
+            .expect("offline access gives a refresh token"),
+    )
+}
+
+#[tokio::test]
+async fn refresh_token_credential_works_and_asks_for_login_when_revoked() {
+    use orgsync_client::people::ConnectionsParams;
+    use orgsync_client::{GoogleClient, RefreshTokenCredential};
+    let env = env(2).await;
+    let user = env.non_admin().await;
+    let (client, refresh) = login(&env, &user).await;
+    let cred = Arc::new(RefreshTokenCredential::new(
+        client.client_id.clone(),
+        client.client_secret.clone(),
+        refresh.clone(),
+        client.token_uri.clone(),
+    ));
+    assert!(!format!("{cred:?}").contains(&refresh));
+    let api = GoogleClient::new(cred.clone(), super::common::config_for(&env.emu.base_url));
+    // No subject: the token is the person's own.
+    let listing = api
+        .people(&user)
+        .connections_list_all(ConnectionsParams::new("names"))
+        .await;
+    assert!(listing.is_ok(), "{listing:?}");
+    assert_eq!(cred.token_requests(), 1);
+
+    reqwest::Client::new()
+        .post(format!("{}/revoke", env.emu.base_url))
+        .form(&[("token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let fresh = RefreshTokenCredential::new(
+        client.client_id,
+        client.client_secret,
+        refresh,
+        client.token_uri,
+    );
+    let err = fresh.token(None, &[]).await.unwrap_err();
+    assert!(matches!(err, AuthError::ReauthRequired { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("run `orgsync auth login` again"),
+        "{err}"
+    );
+}
