@@ -9,8 +9,9 @@
 //!   to the loopback `redirect_uri`, so the desktop flow runs headless;
 //! - `POST /revoke` and `GET /tokeninfo`.
 //!
-//! Assertions are verified with aws-lc-rs against the key the emulator generated, the
-//! clock is the emulator's (so `clock/advance` ages codes and tokens), and `sub` must be
+//! Assertions are verified with aws-lc-rs against the key the emulator generated; an
+//! assertion's time window is checked against wall time or the emulator clock (signers
+//! use wall time), while codes and tokens age by the emulator clock (`clock/advance`), and `sub` must be
 //! a live user of the Directory. Secrets never reach logs or `Debug` output.
 
 use std::collections::HashMap;
@@ -573,15 +574,20 @@ fn jwt_bearer(emu: &Emulator, fields: &Fields) -> Result<TokenResponse, OAuthErr
         )));
     }
 
-    let now = emu.clock.now_ms() / 1000;
     let (Some(iat), Some(exp)) = (numeric_claim(&claims, "iat"), numeric_claim(&claims, "exp"))
     else {
         return Err(invalid_grant(messages::BAD_TIME));
     };
+    // The signer's clock is the real one (google-auth and orgsync sign with wall time),
+    // while tests move the emulator's clock forward to age tokens and sync tokens. An
+    // assertion is in its time window if it is so by either clock; otherwise every
+    // client would be locked out after `clock/advance`.
+    let in_window = |now: i64| iat <= now + CLOCK_SKEW_SECS && exp >= now - CLOCK_SKEW_SECS;
+    let emulator_now = emu.clock.now_ms() / 1000;
+    let wall_now = chrono::Utc::now().timestamp();
     if exp < iat
         || exp - iat > MAX_ASSERTION_LIFETIME_SECS
-        || iat > now + CLOCK_SKEW_SECS
-        || exp < now - CLOCK_SKEW_SECS
+        || !(in_window(emulator_now) || in_window(wall_now))
     {
         return Err(invalid_grant(messages::BAD_TIME));
     }

@@ -28,7 +28,50 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .merge(crate::oauth::routes())
         .merge(crate::control::routes())
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(read_body_first))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(emu)
+}
+
+/// Largest request body: Gmail's 35 MiB upload limit plus multipart overhead.
+pub const MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
+
+/// Read every request body in full before any handler or fault answers.
+///
+/// Many answers come before a handler reads the body (401 from the bearer check, an
+/// injected 503, a quota 429). If hyper then finds unread body bytes on a keep-alive
+/// connection it closes the connection without `Connection: close`, and a client that
+/// reuses the socket (google-auth-httplib2 refreshing its token after a 401) fails with
+/// a broken pipe. Draining first keeps every connection reusable, as Google's are.
+async fn read_body_first(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = req.into_parts();
+    let api = Api::from_path(parts.uri.path());
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(bytes),
+            ))
+            .await
+        }
+        Err(_) => {
+            let mut e = ApiError::bad_request(
+                api,
+                format!("Request body too large or unreadable (limit {MAX_BODY_BYTES} bytes)."),
+            );
+            e.status = StatusCode::PAYLOAD_TOO_LARGE;
+            let mut resp = e.into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            resp
+        }
+    }
 }
 
 async fn fallback(uri: axum::http::Uri) -> ApiError {
@@ -57,6 +100,9 @@ pub async fn serve(
         .await
 }
 
+/// How long shutdown waits for in-flight requests before closing connections.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A running emulator.
 pub struct EmulatorHandle {
     pub emulator: Arc<Emulator>,
@@ -72,8 +118,13 @@ impl EmulatorHandle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
-            task.await.map_err(std::io::Error::other)??;
+        if let Some(mut task) = self.task.take() {
+            // Graceful shutdown waits for open connections; a client that holds a
+            // half-sent request must not keep the emulator alive forever.
+            match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+                Ok(joined) => joined.map_err(std::io::Error::other)??,
+                Err(_) => task.abort(),
+            }
         }
         crate::persist::save(&self.emulator).map_err(std::io::Error::other)
     }

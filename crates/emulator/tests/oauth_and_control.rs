@@ -230,7 +230,7 @@ async fn unknown_issuer_is_refused() {
 }
 
 #[tokio::test]
-async fn assertion_times_are_checked_on_the_emulator_clock() {
+async fn assertion_times_are_checked_on_wall_or_emulator_clock() {
     let h = start(0).await;
     let key = key_of(&h);
     let kid = Some(key.private_key_id.as_str());
@@ -261,8 +261,9 @@ async fn assertion_times_are_checked_on_the_emulator_clock() {
         grant(&h, &with_times(t, t + 65 * 60)).await.0,
         StatusCode::OK
     );
-    // After advancing the emulator clock by two hours, a fresh wall-clock assertion has expired.
-    let stale = with_times(t, t + 3600);
+    // Signers use wall time while tests advance the emulator clock: after advancing two
+    // hours, a fresh wall-clock assertion is still accepted (google-auth must keep
+    // working), one signed on the emulator clock too, and one valid on neither is not.
     control(
         &h,
         reqwest::Method::POST,
@@ -270,7 +271,18 @@ async fn assertion_times_are_checked_on_the_emulator_clock() {
         Some(json!({"seconds": 7200})),
     )
     .await;
-    let got = grant(&h, &stale).await;
+    let wall = chrono::Utc::now().timestamp();
+    assert_eq!(
+        grant(&h, &with_times(wall, wall + 3600)).await.0,
+        StatusCode::OK
+    );
+    let emu_now = h.emulator.clock.now_ms() / 1000;
+    assert_eq!(
+        grant(&h, &with_times(emu_now, emu_now + 3600)).await.0,
+        StatusCode::OK
+    );
+    let neither = with_times(wall - 4 * 3600, wall - 3 * 3600);
+    let got = grant(&h, &neither).await;
     assert_eq!(got.1["error_description"], messages::BAD_TIME);
 }
 
