@@ -31,7 +31,8 @@ use orgsync_store::{
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Row, migrate::Migrator};
 
-use rows::{channel_cols, job_cols, outbox_cols, user_cols};
+use orgsync_store::rows::json_value as to_json;
+use rows::{channel_cols, contacts_state_cols, job_cols, outbox_cols, user_cols};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -55,11 +56,6 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Database(Box::new(e)),
     }
-}
-
-fn to_json(v: &impl serde::Serialize) -> Result<serde_json::Value> {
-    serde_json::to_value(v)
-        .map_err(|e| StoreError::InvalidArgument(format!("unserializable JSON: {e}")))
 }
 
 fn limit(n: u32) -> i64 {
@@ -517,21 +513,15 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("key").map_err(db_err)?,
-                    r.try_get("value").map_err(db_err)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(rows::key_value).collect()
     }
 
     async fn get_contacts_state(&self, target_id: &str) -> Result<Option<ContactsUserState>> {
-        let row = sqlx::query(
-            "SELECT target_id, target_email, sync_token, view_hash, managed_group, updated_at \
-             FROM contacts_user_state WHERE target_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            contacts_state_cols!(),
+            " FROM contacts_user_state WHERE target_id = $1"
+        ))
         .bind(target_id)
         .fetch_optional(&self.pool)
         .await
@@ -569,10 +559,11 @@ impl Store for PgStore {
     }
 
     async fn list_contacts_state(&self) -> Result<Vec<ContactsUserState>> {
-        let rows = sqlx::query(
-            "SELECT target_id, target_email, sync_token, view_hash, managed_group, updated_at \
-             FROM contacts_user_state ORDER BY target_id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            contacts_state_cols!(),
+            " FROM contacts_user_state ORDER BY target_id"
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;

@@ -24,6 +24,7 @@ pub mod channels;
 pub mod error;
 pub mod jobs;
 pub mod outbox;
+pub mod rows;
 pub mod state;
 mod store;
 pub mod time;
