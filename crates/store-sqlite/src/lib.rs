@@ -7,7 +7,11 @@
 //! That also makes the job claim (one `UPDATE … RETURNING`) exclusive: SQLite mode is for a
 //! single instance, PostgreSQL for several.
 //!
-//! Migrations in `migrations/` are embedded and applied on connect.
+//! Migrations in `migrations/` are embedded and applied on connect. sqlx takes no lock
+//! around SQLite migrations, so two processes opening a new file at once (a daemon starting
+//! while `orgsync channels list` runs) would both apply migration 1 and one would fail with
+//! "table already exists". Migrations of a file therefore run under an exclusive OS lock on
+//! a sidecar file `<db>.migrate-lock`; the second opener waits, then finds nothing to apply.
 
 mod rows;
 
@@ -28,7 +32,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, migrate::Migrator};
 
-use rows::{channel_cols, job_cols, outbox_cols, user_cols};
+use orgsync_store::rows::json_text as to_json;
+use rows::{channel_cols, contacts_state_cols, job_cols, outbox_cols, user_cols};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -58,9 +63,44 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn to_json(v: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(v)
-        .map_err(|e| StoreError::InvalidArgument(format!("unserializable JSON: {e}")))
+/// The sidecar lock file that serialises migrations of the database at `db`.
+fn migrate_lock_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".migrate-lock");
+    std::path::PathBuf::from(name)
+}
+
+/// An exclusive advisory lock (`flock`) held while migrations run; released on drop, and by
+/// the OS if the process dies, so a crash mid-migration never wedges the next start.
+struct MigrateLock(std::fs::File);
+
+impl MigrateLock {
+    async fn acquire(path: std::path::PathBuf) -> Result<Self> {
+        let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.lock().map(|()| f))
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("cannot lock {} for migrations: {e}", path.display()),
+                    )
+                })
+        })
+        .await
+        .map_err(|e| StoreError::Connect(Box::new(std::io::Error::other(e))))?
+        .map_err(|e| StoreError::Connect(Box::new(e)))?;
+        Ok(MigrateLock(file))
+    }
+}
+
+impl Drop for MigrateLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 fn limit(n: u32) -> i64 {
@@ -94,6 +134,7 @@ impl SqliteStore {
     /// Open with explicit options. An in-memory database lives in one connection, so the
     /// pool is limited to one connection that is never recycled.
     pub async fn connect_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+        let lock_path = (!in_memory).then(|| migrate_lock_path(options.get_filename()));
         let options = options
             .create_if_missing(true)
             .journal_mode(if in_memory {
@@ -118,7 +159,15 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Connect(Box::new(e)))?;
         let store = SqliteStore { pool };
-        store.migrate().await?;
+        match lock_path {
+            Some(path) => {
+                let lock = MigrateLock::acquire(path).await?;
+                let migrated = store.migrate().await;
+                drop(lock);
+                migrated?;
+            }
+            None => store.migrate().await?,
+        }
         Ok(store)
     }
 
@@ -537,21 +586,15 @@ impl Store for SqliteStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("key").map_err(db_err)?,
-                    r.try_get("value").map_err(db_err)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(rows::key_value).collect()
     }
 
     async fn get_contacts_state(&self, target_id: &str) -> Result<Option<ContactsUserState>> {
-        let row = sqlx::query(
-            "SELECT target_id, target_email, sync_token, view_hash, managed_group, updated_at \
-             FROM contacts_user_state WHERE target_id = $1",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            contacts_state_cols!(),
+            " FROM contacts_user_state WHERE target_id = $1"
+        ))
         .bind(target_id)
         .fetch_optional(&self.pool)
         .await
@@ -589,10 +632,11 @@ impl Store for SqliteStore {
     }
 
     async fn list_contacts_state(&self) -> Result<Vec<ContactsUserState>> {
-        let rows = sqlx::query(
-            "SELECT target_id, target_email, sync_token, view_hash, managed_group, updated_at \
-             FROM contacts_user_state ORDER BY target_id",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            contacts_state_cols!(),
+            " FROM contacts_user_state ORDER BY target_id"
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
