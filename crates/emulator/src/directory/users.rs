@@ -537,6 +537,7 @@ pub async fn update(
     if let Some(Value::Object(name)) = body.get_mut("name") {
         name.remove("fullName");
     }
+    let mut renamed: Option<(String, String)> = None;
     let (rendered, id) = {
         let mut state = emu.directory.write();
         let current = state.resolve_user(&user_key).ok_or_else(not_found_user)?;
@@ -579,8 +580,9 @@ pub async fn update(
                     .into_iter()
                     .filter(|a| !a.eq_ignore_ascii_case(&new_email))
                     .collect();
-                aliases.push(old_email);
+                aliases.push(old_email.clone());
                 user.aliases = Some(aliases);
+                renamed = Some((old_email, new_email.clone()));
             }
         }
         normalise(&mut user);
@@ -593,6 +595,10 @@ pub async fn update(
         let su = state.users.get(&id).expect("just stored");
         (render(&state, su, &View::full()), id)
     };
+    if let Some((old, new)) = renamed {
+        // The account keeps its data across a rename: so does its address book.
+        emu.people.rename_book(&old, &new);
+    }
     push::notify(&emu, "update", &id);
     Ok(Json(rendered))
 }

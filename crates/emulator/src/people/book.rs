@@ -210,6 +210,11 @@ impl Group {
 }
 
 impl UserBook {
+    /// A number that identifies this address book for its whole life (renames included).
+    pub fn identity(&self) -> u64 {
+        self.id_base
+    }
+
     pub fn new(user: &str) -> Self {
         let h = hash64(&[user.as_bytes()]);
         let mut b = UserBook {

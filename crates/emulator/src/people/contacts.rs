@@ -135,11 +135,12 @@ pub async fn list_connections(
         sync_token.unwrap_or(""),
         &sources,
     ]);
-    let sync_binding = sync::binding(&[&user.to_ascii_lowercase(), &bits, &sources]);
     let now = emu.clock.now_ms();
 
     let book = emu.people.book(&user);
     let b = book.lock();
+    // Bound to the address book, not the address: a token survives a rename.
+    let sync_binding = sync::binding(&[&b.identity().to_string(), &bits, &sources]);
 
     let since = match sync_token {
         None => None,

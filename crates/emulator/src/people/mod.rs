@@ -151,6 +151,16 @@ impl PeopleState {
             .clone()
     }
 
+    /// A renamed account keeps its address book (Directory `users.update` calls this).
+    pub fn rename_book(&self, old: &str, new: &str) {
+        let (old, new) = (key(old), key(new));
+        let mut users = self.users.write();
+        if let Some(book) = users.remove(&old) {
+            book.lock().user = new.clone();
+            users.insert(new, book);
+        }
+    }
+
     /// Expire every sync token issued for `user` (control API). Returns whether the user
     /// had an address book.
     pub fn expire_sync_tokens(&self, user: &str) -> bool {
@@ -291,15 +301,19 @@ pub(crate) fn caller_user(
     caller: &crate::auth::Caller,
 ) -> Result<String, ApiError> {
     let me = caller.me()?.to_string();
-    if emu.people.settings.read().require_directory_subject
-        && emu.directory.read().find_subject(&me).is_none()
-    {
+    let known = emu.directory.read().find_subject(&me);
+    if emu.people.settings.read().require_directory_subject && known.is_none() {
         return Err(ApiError::forbidden(
             Api::People,
             "The caller does not have permission",
         ));
     }
-    Ok(me)
+    // Impersonating an alias (say, the address before a rename) reaches the account's
+    // own address book, keyed by its primary email.
+    Ok(known
+        .map(|s| s.primary_email)
+        .filter(|p| !p.is_empty())
+        .unwrap_or(me))
 }
 
 pub(crate) fn bad(message: impl Into<String>) -> ApiError {
