@@ -143,6 +143,22 @@ impl Gmail {
         self.client.send_json(call).await
     }
 
+    /// `users.drafts.create` through the upload endpoint (drafts over 5 MB).
+    pub async fn drafts_create_upload(
+        &self,
+        rfc822: &[u8],
+        upload: Upload,
+    ) -> Result<Draft, Error> {
+        let call = self.upload_call(
+            "gmail.users.drafts.create",
+            "drafts",
+            rfc822,
+            upload,
+            serde_json::json!({}),
+        )?;
+        self.client.send_json(call).await
+    }
+
     /// `users.drafts.send` of an existing draft.
     pub async fn drafts_send(&self, draft_id: &str) -> Result<Message, Error> {
         let body = Draft {

@@ -55,6 +55,10 @@ impl GuardVerdict {
     }
 }
 
+const CONTACTS_HINT: &str = "check the [contacts] scope rules (org units, groups, query, \
+     include/exclude) and that the directory read succeeded and returned everyone (admin \
+     subject, customer, read-only scope)";
+
 impl SafetyGuard {
     /// Check every target's contact plan of one run together.
     pub fn check_contacts(&self, plans: &[UserPlan], directory: &DesiredDirectory) -> GuardVerdict {
@@ -70,13 +74,31 @@ impl SafetyGuard {
             deletions,
             directory.is_empty(),
             directory.read_count,
-            "check the [contacts] scope rules (org units, groups, query, include/exclude) and \
-             that the directory read succeeded and returned everyone (admin subject, customer, \
-             read-only scope)",
+            CONTACTS_HINT,
         )
     }
 
     /// Check a users reconcile plan.
+    /// The same check from counts: used before any address book is read, with the
+    /// previous run's sources as `managed` and the sources that left as `deletions`
+    /// (a prediction that costs no API call), and per user with that user's plan.
+    pub fn check_contact_counts(
+        &self,
+        managed: usize,
+        deletions: usize,
+        directory_empty: bool,
+        read_count: usize,
+    ) -> GuardVerdict {
+        self.check(
+            "managed contacts",
+            managed,
+            deletions,
+            directory_empty,
+            read_count,
+            CONTACTS_HINT,
+        )
+    }
+
     pub fn check_users(&self, plan: &UsersPlan) -> GuardVerdict {
         self.check(
             "active app users",
