@@ -1,0 +1,310 @@
+//! The Directory → Contacts run: `orgsync contacts plan | sync | undo`.
+//!
+//! One directory read per run, then every target user in parallel (`concurrency`),
+//! each user's work sequential (the client also serialises People mutations per user):
+//!
+//! 1. **Incremental shortcut.** With a stored sync token and an unchanged *directory
+//!    view* (hash of everything that determines this user's contacts), one
+//!    `connections.list?syncToken=` tells whether the address book changed. Nothing, or
+//!    only personal contacts → done: one read, no write.
+//! 2. **Managed group.** Found by its `clientData` marker (or its name), created if
+//!    missing. A group created *now* for a user without state means nothing of ours can
+//!    be in that address book yet: the full read is done after the writes instead of
+//!    before (the "fresh" path), so a first sync costs what the lower bound says.
+//! 3. **Read, plan, guard, apply.** All pages (sync token requested), the pure planner
+//!    (`orgsync_core::contacts::plan_user`), the per-user guard, then batch writes:
+//!    deletes (500), updates under one field mask (200), creates (200, marker-checked
+//!    when an outcome is unknown).
+//! 4. **Refresh and record.** After writes, the changes since the pre-write token are
+//!    read back (our own writes, usually one page) so the stored token is fresh; any
+//!    change we did not make clears the view hash, forcing a full read next time. A
+//!    stale etag (someone edited a contact mid-run) re-runs the user from a full read.
+//!
+//! # The safety guard, before any write
+//!
+//! Holding every user's plan in memory to judge them together would cost gigabytes at
+//! 2,000 users, so the run-level guard predicts instead: orgsync records the source ids
+//! of the last complete run; the share of them missing now is the share of managed
+//! contacts a sync would delete. Over the limit (or an empty directory read) the run
+//! stops before reading a single address book. Each user's real plan is also checked
+//! before that user's first write (catching, say, a lost state file); a user stopped
+//! there gets no write and the run exits 3.
+
+mod report;
+mod target;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use orgsync_client::GoogleClient;
+use orgsync_core::contacts::{DesiredDirectory, LeaverPolicy, MappingOptions, PlanOptions};
+use orgsync_core::guard::{GuardVerdict, SafetyGuard};
+use orgsync_store::Store;
+use orgsync_wire::directory::User;
+
+pub use report::{
+    ActionSummary, CallReport, ContactsReport, Mode, ReadPath, Totals, UserOutcome, UserStatus,
+};
+
+use crate::config::{Config, LeaverAction};
+use crate::directory::read_directory;
+
+/// Fields read from each contact: everything the planner compares or preserves.
+pub const READ_MASK: &str =
+    "names,emailAddresses,phoneNumbers,organizations,externalIds,clientData,memberships,metadata";
+/// Fields read back from writes (only to learn resource names and markers).
+pub const WRITE_READ_MASK: &str = "clientData,metadata";
+
+/// `sync_state` scope and key of the last complete run's source ids.
+const STATE_SCOPE: &str = "contacts";
+const SOURCES_KEY: &str = "sources";
+
+/// What the caller asks for.
+#[derive(Debug, Clone)]
+pub struct ContactsOptions {
+    pub mode: Mode,
+    /// Sync/undo: decide and report, write nothing.
+    pub dry_run: bool,
+    /// Override the safety guard.
+    pub force: bool,
+    /// Restrict targets to these emails (case-insensitive).
+    pub users: Vec<String>,
+    /// At most this many targets (after `users`).
+    pub limit: Option<usize>,
+    /// Users processed in parallel; `None` = the config's `contacts.concurrency`.
+    pub concurrency: Option<usize>,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl ContactsOptions {
+    pub fn new(mode: Mode) -> Self {
+        ContactsOptions {
+            mode,
+            dry_run: false,
+            force: false,
+            users: Vec::new(),
+            limit: None,
+            concurrency: None,
+            progress: false,
+        }
+    }
+}
+
+/// Everything one user's work needs, shared by all tasks of a run.
+struct RunCtx {
+    client: GoogleClient,
+    store: Arc<dyn Store>,
+    directory: DesiredDirectory,
+    plan_options: PlanOptions,
+    guard: SafetyGuard,
+    group_name: String,
+    mode: Mode,
+    dry_run: bool,
+}
+
+/// The mapping options a config describes.
+pub fn mapping_options(config: &Config) -> MappingOptions {
+    MappingOptions {
+        company_name: config.contacts.company_name.clone(),
+        include_aliases: config.contacts.include_aliases,
+        include_employee_id: config.contacts.include_employee_id,
+        include_photos: config.contacts.include_photos,
+        ..MappingOptions::default()
+    }
+}
+
+/// Run the contacts job. Errors are for the run as a whole (directory read, state
+/// store); a user's failure is recorded in the report and the others go on.
+pub async fn run(
+    client: &GoogleClient,
+    store: Arc<dyn Store>,
+    config: &Config,
+    options: &ContactsOptions,
+) -> anyhow::Result<ContactsReport> {
+    let started = Instant::now();
+    let contacts = &config.contacts;
+    let read = read_directory(
+        client,
+        &config.google,
+        &[&contacts.sources, &contacts.targets],
+        "basic",
+    )
+    .await
+    .context("reading the directory")?;
+    let sources = read.select(&contacts.sources);
+    let mut targets: Vec<User> = read.select(&contacts.targets).users.into_values().collect();
+    targets.sort_by(|a, b| a.primary_email.cmp(&b.primary_email));
+    if !options.users.is_empty() {
+        let wanted: BTreeSet<String> = options.users.iter().map(|u| u.to_lowercase()).collect();
+        let known: BTreeSet<String> = targets
+            .iter()
+            .filter_map(|u| u.primary_email.as_deref().map(str::to_lowercase))
+            .collect();
+        if let Some(missing) = wanted.iter().find(|w| !known.contains(*w)) {
+            anyhow::bail!(
+                "--user {missing}: not a target of this sync (not in the directory, or outside \
+                 [contacts.targets]); `orgsync contacts plan` lists the targets"
+            );
+        }
+        targets.retain(|u| {
+            u.primary_email
+                .as_deref()
+                .is_some_and(|e| wanted.contains(&e.to_lowercase()))
+        });
+    }
+    if let Some(limit) = options.limit {
+        targets.truncate(limit);
+    }
+    let directory_users = read.users.len();
+    let source_ids: Vec<String> = sources.users.keys().cloned().collect();
+    let directory = DesiredDirectory::build(&sources, &mapping_options(config));
+    drop(sources);
+    drop(read);
+
+    let guard = SafetyGuard {
+        max_delete_share: contacts.max_delete_share,
+        force: options.force,
+    };
+    let mut verdict = GuardVerdict::Proceed;
+    if options.mode != Mode::Undo {
+        verdict = predict_guard(&*store, &guard, &source_ids, &directory).await?;
+    }
+    let mut report = ContactsReport {
+        mode: options.mode,
+        dry_run: options.dry_run,
+        directory_users,
+        sources: source_ids.len(),
+        guard: verdict.clone(),
+        totals: Totals::default(),
+        users: Vec::new(),
+        calls: CallReport::default(),
+        duration_ms: 0,
+    };
+    // In plan mode the verdict is information; a sync stops here.
+    if !verdict.may_proceed() && options.mode == Mode::Sync {
+        report.totals.targets = targets.len();
+        report.calls = CallReport::from(&client.stats().snapshot());
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    let ctx = Arc::new(RunCtx {
+        client: client.clone(),
+        store: store.clone(),
+        directory,
+        plan_options: PlanOptions {
+            leavers: match contacts.leavers {
+                LeaverAction::Delete => LeaverPolicy::Delete,
+                LeaverAction::Keep => LeaverPolicy::Keep,
+            },
+            ..PlanOptions::default()
+        },
+        guard,
+        group_name: contacts.group_name.clone(),
+        mode: options.mode,
+        dry_run: options.dry_run,
+    });
+    let bar = progress_bar(options.progress, targets.len());
+    let concurrency = options.concurrency.unwrap_or(contacts.concurrency).max(1);
+    let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
+        .map(|user| {
+            let ctx = ctx.clone();
+            async move { target::process(&ctx, &user).await }
+        })
+        .buffer_unordered(concurrency)
+        .inspect(|o| {
+            if let Some(bar) = &bar {
+                bar.inc(1);
+                if o.status == UserStatus::Failed {
+                    bar.println(format!(
+                        "failed: {}: {}",
+                        o.email,
+                        o.reason.as_deref().unwrap_or("")
+                    ));
+                }
+            }
+        })
+        .collect()
+        .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    outcomes.sort_by(|a, b| a.email.cmp(&b.email));
+    report.totals = ContactsReport::totals_from(&outcomes);
+    report.users = outcomes;
+
+    // A complete, clean sync becomes the baseline of the next run's guard prediction.
+    let complete = options.users.is_empty() && options.limit.is_none();
+    if options.mode == Mode::Sync
+        && !options.dry_run
+        && complete
+        && report.totals.users_failed == 0
+        && report.totals.users_guarded == 0
+    {
+        let json = serde_json::to_string(&source_ids)?;
+        store
+            .set_sync_state(STATE_SCOPE, SOURCES_KEY, &json, chrono::Utc::now())
+            .await
+            .context("recording the run's sources")?;
+    }
+    if options.mode == Mode::Undo && !options.dry_run && complete {
+        store
+            .delete_sync_state(STATE_SCOPE, SOURCES_KEY)
+            .await
+            .context("clearing the recorded sources")?;
+    }
+    report.calls = CallReport::from(&client.stats().snapshot());
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The run-level guard: the share of the last run's sources that are gone now.
+async fn predict_guard(
+    store: &dyn Store,
+    guard: &SafetyGuard,
+    source_ids: &[String],
+    directory: &DesiredDirectory,
+) -> anyhow::Result<GuardVerdict> {
+    let previous: Vec<String> = match store
+        .get_sync_state(STATE_SCOPE, SOURCES_KEY)
+        .await
+        .context("reading the previous run's sources")?
+    {
+        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
+        None => Vec::new(),
+    };
+    if previous.is_empty() {
+        return Ok(GuardVerdict::Proceed);
+    }
+    let now: BTreeSet<&str> = source_ids.iter().map(String::as_str).collect();
+    let gone = previous
+        .iter()
+        .filter(|id| !now.contains(id.as_str()))
+        .count();
+    Ok(guard.check_contact_counts(
+        previous.len(),
+        gone,
+        directory.is_empty(),
+        directory.read_count,
+    ))
+}
+
+fn progress_bar(enabled: bool, len: usize) -> Option<ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(len as u64);
+    let style = ProgressStyle::with_template(
+        "{spinner} {bar:40} {pos}/{len} users  {elapsed_precise} (eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}

@@ -1,0 +1,293 @@
+//! What a contacts run reports: per user and in total, for people (`render_text`) and
+//! for scripts (`serde` → `--json`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use orgsync_client::StatsSnapshot;
+use orgsync_core::guard::GuardVerdict;
+use serde::Serialize;
+
+/// Which job the run performed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Read and plan; change nothing.
+    Plan,
+    /// Read, plan, apply, record.
+    Sync,
+    /// Remove everything orgsync created.
+    Undo,
+}
+
+/// How a target's address book was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReadPath {
+    /// Sync token + unchanged directory view: one read, nothing to do.
+    Incremental,
+    /// Every page of the address book.
+    Full,
+    /// A brand-new managed group: nothing of ours can exist yet, the read comes after
+    /// the writes (and verifies them).
+    Fresh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UserStatus {
+    /// Writes applied (or, in plan mode, planned).
+    Changed,
+    /// Nothing to write.
+    Unchanged,
+    /// Deliberately not processed (e.g. the 25,000-contact cap); see `reason`.
+    Skipped,
+    /// An error stopped this user; see `reason`. Other users went on.
+    Failed,
+    /// The per-user safety guard stopped this user before any write; see `reason`.
+    Guarded,
+}
+
+/// One planned or applied action, as `contacts plan` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionSummary {
+    /// `create`, `update`, `relabel`, `delete`, `mergeDuplicate`.
+    pub action: &'static str,
+    /// The directory user the contact shows (empty for an orphan).
+    pub directory_id: String,
+    /// Display name (or resource name when it has none).
+    pub name: String,
+    /// Fields an update replaces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+}
+
+/// The outcome for one target user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserOutcome {
+    pub email: String,
+    pub directory_id: String,
+    pub status: UserStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<ReadPath>,
+    pub created: usize,
+    pub updated: usize,
+    pub relabelled: usize,
+    pub deleted: usize,
+    pub duplicates_merged: usize,
+    pub unchanged: usize,
+    /// Personal (non-orgsync) contacts seen; never touched.
+    pub personal: usize,
+    /// Managed contacts seen before the run.
+    pub managed: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Plan mode only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ActionSummary>,
+}
+
+impl UserOutcome {
+    pub fn new(email: &str, directory_id: &str, status: UserStatus) -> Self {
+        UserOutcome {
+            email: email.to_string(),
+            directory_id: directory_id.to_string(),
+            status,
+            path: None,
+            created: 0,
+            updated: 0,
+            relabelled: 0,
+            deleted: 0,
+            duplicates_merged: 0,
+            unchanged: 0,
+            personal: 0,
+            managed: 0,
+            reason: None,
+            actions: Vec::new(),
+        }
+    }
+
+    pub fn failed(email: &str, directory_id: &str, reason: String) -> Self {
+        UserOutcome {
+            reason: Some(reason),
+            ..Self::new(email, directory_id, UserStatus::Failed)
+        }
+    }
+
+    pub fn writes(&self) -> usize {
+        self.created + self.updated + self.relabelled + self.deleted + self.duplicates_merged
+    }
+}
+
+/// Totals over all users.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub targets: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub relabelled: usize,
+    pub deleted: usize,
+    pub duplicates_merged: usize,
+    pub unchanged: usize,
+    pub personal_seen: usize,
+    pub users_changed: usize,
+    pub users_unchanged: usize,
+    pub users_incremental: usize,
+    pub users_skipped: usize,
+    pub users_failed: usize,
+    pub users_guarded: usize,
+}
+
+/// Calls made by the run, per API method (discovery ids).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallReport {
+    pub total: u64,
+    /// Attempts beyond the first (retries after errors).
+    pub retries: u64,
+    pub by_method: BTreeMap<String, u64>,
+}
+
+impl From<&StatsSnapshot> for CallReport {
+    fn from(s: &StatsSnapshot) -> Self {
+        CallReport {
+            total: s.total_calls,
+            retries: s.total_retries,
+            by_method: s
+                .methods
+                .iter()
+                .map(|(m, st)| (m.to_string(), st.calls))
+                .collect(),
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactsReport {
+    pub mode: Mode,
+    pub dry_run: bool,
+    /// Users the directory read returned.
+    pub directory_users: usize,
+    /// Selected sources (whose contacts are copied).
+    pub sources: usize,
+    pub guard: GuardVerdict,
+    pub totals: Totals,
+    pub users: Vec<UserOutcome>,
+    pub calls: CallReport,
+    pub duration_ms: u64,
+}
+
+impl ContactsReport {
+    pub fn totals_from(users: &[UserOutcome]) -> Totals {
+        let mut t = Totals {
+            targets: users.len(),
+            ..Totals::default()
+        };
+        for u in users {
+            t.created += u.created;
+            t.updated += u.updated;
+            t.relabelled += u.relabelled;
+            t.deleted += u.deleted;
+            t.duplicates_merged += u.duplicates_merged;
+            t.unchanged += u.unchanged;
+            t.personal_seen += u.personal;
+            match u.status {
+                UserStatus::Changed => t.users_changed += 1,
+                UserStatus::Unchanged => t.users_unchanged += 1,
+                UserStatus::Skipped => t.users_skipped += 1,
+                UserStatus::Failed => t.users_failed += 1,
+                UserStatus::Guarded => t.users_guarded += 1,
+            }
+            if u.path == Some(ReadPath::Incremental) {
+                t.users_incremental += 1;
+            }
+        }
+        t
+    }
+
+    /// The guard stopped the whole run, or some users.
+    pub fn guard_stopped(&self) -> bool {
+        !self.guard.may_proceed() || self.totals.users_guarded > 0
+    }
+
+    /// A summary for people (the report mailed by `--report-to` too).
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let verb = match (self.mode, self.dry_run) {
+            (Mode::Plan, _) => "Plan",
+            (Mode::Sync, true) => "Sync (dry run)",
+            (Mode::Sync, false) => "Sync",
+            (Mode::Undo, true) => "Undo (dry run)",
+            (Mode::Undo, false) => "Undo",
+        };
+        let t = &self.totals;
+        let _ = writeln!(
+            out,
+            "{verb}: {} target users, {} source users ({} read from the directory), {:.1} s",
+            t.targets,
+            self.sources,
+            self.directory_users,
+            self.duration_ms as f64 / 1000.0
+        );
+        if let GuardVerdict::Stop {
+            reason,
+            what_to_check,
+        } = &self.guard
+        {
+            let _ = writeln!(out, "STOPPED: {reason}\n  what to check: {what_to_check}");
+        }
+        if let GuardVerdict::Forced { reason } = &self.guard {
+            let _ = writeln!(out, "guard overridden by --force: {reason}");
+        }
+        let planned = if self.mode == Mode::Plan || self.dry_run {
+            "would be "
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "  contacts {planned}created {}, updated {}, relabelled {}, deleted {}, duplicates merged {}, unchanged {}",
+            t.created, t.updated, t.relabelled, t.deleted, t.duplicates_merged, t.unchanged
+        );
+        let _ = writeln!(
+            out,
+            "  users: {} changed, {} unchanged ({} by one incremental read), {} skipped, {} failed, {} stopped by the guard",
+            t.users_changed,
+            t.users_unchanged,
+            t.users_incremental,
+            t.users_skipped,
+            t.users_failed,
+            t.users_guarded
+        );
+        let _ = writeln!(
+            out,
+            "  personal contacts seen: {} (never modified)",
+            t.personal_seen
+        );
+        for u in &self.users {
+            if let Some(reason) = &u.reason {
+                let what = match u.status {
+                    UserStatus::Failed => "failed",
+                    UserStatus::Skipped => "skipped",
+                    UserStatus::Guarded => "stopped",
+                    _ => "note",
+                };
+                let _ = writeln!(out, "  {what}: {}: {reason}", u.email);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "  API calls: {} ({} retries)",
+            self.calls.total, self.calls.retries
+        );
+        for (method, n) in &self.calls.by_method {
+            let _ = writeln!(out, "    {method:<42} {n:>7}");
+        }
+        out
+    }
+}

@@ -1,0 +1,650 @@
+//! One target user's address book: read, plan, guard, apply, refresh, record.
+//! The module docs of [`super`] explain the paths; this file is their code.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use anyhow::Context as _;
+use futures::TryStreamExt;
+use orgsync_client::people::{ConnectionsListing, ConnectionsParams, MARKER_KEY, People};
+use orgsync_client::{Error as ClientError, ErrorKind};
+use orgsync_core::contacts::markers;
+use orgsync_core::contacts::{TargetUser, UserPlan, plan_user, view_hash};
+use orgsync_core::guard::GuardVerdict;
+use orgsync_store::ContactsUserState;
+use orgsync_wire::directory::User;
+use orgsync_wire::people::{CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, Person};
+
+use super::report::{ActionSummary, ReadPath, UserOutcome, UserStatus};
+use super::{Mode, READ_MASK, RunCtx, WRITE_READ_MASK};
+
+const GROUP_FIELDS: &str = "name,clientData,groupType,metadata";
+/// Attempts per user when a contact changed under us (stale etag).
+const ATTEMPTS: u32 = 3;
+
+pub(super) async fn process(ctx: &RunCtx, user: &User) -> UserOutcome {
+    let (Some(id), Some(email)) = (user.id.as_deref(), user.primary_email.as_deref()) else {
+        return UserOutcome::failed(
+            user.primary_email.as_deref().unwrap_or("?"),
+            user.id.as_deref().unwrap_or(""),
+            "the directory user has no id or primary email".into(),
+        );
+    };
+    let result = match (ctx.mode, ctx.dry_run) {
+        (Mode::Plan, _) | (Mode::Sync, true) => plan_only(ctx, id, email).await,
+        (Mode::Sync, false) => sync_with_retry(ctx, id, email).await,
+        (Mode::Undo, dry_run) => undo(ctx, id, email, dry_run).await,
+    };
+    result.unwrap_or_else(|e| {
+        tracing::warn!(user = %email, error = %format!("{e:#}"), "contacts: user failed");
+        UserOutcome::failed(email, id, describe(&e))
+    })
+}
+
+fn describe(e: &anyhow::Error) -> String {
+    if let Some(ce) = client_error(e) {
+        let hint = match ce.kind() {
+            ErrorKind::Auth => {
+                "; check that domain-wide delegation grants the contacts scope and that the \
+                 user exists and is not suspended"
+            }
+            ErrorKind::Retryable => "; Google kept failing or throttling: the next run retries",
+            _ => "",
+        };
+        return format!("{e:#}{hint}");
+    }
+    format!("{e:#}")
+}
+
+fn client_error(e: &anyhow::Error) -> Option<&ClientError> {
+    e.chain().find_map(|c| c.downcast_ref::<ClientError>())
+}
+
+fn is_kind(e: &anyhow::Error, kind: ErrorKind) -> bool {
+    client_error(e).is_some_and(|c| c.is(kind))
+}
+
+async fn sync_with_retry(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOutcome> {
+    let mut attempt = 1;
+    loop {
+        match sync_user(ctx, id, email, attempt > 1).await {
+            Err(e) if attempt < ATTEMPTS && is_kind(&e, ErrorKind::PreconditionFailed) => {
+                tracing::info!(user = %email, "a contact changed during the sync; re-reading");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Desired contacts this target receives (everyone selected but themself).
+fn desired_count(ctx: &RunCtx, id: &str) -> usize {
+    let n = ctx.directory.contacts.len();
+    if ctx.directory.contacts.contains_key(id) {
+        n - 1
+    } else {
+        n
+    }
+}
+
+async fn sync_user(
+    ctx: &RunCtx,
+    id: &str,
+    email: &str,
+    force_full: bool,
+) -> anyhow::Result<UserOutcome> {
+    let people = ctx.client.people(email);
+    let state = ctx
+        .store
+        .get_contacts_state(id)
+        .await
+        .context("reading the user's sync state")?;
+
+    // 1. The incremental shortcut.
+    if !force_full
+        && let Some(st) = &state
+        && let (Some(token), Some(stored_hash)) = (&st.sync_token, &st.view_hash)
+    {
+        let target = TargetUser {
+            directory_id: id.to_string(),
+            email: email.to_string(),
+            managed_group: st.managed_group.clone(),
+        };
+        if view_of(ctx, &target) == *stored_hash {
+            match people
+                .connections_list_all(ConnectionsParams::incremental(READ_MASK, token))
+                .await
+            {
+                Ok(listing) if listing.people.iter().all(is_personal_change) => {
+                    let personal = listing.people.len();
+                    record(
+                        ctx,
+                        id,
+                        email,
+                        listing.next_sync_token,
+                        Some(stored_hash.clone()),
+                        st.managed_group.clone(),
+                    )
+                    .await?;
+                    let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
+                    out.path = Some(ReadPath::Incremental);
+                    out.unchanged = desired_count(ctx, id);
+                    out.personal = personal;
+                    return Ok(out);
+                }
+                Ok(_) => {}
+                Err(e) if e.is(ErrorKind::SyncTokenExpired) => {
+                    tracing::info!(user = %email, "sync token expired; reading the address book in full");
+                }
+                Err(e) => return Err(e).context("reading contact changes"),
+            }
+        }
+    }
+
+    // 2. The managed group, and the read. A group that a contact still belongs to
+    // exists: no need to list the groups to find it.
+    let known = state.as_ref().and_then(|s| s.managed_group.clone());
+    // Only when nothing on our side changed (the label's name included) can the group
+    // be taken on trust; otherwise it is listed, and renamed if the config says so.
+    let view_same = known.as_ref().is_some_and(|k| {
+        let t = TargetUser {
+            directory_id: id.to_string(),
+            email: email.to_string(),
+            managed_group: Some(k.clone()),
+        };
+        state.as_ref().and_then(|s| s.view_hash.as_deref()) == Some(view_of(ctx, &t).as_str())
+    });
+    let mut listing = None;
+    if let Some(known) = known.as_ref().filter(|_| view_same) {
+        let l = full_read(&people).await?;
+        if l.people
+            .iter()
+            .any(|p| p.group_resource_names().any(|g| g == known))
+        {
+            listing = Some((l, known.clone()));
+        } else {
+            let (group, _) = ensure_group(ctx, &people, false).await?;
+            listing = Some((l, group));
+        }
+    }
+    let (group, fresh, observed, token) = match listing {
+        Some((l, group)) => (group, false, l.people, l.next_sync_token),
+        None => {
+            let (group, group_is_new) = ensure_group(ctx, &people, state.is_none()).await?;
+            // Nothing of ours can be in an address book whose managed group did not
+            // exist and of which we have no record: read after writing, not before.
+            if group_is_new && desired_count(ctx, id) <= CONTACTS_PER_USER_CAP / 2 {
+                (group, true, Vec::new(), None)
+            } else {
+                let l = full_read(&people).await?;
+                (group, false, l.people, l.next_sync_token)
+            }
+        }
+    };
+    let target = TargetUser {
+        directory_id: id.to_string(),
+        email: email.to_string(),
+        managed_group: Some(group.clone()),
+    };
+
+    // 3. Plan, guard, apply.
+    let plan = plan_user(&target, &ctx.directory, &observed, &ctx.plan_options);
+    drop(observed);
+    let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
+    out.path = Some(if fresh {
+        ReadPath::Fresh
+    } else {
+        ReadPath::Full
+    });
+    out.personal = plan.personal_observed;
+    out.managed = plan.managed_observed;
+    if let Some(reason) = &plan.skipped {
+        out.status = UserStatus::Skipped;
+        out.reason = Some(reason.clone());
+        return Ok(out);
+    }
+    if let Some(stop) = guard_user(ctx, &plan) {
+        out.status = UserStatus::Guarded;
+        out.reason = Some(stop);
+        return Ok(out);
+    }
+    let view = view_of(ctx, &target);
+    let mut written = HashSet::new();
+    count(&mut out, &plan);
+    apply(&people, plan, &mut written).await?;
+
+    // 4. Refresh the token past our own writes, verify, record.
+    let (token, clean) = match token {
+        None => {
+            // Fresh path: the read that verifies the writes also yields the token.
+            let listing = full_read(&people).await?;
+            let repair = plan_user(&target, &ctx.directory, &listing.people, &ctx.plan_options);
+            out.personal = repair.personal_observed;
+            if repair.is_empty() || repair.skipped.is_some() {
+                (listing.next_sync_token, repair.is_empty())
+            } else {
+                tracing::info!(user = %email, writes = repair.write_count(), "repairing what the read-back found");
+                if let Some(stop) = guard_user(ctx, &repair) {
+                    out.status = UserStatus::Guarded;
+                    out.reason = Some(stop);
+                    return Ok(out);
+                }
+                count(&mut out, &repair);
+                let mut repaired = HashSet::new();
+                apply(&people, repair, &mut repaired).await?;
+                (listing.next_sync_token, false)
+            }
+        }
+        Some(token) if !written.is_empty() => refresh(&people, &token, &written).await?,
+        Some(token) => (Some(token), true),
+    };
+    if out.writes() > 0 {
+        out.status = UserStatus::Changed;
+    }
+    out.unchanged = desired_count(ctx, id).saturating_sub(out.created + out.updated);
+    record(ctx, id, email, token, clean.then_some(view), Some(group)).await?;
+    Ok(out)
+}
+
+async fn full_read(people: &People) -> anyhow::Result<ConnectionsListing> {
+    people
+        .connections_list_all(ConnectionsParams::full_sync(READ_MASK))
+        .await
+        .context("reading the address book")
+}
+
+/// What the stored view hash covers: the planner's view of this target plus the name of
+/// the label (a renamed label must not look unchanged).
+fn view_of(ctx: &RunCtx, target: &TargetUser) -> String {
+    let core = view_hash(target, &ctx.directory, &ctx.plan_options);
+    orgsync_core::hash::stable_hash(&(core, &ctx.group_name))
+}
+
+/// A change from an incremental read that cannot concern orgsync: a personal contact
+/// added or edited. Tombstones might be ours (their markers are gone), so they count.
+fn is_personal_change(p: &Person) -> bool {
+    !p.is_deleted() && !markers::is_managed(p) && !markers::is_orphan(p)
+}
+
+fn guard_user(ctx: &RunCtx, plan: &UserPlan) -> Option<String> {
+    match ctx.guard.check_contact_counts(
+        plan.managed_observed,
+        plan.deletes.len(),
+        ctx.directory.is_empty(),
+        ctx.directory.read_count,
+    ) {
+        GuardVerdict::Stop {
+            reason,
+            what_to_check,
+        } => Some(format!("{reason} ({what_to_check})")),
+        GuardVerdict::Forced { reason } => {
+            tracing::warn!(user = %plan.target_email, %reason, "guard overridden by --force");
+            None
+        }
+        GuardVerdict::Proceed => None,
+    }
+}
+
+fn count(out: &mut UserOutcome, plan: &UserPlan) {
+    out.created += plan.creates.len();
+    out.updated += plan.updates.len();
+    out.relabelled += plan.relabels.len();
+    out.deleted += plan.deletes.len();
+    out.duplicates_merged += plan.duplicates_merged.len();
+}
+
+/// Apply a plan with the batch endpoints: deletes first (they free room under the
+/// contact cap), then updates, then creates. `written` collects
+/// every resource name touched, to recognise our own writes in the refresh read.
+async fn apply(
+    people: &People,
+    mut plan: UserPlan,
+    written: &mut HashSet<String>,
+) -> anyhow::Result<()> {
+    let deletes: Vec<String> = plan.all_deletes().map(str::to_string).collect();
+    if !deletes.is_empty() {
+        written.extend(deletes.iter().cloned());
+        people
+            .batch_delete_contacts_chunked(deletes)
+            .await
+            .context("deleting contacts")?;
+    }
+    // One field mask for all updates: each update carries the whole merged contact, so
+    // a field outside its own mask is written back with the value it already has. Two
+    // directory changes (a phone, a rename) then cost one batch, not one per mask.
+    let mut mask: BTreeSet<String> = BTreeSet::new();
+    let mut batch: BTreeMap<String, Person> = BTreeMap::new();
+    for u in plan.updates.drain(..).chain(plan.relabels.drain(..)) {
+        written.insert(u.resource_name.clone());
+        mask.extend(u.update_mask);
+        batch.insert(u.resource_name, u.person);
+    }
+    if !batch.is_empty() {
+        let mask = mask.into_iter().collect::<Vec<_>>().join(",");
+        people
+            .batch_update_contacts_chunked(batch, &mask, WRITE_READ_MASK)
+            .await
+            .context("updating contacts")?;
+    }
+    let creates: Vec<Person> = plan.creates.drain(..).map(|c| c.person).collect();
+    if !creates.is_empty() {
+        let created = people
+            .create_contacts_reconciled(creates, MARKER_KEY, WRITE_READ_MASK)
+            .await
+            .context("creating contacts")?;
+        written.extend(created.into_iter().filter_map(|p| p.resource_name));
+    }
+    if !plan.photo_writes.is_empty() {
+        tracing::debug!(
+            photos = plan.photo_writes.len(),
+            "photo uploads are not performed by this version"
+        );
+    }
+    Ok(())
+}
+
+/// Read the changes since `token` (our own writes, normally) for a fresh token. Any
+/// change we did not make clears the view hash so the next run reads in full.
+async fn refresh(
+    people: &People,
+    token: &str,
+    written: &HashSet<String>,
+) -> anyhow::Result<(Option<String>, bool)> {
+    match people
+        .connections_list_all(ConnectionsParams::incremental(READ_MASK, token))
+        .await
+    {
+        Ok(listing) => {
+            let clean = listing.people.iter().all(|p| {
+                p.resource_name
+                    .as_deref()
+                    .is_some_and(|rn| written.contains(rn))
+                    || is_personal_change(p)
+            });
+            Ok((listing.next_sync_token, clean))
+        }
+        Err(e) if e.is(ErrorKind::SyncTokenExpired) => Ok((None, false)),
+        Err(e) => Err(e).context("reading the changes back"),
+    }
+}
+
+async fn record(
+    ctx: &RunCtx,
+    id: &str,
+    email: &str,
+    sync_token: Option<String>,
+    view_hash: Option<String>,
+    managed_group: Option<String>,
+) -> anyhow::Result<()> {
+    let state = ContactsUserState {
+        target_id: id.to_string(),
+        target_email: email.to_string(),
+        view_hash: view_hash.filter(|_| sync_token.is_some()),
+        sync_token,
+        managed_group,
+        updated_at: chrono::Utc::now(),
+    };
+    ctx.store
+        .put_contacts_state(&state)
+        .await
+        .context("recording the user's sync state")
+}
+
+// ---- the managed group -------------------------------------------------------------
+
+fn is_our_group(g: &ContactGroup) -> bool {
+    g.client_data.iter().any(|c| {
+        c.key.as_deref() == Some(markers::SOURCE)
+            && c.value.as_deref() == Some(markers::SOURCE_VALUE)
+    }) && !g.metadata.as_ref().and_then(|m| m.deleted).unwrap_or(false)
+}
+
+async fn find_group(people: &People) -> anyhow::Result<Option<ContactGroup>> {
+    let groups: Vec<ContactGroup> = people
+        .contact_groups_list(Some(GROUP_FIELDS))
+        .try_collect()
+        .await
+        .context("listing contact groups")?;
+    Ok(groups.into_iter().find(is_our_group))
+}
+
+fn new_group(name: &str) -> ContactGroup {
+    ContactGroup {
+        name: Some(name.to_string()),
+        client_data: vec![GroupClientData {
+            key: Some(markers::SOURCE.to_string()),
+            value: Some(markers::SOURCE_VALUE.to_string()),
+        }],
+        ..ContactGroup::default()
+    }
+}
+
+fn conflict_message(name: &str) -> String {
+    format!(
+        "this address book already has a contact group named {name:?} that orgsync did not \
+         create; rename that label in Google Contacts or set [contacts] group_name to another name"
+    )
+}
+
+/// The managed group's resource name, creating the group if needed; `true` when it was
+/// created by this call.
+async fn ensure_group(
+    ctx: &RunCtx,
+    people: &People,
+    no_state: bool,
+) -> anyhow::Result<(String, bool)> {
+    if no_state {
+        // A user orgsync never synced: creating first costs one call when the group is
+        // new, and a Conflict tells us it exists.
+        match people
+            .contact_groups_create(new_group(&ctx.group_name), Some(GROUP_FIELDS))
+            .await
+        {
+            Ok(g) => {
+                return g
+                    .resource_name
+                    .map(|rn| (rn, true))
+                    .context("contactGroups.create returned no resourceName");
+            }
+            Err(e) if e.is(ErrorKind::Conflict) => {}
+            Err(e) => return Err(e).context("creating the managed contact group"),
+        }
+    }
+    if let Some(g) = find_group(people).await? {
+        let rn = g
+            .resource_name
+            .clone()
+            .context("a contact group without resourceName")?;
+        if g.name.as_deref() != Some(ctx.group_name.as_str()) {
+            // `group_name` changed in the config: rename, keep the members.
+            let renamed = ContactGroup {
+                name: Some(ctx.group_name.clone()),
+                ..g
+            };
+            people
+                .contact_groups_update(renamed, Some("name"), Some(GROUP_FIELDS))
+                .await
+                .map_err(|e| {
+                    if e.is(ErrorKind::Conflict) {
+                        anyhow::anyhow!(conflict_message(&ctx.group_name))
+                    } else {
+                        anyhow::Error::new(e).context("renaming the managed contact group")
+                    }
+                })?;
+        }
+        return Ok((rn, false));
+    }
+    match people
+        .contact_groups_create(new_group(&ctx.group_name), Some(GROUP_FIELDS))
+        .await
+    {
+        Ok(g) => g
+            .resource_name
+            .map(|rn| (rn, false))
+            .context("contactGroups.create returned no resourceName"),
+        Err(e) if e.is(ErrorKind::Conflict) => {
+            Err(anyhow::anyhow!(conflict_message(&ctx.group_name)))
+        }
+        Err(e) => Err(e).context("creating the managed contact group"),
+    }
+}
+
+// ---- plan and undo ---------------------------------------------------------------
+
+fn display_name(p: &Person) -> String {
+    p.names
+        .first()
+        .and_then(|n| {
+            n.display_name
+                .clone()
+                .or_else(|| n.unstructured_name.clone())
+        })
+        .or_else(|| p.email_addresses.first().and_then(|e| e.value.clone()))
+        .or_else(|| p.resource_name.clone())
+        .unwrap_or_default()
+}
+
+async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOutcome> {
+    let people = ctx.client.people(email);
+    let group = find_group(&people).await?.and_then(|g| g.resource_name);
+    let target = TargetUser {
+        directory_id: id.to_string(),
+        email: email.to_string(),
+        managed_group: group,
+    };
+    let observed: Vec<Person> = people
+        .connections_list(ConnectionsParams::new(READ_MASK))
+        .try_collect()
+        .await
+        .context("reading the address book")?;
+    let plan = plan_user(&target, &ctx.directory, &observed, &ctx.plan_options);
+    // Deletes carry only resource names: look the contacts up once, by name.
+    let by_rn: HashMap<&str, &Person> = observed
+        .iter()
+        .filter_map(|p| Some((p.resource_name.as_deref()?, p)))
+        .collect();
+    let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
+    out.path = Some(ReadPath::Full);
+    out.personal = plan.personal_observed;
+    out.managed = plan.managed_observed;
+    out.unchanged = plan.unchanged;
+    if let Some(reason) = &plan.skipped {
+        out.status = UserStatus::Skipped;
+        out.reason = Some(reason.clone());
+        return Ok(out);
+    }
+    if let Some(stop) = guard_user(ctx, &plan) {
+        out.status = UserStatus::Guarded;
+        out.reason = Some(stop);
+    }
+    count(&mut out, &plan);
+    if out.writes() > 0 && out.status == UserStatus::Unchanged {
+        out.status = UserStatus::Changed;
+    }
+    let action = |action, directory_id: &str, name: String, fields: Vec<String>| ActionSummary {
+        action,
+        directory_id: directory_id.to_string(),
+        name,
+        fields,
+    };
+    for c in &plan.creates {
+        out.actions.push(action(
+            "create",
+            &c.directory_id,
+            display_name(&c.person),
+            Vec::new(),
+        ));
+    }
+    for u in &plan.updates {
+        out.actions.push(action(
+            "update",
+            &u.directory_id,
+            display_name(&u.person),
+            u.update_mask.clone(),
+        ));
+    }
+    for u in &plan.relabels {
+        out.actions.push(action(
+            "relabel",
+            &u.directory_id,
+            display_name(&u.person),
+            u.update_mask.clone(),
+        ));
+    }
+    let name_of = |rn: &str| {
+        by_rn
+            .get(rn)
+            .map_or_else(|| rn.to_string(), |p| display_name(p))
+    };
+    let id_of = |rn: &str| {
+        by_rn
+            .get(rn)
+            .and_then(|p| markers::managed_id(p))
+            .unwrap_or("")
+            .to_string()
+    };
+    for rn in &plan.deletes {
+        out.actions
+            .push(action("delete", &id_of(rn), name_of(rn), Vec::new()));
+    }
+    for rn in &plan.duplicates_merged {
+        out.actions.push(action(
+            "mergeDuplicate",
+            &id_of(rn),
+            name_of(rn),
+            Vec::new(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Remove every contact orgsync created (managed and orphaned markers) and the managed
+/// group; personal contacts stay.
+async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> anyhow::Result<UserOutcome> {
+    let people = ctx.client.people(email);
+    let group = find_group(&people).await?.and_then(|g| g.resource_name);
+    let mut ours = Vec::new();
+    let mut personal = 0;
+    let mut listing = std::pin::pin!(people.connections_list(ConnectionsParams::new(READ_MASK)));
+    while let Some(p) = listing
+        .try_next()
+        .await
+        .context("reading the address book")?
+    {
+        if p.is_deleted() {
+            continue;
+        }
+        match p.resource_name {
+            Some(rn) if markers::is_managed(&p) || markers::is_orphan(&p) => ours.push(rn),
+            _ => personal += 1,
+        }
+    }
+    let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
+    out.path = Some(ReadPath::Full);
+    out.personal = personal;
+    out.managed = ours.len();
+    out.deleted = ours.len();
+    if !ours.is_empty() || group.is_some() {
+        out.status = UserStatus::Changed;
+    }
+    if dry_run {
+        return Ok(out);
+    }
+    if !ours.is_empty() {
+        people
+            .batch_delete_contacts_chunked(ours)
+            .await
+            .context("deleting orgsync's contacts")?;
+    }
+    if let Some(group) = group {
+        match people.contact_groups_delete(&group, false).await {
+            Ok(()) => {}
+            Err(e) if e.is(ErrorKind::NotFound) => {}
+            Err(e) => return Err(e).context("deleting the managed contact group"),
+        }
+    }
+    ctx.store
+        .delete_contacts_state(id)
+        .await
+        .context("forgetting the user's sync state")?;
+    Ok(out)
+}

@@ -1,0 +1,117 @@
+//! Reading the directory for a run: every user of the customer (streamed page by page,
+//! 500 per page), the flattened membership of the groups the scope rules name, and the
+//! ids a scope's Directory `query` returns. Selection itself is the planner's
+//! ([`orgsync_core::scope`]); this module only gathers what it needs.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use futures::TryStreamExt;
+use orgsync_client::directory::UsersListParams;
+use orgsync_client::{Error, GoogleClient};
+use orgsync_core::scope::{DirectorySnapshot, GroupMembership, ScopeRules};
+use orgsync_wire::directory::User;
+
+use crate::config::GoogleConfig;
+
+/// What one directory read returned.
+#[derive(Debug, Clone, Default)]
+pub struct DirectoryRead {
+    /// Every user of the customer (or domain), in directory order.
+    pub users: Vec<User>,
+    /// Flattened membership (nested groups resolved) of the groups scope rules name.
+    pub groups: GroupMembership,
+    /// For each scope `query`, the ids `users.list?query=…` returned.
+    pub query_ids: HashMap<String, HashSet<String>>,
+}
+
+impl DirectoryRead {
+    /// The users `rules` select. A scope `query` narrows like an org-unit filter; an
+    /// explicit `include` still reaches people outside it.
+    pub fn select(&self, rules: &ScopeRules) -> DirectorySnapshot {
+        let in_query = |u: &User| match &rules.query {
+            None => true,
+            Some(q) => {
+                u.id.as_ref()
+                    .is_some_and(|id| self.query_ids.get(q).is_some_and(|s| s.contains(id)))
+                    || is_included(rules, u)
+            }
+        };
+        let users: Vec<User> = self.users.iter().filter(|u| in_query(u)).cloned().collect();
+        let mut snapshot = DirectorySnapshot::select(&users, rules, &self.groups);
+        snapshot.read_count = self.users.len();
+        snapshot
+    }
+}
+
+fn is_included(rules: &ScopeRules, user: &User) -> bool {
+    let mut emails = user
+        .primary_email
+        .iter()
+        .chain(user.aliases.iter().flatten());
+    emails.any(|e| {
+        rules
+            .include
+            .iter()
+            .any(|i| i.eq_ignore_ascii_case(e.trim()))
+    })
+}
+
+/// Read the directory for `rules` (sources, targets, app users…). `projection` is
+/// `basic` or `full` (custom schemas, needed by role rules).
+pub async fn read_directory(
+    client: &GoogleClient,
+    google: &GoogleConfig,
+    rules: &[&ScopeRules],
+    projection: &str,
+) -> Result<DirectoryRead, Error> {
+    let directory = client.directory();
+    let base = UsersListParams {
+        customer: google.customer.clone(),
+        domain: if google.customer.is_none() {
+            google.domain.clone()
+        } else {
+            None
+        },
+        projection: Some(projection.to_string()),
+        ..UsersListParams::default()
+    };
+    let users: Vec<User> = directory.users_list(base.clone()).try_collect().await?;
+
+    let mut read = DirectoryRead {
+        users,
+        ..DirectoryRead::default()
+    };
+    let groups: BTreeSet<String> = rules
+        .iter()
+        .flat_map(|r| r.groups.iter())
+        .map(|g| g.trim().to_lowercase())
+        .collect();
+    for group in groups {
+        read.groups.add_group(&group);
+        let mut members = std::pin::pin!(directory.members_list(&group, true, None));
+        while let Some(member) = members.try_next().await? {
+            let is_user = member
+                .kind_of_member
+                .as_deref()
+                .is_none_or(|t| t.eq_ignore_ascii_case("USER"));
+            if let (true, Some(id)) = (is_user, member.id) {
+                read.groups.add(&group, id);
+            }
+        }
+    }
+    let queries: BTreeSet<String> = rules.iter().filter_map(|r| r.query.clone()).collect();
+    for query in queries {
+        let params = UsersListParams {
+            query: Some(query.clone()),
+            projection: Some("basic".into()),
+            ..base.clone()
+        };
+        let ids: HashSet<String> = directory
+            .users_list(params)
+            .try_filter_map(|u| async move { Ok(u.id) })
+            .try_collect()
+            .await?;
+        read.query_ids.insert(query, ids);
+    }
+    Ok(read)
+}

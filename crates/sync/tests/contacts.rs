@@ -1,0 +1,589 @@
+//! End-to-end: the contacts run against the in-process emulator over real HTTP, with
+//! the planner, the SQLite state store and the client all real.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::Env;
+use orgsync_core::contacts::markers;
+use orgsync_core::guard::GuardVerdict;
+use orgsync_emulator::EmulatorConfig;
+use orgsync_sync::config::LeaverAction;
+use orgsync_sync::contacts::{ContactsOptions, ContactsReport, Mode, ReadPath, UserStatus};
+use orgsync_wire::directory::UserPhone;
+use orgsync_wire::people::{ClientData, EmailAddress, Name, Person, PhoneNumber};
+
+fn org(users: usize, personal: usize) -> EmulatorConfig {
+    EmulatorConfig {
+        personal_contacts_per_user: personal,
+        ..EmulatorConfig::for_tests(users)
+    }
+}
+
+fn sync() -> ContactsOptions {
+    ContactsOptions::new(Mode::Sync)
+}
+
+fn writes(r: &ContactsReport) -> u64 {
+    r.calls
+        .by_method
+        .iter()
+        .filter(|(m, _)| {
+            m.contains("batch")
+                || m.contains("create")
+                || m.contains("update")
+                || m.contains("delete")
+                || m.contains("modify")
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Every active user's book holds exactly one managed contact per other source, and
+/// no managed id twice.
+async fn assert_converged(env: &Env) {
+    let users = env.users().await;
+    let visible =
+        |u: &orgsync_wire::directory::User| u.include_in_global_address_list != Some(false);
+    for (id, u) in &users {
+        let email = u.primary_email.as_deref().unwrap();
+        if !visible(u) {
+            // Hidden from the address list: neither a source nor a target by default.
+            assert!(env.managed_of(email).await.is_empty());
+            continue;
+        }
+        let managed = env.managed_of(email).await;
+        let ids: Vec<&str> = managed.iter().filter_map(markers::managed_id).collect();
+        let distinct: BTreeSet<&str> = ids.iter().copied().collect();
+        assert_eq!(
+            ids.len(),
+            distinct.len(),
+            "{email} has duplicate managed contacts"
+        );
+        // Sources by default: everyone active and visible in the global address list.
+        let expected: BTreeSet<&str> = users
+            .iter()
+            .filter(|(_, u)| visible(u))
+            .map(|(other, _)| other.as_str())
+            .filter(|other| *other != id)
+            .collect();
+        assert_eq!(
+            distinct, expected,
+            "{email}'s managed contacts are not the directory"
+        );
+    }
+}
+
+#[tokio::test]
+async fn first_sync_fills_every_book_and_a_rerun_costs_one_read_per_user() {
+    let env = Env::start(org(12, 3)).await;
+    let personal = env.personal_fingerprints().await;
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    let targets = first.totals.targets;
+    assert_eq!(first.totals.created, targets * (targets - 1));
+    assert_converged(&env).await;
+    assert_eq!(
+        env.personal_fingerprints().await,
+        personal,
+        "personal contacts changed"
+    );
+    // First sync at the lower bound: per user one group, one batch, one read.
+    assert_eq!(first.calls.total as usize, 1 + 3 * targets);
+
+    let second = env.sync().await;
+    assert_eq!(second.totals.users_incremental, targets);
+    assert_eq!(
+        writes(&second),
+        0,
+        "a no-change run wrote: {:?}",
+        second.calls
+    );
+    assert_eq!(
+        second.calls.by_method["people.people.connections.list"] as usize,
+        targets
+    );
+    assert_eq!(second.calls.total as usize, 1 + targets);
+}
+
+#[tokio::test]
+async fn joiner_leaver_phone_change_and_rename_write_only_those_changes() {
+    let env = Env::start(org(10, 2)).await;
+    env.sync().await;
+    let personal = env.personal_fingerprints().await;
+    let m = env.member_emails().await;
+    let (leaver, phone, renamed) = (&m[0], &m[1], &m[2]);
+    let renamed_id = env.user_by_email(renamed).await.id.unwrap();
+    let observer_book = &m[3];
+    let before: BTreeMap<String, String> = env
+        .managed_of(observer_book)
+        .await
+        .into_iter()
+        .map(|p| {
+            (
+                markers::managed_id(&p).unwrap().to_string(),
+                p.resource_name.unwrap(),
+            )
+        })
+        .collect();
+
+    env.insert_user("ada.newhire", "Ada", "Newhire").await;
+    env.delete_user(leaver).await;
+    env.update_user(phone, |u| {
+        u.phones = Some(vec![UserPhone {
+            value: "+44 20 7946 0999".into(),
+            kind: Some("work".into()),
+            primary: Some(true),
+            ..Default::default()
+        }])
+    })
+    .await;
+    let new_email = format!("renamed.{renamed}");
+    env.update_user(renamed, |u| {
+        u.primary_email = Some(new_email.clone());
+        u.name.as_mut().unwrap().family_name = Some("Renamed".into());
+    })
+    .await;
+
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    for u in &r.users {
+        if u.email.starts_with("ada.newhire@") {
+            assert_eq!(u.created, r.sources - 1);
+            continue;
+        }
+        let me_phone = u.email == *phone;
+        let me_renamed = u.email == new_email;
+        assert_eq!(u.created, 1, "{}: only the joiner is new", u.email);
+        assert_eq!(u.deleted, 1, "{}: only the leaver goes", u.email);
+        let expected_updates = 2 - usize::from(me_phone) - usize::from(me_renamed);
+        assert_eq!(u.updated, expected_updates, "{}", u.email);
+        assert_eq!(u.relabelled + u.duplicates_merged, 0);
+    }
+    // The renamed colleague's contact is the same contact, updated in place.
+    let after = env.managed_of(observer_book).await;
+    let renamed_contact = after
+        .iter()
+        .find(|p| markers::managed_id(p) == Some(renamed_id.as_str()))
+        .expect("the renamed colleague is still there");
+    assert_eq!(
+        renamed_contact.resource_name.as_ref(),
+        before.get(&renamed_id)
+    );
+    assert!(
+        renamed_contact
+            .email_addresses
+            .iter()
+            .any(|e| e.value.as_deref() == Some(new_email.as_str()))
+    );
+    assert_eq!(
+        renamed_contact.names[0].family_name.as_deref(),
+        Some("Renamed")
+    );
+    assert_converged(&env).await;
+    let after_personal = env.personal_fingerprints().await;
+    for (k, etag) in &after_personal {
+        if let Some(old) = personal.get(k) {
+            assert_eq!(old, etag, "personal contact {k} was modified");
+        }
+    }
+    assert_eq!(
+        personal
+            .keys()
+            .filter(|k| after_personal.contains_key(*k))
+            .count()
+            + 2,
+        personal.len(),
+        "only the leaver's own two personal contacts are gone (with the account)"
+    );
+}
+
+#[tokio::test]
+async fn personal_contacts_with_a_colleagues_email_or_no_email_are_never_touched() {
+    let env = Env::start(org(6, 0)).await;
+    let m = env.member_emails().await;
+    let (owner, colleague) = (&m[0], &m[1]);
+    let people = env.observer.people(owner);
+    let twin = Person {
+        names: vec![Name {
+            given_name: Some("My".into()),
+            family_name: Some("Twin".into()),
+            ..Default::default()
+        }],
+        email_addresses: vec![EmailAddress {
+            value: Some(colleague.clone()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let nameless = Person {
+        phone_numbers: vec![PhoneNumber {
+            value: Some("+1 555 0100".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // Copied markers without the source marker do not make a contact ours.
+    let impostor = Person {
+        client_data: vec![ClientData::new(markers::ID, "12345")],
+        ..twin.clone()
+    };
+    for p in [&twin, &nameless, &impostor] {
+        people.create_contact(p, "names").await.unwrap();
+    }
+    let before = env.personal_fingerprints().await;
+    env.sync().await;
+    env.delete_user(colleague).await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_eq!(env.personal_fingerprints().await, before);
+}
+
+#[tokio::test]
+async fn what_a_person_added_to_a_managed_contact_survives_updates() {
+    let env = Env::start(org(5, 0)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let (owner, colleague) = (&m[0], &m[1]);
+    let colleague_id = env.user_by_email(colleague).await.id.unwrap();
+    let people = env.observer.people(owner);
+    let mut contact = env
+        .managed_of(owner)
+        .await
+        .into_iter()
+        .find(|p| markers::managed_id(p) == Some(colleague_id.as_str()))
+        .unwrap();
+    contact.phone_numbers.push(PhoneNumber {
+        value: Some("+44 1632 960000".into()),
+        kind: Some("home".into()),
+        ..Default::default()
+    });
+    people
+        .update_contact(&contact, "phoneNumbers", None)
+        .await
+        .unwrap();
+    env.update_user(colleague, |u| {
+        u.phones = Some(vec![UserPhone {
+            value: "+44 20 7946 0123".into(),
+            kind: Some("work".into()),
+            ..Default::default()
+        }])
+    })
+    .await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    let contact = env
+        .managed_of(owner)
+        .await
+        .into_iter()
+        .find(|p| markers::managed_id(p) == Some(colleague_id.as_str()))
+        .unwrap();
+    let phones: Vec<&str> = contact
+        .phone_numbers
+        .iter()
+        .filter_map(|p| p.value.as_deref())
+        .collect();
+    assert!(
+        phones.contains(&"+44 1632 960000"),
+        "the home phone was lost: {phones:?}"
+    );
+    assert!(
+        phones.contains(&"+44 20 7946 0123"),
+        "the new work phone is missing: {phones:?}"
+    );
+    assert_eq!(phones.len(), 2, "the old work phone stayed: {phones:?}");
+}
+
+#[tokio::test]
+async fn leavers_kept_are_relabelled_not_deleted() {
+    let mut env = Env::start(org(6, 0)).await;
+    env.config.contacts.leavers = LeaverAction::Keep;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let leaver_id = env.user_by_email(&m[0]).await.id.unwrap();
+    env.delete_user(&m[0]).await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.deleted, 0);
+    assert_eq!(r.totals.relabelled, r.totals.targets);
+    let kept = env
+        .managed_of(&m[1])
+        .await
+        .into_iter()
+        .find(|p| markers::managed_id(p) == Some(leaver_id.as_str()))
+        .expect("kept");
+    assert_eq!(
+        kept.client_data_value(markers::STATE),
+        Some(markers::STATE_LEFT)
+    );
+    // Re-planning is empty: the relabel converged.
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0);
+}
+
+#[tokio::test]
+async fn a_scope_change_removes_only_the_users_who_left_the_scope() {
+    let mut env = Env::start(org(10, 1)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let out_id = env.user_by_email(&m[0]).await.id.unwrap();
+    env.config.contacts.sources.exclude = vec![m[0].clone()];
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    // Everyone but the excluded user loses exactly that contact; they keep receiving.
+    for u in &r.users {
+        let expected = usize::from(u.email != m[0]);
+        assert_eq!(u.deleted, expected, "{}", u.email);
+        assert_eq!(u.created + u.updated, 0);
+    }
+    for email in &m[1..] {
+        assert!(
+            !env.managed_of(email)
+                .await
+                .iter()
+                .any(|p| markers::managed_id(p) == Some(out_id.as_str()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_guard_stops_a_mass_deletion_before_any_write_and_force_overrides_it() {
+    let mut env = Env::start(org(10, 0)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let before = env.managed_of(&m[0]).await.len();
+    // A typo in the scope: nobody is selected any more.
+    env.config.contacts.sources.org_units = vec!["/No-Such-OU".into()];
+    let r = env.sync().await;
+    let GuardVerdict::Stop {
+        reason,
+        what_to_check,
+    } = &r.guard
+    else {
+        panic!("expected a stop, got {:?}", r.guard)
+    };
+    assert!(reason.contains("would remove"), "{reason}");
+    assert!(what_to_check.contains("--force"));
+    assert!(r.guard_stopped());
+    assert_eq!(writes(&r), 0);
+    assert_eq!(r.calls.total, 1, "only the directory was read");
+    assert_eq!(env.managed_of(&m[0]).await.len(), before);
+
+    let forced = env
+        .run(&ContactsOptions {
+            force: true,
+            ..sync()
+        })
+        .await;
+    assert!(matches!(forced.guard, GuardVerdict::Forced { .. }));
+    assert_eq!(env.managed_of(&m[0]).await.len(), 0);
+}
+
+#[tokio::test]
+async fn without_history_the_per_user_guard_stops_each_book_before_writing() {
+    let mut env = Env::start(org(10, 0)).await;
+    env.sync().await;
+    // A new state store (say, a new machine): no previous run to predict from.
+    env.store = orgsync_sync::context::open_store_url("sqlite::memory:")
+        .await
+        .unwrap();
+    let m = env.member_emails().await;
+    env.config.contacts.sources.exclude = m[..5].to_vec();
+    let before = env.managed_of(&m[6]).await.len();
+    let r = env.sync().await;
+    assert!(r.guard.may_proceed(), "nothing to predict from");
+    assert!(r.totals.users_guarded > 0);
+    assert!(r.guard_stopped());
+    let guarded = r.users.iter().find(|u| u.email == m[6]).unwrap();
+    assert_eq!(guarded.status, UserStatus::Guarded);
+    assert!(guarded.reason.as_deref().unwrap().contains("--force"));
+    assert_eq!(env.managed_of(&m[6]).await.len(), before);
+}
+
+#[tokio::test]
+async fn an_expired_sync_token_falls_back_to_a_full_read_and_writes_nothing() {
+    let env = Env::start(org(6, 1)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    assert!(env.emulator.emulator.people.expire_sync_tokens(&m[0]));
+    let r = env.sync().await;
+    assert_eq!(writes(&r), 0);
+    let u = r.users.iter().find(|u| u.email == m[0]).unwrap();
+    assert_eq!(u.path, Some(ReadPath::Full));
+    assert_eq!(u.status, UserStatus::Unchanged);
+    assert_eq!(r.totals.users_incremental, r.totals.targets - 1);
+    // And the token is fresh again.
+    let again = env.sync().await;
+    assert_eq!(again.totals.users_incremental, again.totals.targets);
+}
+
+#[tokio::test]
+async fn a_crash_mid_run_then_a_rerun_converges_without_duplicates() {
+    let env = Env::start(org(30, 2)).await;
+    let personal = env.personal_fingerprints().await;
+    // Kill the run part-way (the task is dropped mid-flight, like a killed process).
+    let client = env.client();
+    let store = env.store.clone();
+    let config = env.config.clone();
+    let task = tokio::spawn(async move {
+        orgsync_sync::contacts::run(
+            &client,
+            store,
+            &config,
+            &ContactsOptions {
+                concurrency: Some(4),
+                ..sync()
+            },
+        )
+        .await
+    });
+    let emu = env.emulator.emulator.clone();
+    let mut f = emu.faults.settings();
+    f.latency_ms = 20;
+    emu.faults.set(f.clone()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    task.abort();
+    let _ = task.await;
+    f.latency_ms = 0;
+    emu.faults.set(f).unwrap();
+    let m = env.member_emails().await;
+    let mut filled = 0;
+    for email in &m {
+        filled += usize::from(!env.managed_of(email).await.is_empty());
+    }
+    assert!(
+        filled > 0 && filled < m.len(),
+        "the kill was not mid-run ({filled} of {} books written)",
+        m.len()
+    );
+    // A duplicate made behind orgsync's back (another tool copying its contacts).
+    if let Some(one) = env.managed_of(&m[0]).await.first() {
+        let copy = Person {
+            resource_name: None,
+            etag: None,
+            metadata: None,
+            ..one.clone()
+        };
+        env.observer
+            .people(&m[0])
+            .create_contact(&copy, "names")
+            .await
+            .unwrap();
+    }
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_converged(&env).await;
+    assert_eq!(env.personal_fingerprints().await, personal);
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0);
+}
+
+#[tokio::test]
+async fn twenty_percent_injected_errors_lose_nothing_and_duplicate_nothing() {
+    let env = Env::start(org(25, 2)).await;
+    let personal = env.personal_fingerprints().await;
+    env.error_rate(0.2);
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let r = env.try_run(&sync()).await;
+        if let Ok(r) = &r
+            && r.totals.users_failed == 0
+        {
+            assert!(
+                r.calls.retries > 0,
+                "errors were injected, retries expected"
+            );
+            break;
+        }
+        assert!(runs < 5, "did not converge in 5 runs: {r:?}");
+    }
+    env.error_rate(0.0);
+    assert_converged(&env).await;
+    assert_eq!(env.personal_fingerprints().await, personal);
+}
+
+#[tokio::test]
+async fn plan_changes_nothing_and_undo_removes_only_what_orgsync_created() {
+    let env = Env::start(org(8, 2)).await;
+    let personal = env.personal_fingerprints().await;
+    let plan = env.run(&ContactsOptions::new(Mode::Plan)).await;
+    assert!(plan.totals.created > 0);
+    let u = &plan.users[0];
+    assert_eq!(u.actions.len(), u.created);
+    assert!(
+        u.actions
+            .iter()
+            .all(|a| a.action == "create" && !a.name.is_empty())
+    );
+    let m = env.member_emails().await;
+    assert!(env.managed_of(&m[0]).await.is_empty(), "plan wrote");
+
+    env.sync().await;
+    let undo = env.run(&ContactsOptions::new(Mode::Undo)).await;
+    assert_eq!(undo.totals.users_failed, 0);
+    for email in &m {
+        assert!(env.managed_of(email).await.is_empty());
+        let groups: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(
+            env.observer
+                .people(email)
+                .contact_groups_list(Some("name,clientData")),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !groups
+                .iter()
+                .any(|g| g.name.as_deref() == Some("Company directory"))
+        );
+    }
+    assert_eq!(env.personal_fingerprints().await, personal);
+    assert!(env.store.list_contacts_state().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_label_is_recreated_and_a_renamed_one_follows_the_config() {
+    let mut env = Env::start(org(5, 0)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let people = env.observer.people(&m[0]);
+    let groups = |people: orgsync_client::people::People| async move {
+        futures::TryStreamExt::try_collect::<Vec<_>>(
+            people.contact_groups_list(Some("name,clientData")),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|g| {
+            g.client_data
+                .iter()
+                .any(|c| c.key.as_deref() == Some(markers::SOURCE))
+        })
+        .collect::<Vec<_>>()
+    };
+    let ours = groups(people.clone()).await;
+    assert_eq!(ours.len(), 1);
+    // The person deletes the label (keeping the contacts).
+    people
+        .contact_groups_delete(ours[0].resource_name.as_deref().unwrap(), false)
+        .await
+        .unwrap();
+    env.config.contacts.group_name = "Colleagues".into();
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0, "{:?}", r.users);
+    let now = groups(people.clone()).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].name.as_deref(), Some("Colleagues"));
+    let group = now[0].resource_name.clone().unwrap();
+    for p in env.managed_of(&m[0]).await {
+        assert!(
+            p.group_resource_names().any(|g| g == group),
+            "a contact lost its label"
+        );
+    }
+    // Another user's existing label was renamed in place.
+    let other = groups(env.observer.people(&m[1])).await;
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].name.as_deref(), Some("Colleagues"));
+    assert_converged(&env).await;
+}
