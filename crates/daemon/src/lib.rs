@@ -1,1 +1,277 @@
-//! placeholder
+//! `orgsync serve`: keep the application's user table in step with the directory within
+//! seconds, survive restarts and missed notifications, and never destroy an account by
+//! accident (issue 5; the seed article's Django receiver without its defects).
+//!
+//! One process runs:
+//! - [`webhook`]: the `users.watch` receiver. It authenticates each request (channel id
+//!   known, token compared in constant time, resource id matching), records the
+//!   notification once and enqueues a job in the same transaction, and answers within
+//!   milliseconds without calling Google. Bad input gets a 4xx, never a 5xx (Google would
+//!   retry a 5xx forever).
+//! - [`worker`]s that claim jobs (`SKIP LOCKED` on PostgreSQL), re-read the user with
+//!   `users.get` and apply it; failures back off and are retried, never dropped.
+//! - the [`leader`] loop: exactly one instance (a store lease that fails over) keeps one
+//!   channel per event type alive ([`channels`]) and runs the full reconcile on start and
+//!   on a schedule — the safety net for notifications Google never delivered.
+//! - the [`sink`]: every outbox entry POSTed to the application, signed, at least once.
+//! - `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Every state that matters lives in the store, so instances are interchangeable and a
+//! restart loses nothing; the only in-memory state is caches.
+
+pub mod channels;
+pub mod clock;
+pub mod leader;
+pub mod metrics;
+pub mod sink;
+pub mod webhook;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use orgsync_client::GoogleClient;
+use orgsync_store::Store;
+use orgsync_sync::config::Config;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use metrics::Metrics;
+
+/// Intervals and limits that are not user configuration (tests shorten them).
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// How often idle workers look for jobs enqueued by other instances.
+    pub poll_interval: Duration,
+    /// How long a claimed job stays locked; a dead worker's jobs return after this.
+    pub job_lease: Duration,
+    /// Jobs claimed at once per worker.
+    pub job_batch: u32,
+    /// First retry delay of a failing job (doubled per attempt, capped by `job_backoff_max`).
+    pub job_backoff_base: Duration,
+    pub job_backoff_max: Duration,
+    /// Lifetime of the leader lease; a dead leader is replaced after this.
+    pub leader_lease: Duration,
+    /// How often the leader loop runs (lease renewal, channel checks, schedule).
+    pub leader_tick: Duration,
+    /// Largest webhook body accepted (Google's bodies are a few hundred bytes).
+    pub max_body_bytes: usize,
+    /// How often the sink looks for undelivered outbox entries.
+    pub sink_poll: Duration,
+    pub sink_backoff_base: Duration,
+    pub sink_backoff_max: Duration,
+    pub sink_timeout: Duration,
+    /// How long a `sync` message for a channel not yet stored waits for it to appear (the
+    /// sync can arrive before `users.watch` returns).
+    pub sync_grace: Duration,
+    /// Run the full reconcile when this instance becomes the leader.
+    pub reconcile_on_start: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            poll_interval: Duration::from_millis(250),
+            job_lease: Duration::from_secs(60),
+            job_batch: 16,
+            job_backoff_base: Duration::from_secs(2),
+            job_backoff_max: Duration::from_secs(3600),
+            leader_lease: Duration::from_secs(30),
+            leader_tick: Duration::from_secs(5),
+            max_body_bytes: 64 * 1024,
+            sink_poll: Duration::from_millis(500),
+            sink_backoff_base: Duration::from_secs(1),
+            sink_backoff_max: Duration::from_secs(300),
+            sink_timeout: Duration::from_secs(10),
+            sync_grace: Duration::from_secs(3),
+            reconcile_on_start: true,
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("invalid [serve] configuration: {0}")]
+    Config(String),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] orgsync_store::StoreError),
+}
+
+/// What every task shares.
+pub struct Shared {
+    pub config: Config,
+    pub client: GoogleClient,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Metrics,
+    pub tuning: Tuning,
+    /// Unique per process: the job-lock and lease holder name.
+    pub instance_id: String,
+    /// The address Google posts to (`[serve] public_url`, or derived from the listener).
+    pub webhook_url: String,
+    /// Channels being created by this instance: id → token (their `sync` may arrive first).
+    pub pending_channels: Mutex<HashMap<String, String>>,
+    /// Known channels by id (a cache of the store; misses read the store).
+    pub channel_cache: Mutex<HashMap<String, orgsync_store::Channel>>,
+    /// Wakes local workers when the webhook enqueued a job.
+    pub wake: Notify,
+    /// Whether this instance currently holds the leader lease.
+    pub is_leader: std::sync::atomic::AtomicBool,
+    pub(crate) sync_waiters: tokio::sync::Semaphore,
+    pub(crate) http: reqwest::Client,
+    pub(crate) sink_secret: Option<Vec<u8>>,
+}
+
+impl Shared {
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+}
+
+/// A running daemon.
+pub struct DaemonHandle {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    cancel: CancellationToken,
+    server: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DaemonHandle {
+    pub fn instance_id(&self) -> &str {
+        &self.shared.instance_id
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Graceful shutdown: stop accepting, let workers finish the jobs they hold, give up
+    /// the leader lease so another instance takes over at once.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+    }
+
+    /// Simulate a crash: every task is aborted mid-flight; nothing is released. Jobs and
+    /// the lease this instance held come back to others when their leases expire.
+    pub fn kill(self) {
+        self.cancel.cancel();
+        self.server.abort();
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+
+    /// Resolves when a shutdown was requested.
+    pub fn cancelled(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.cancel.clone().cancelled_owned()
+    }
+}
+
+/// Start the daemon on `listener`.
+pub async fn start(
+    config: Config,
+    client: GoogleClient,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    tuning: Tuning,
+    listener: TcpListener,
+) -> Result<DaemonHandle, DaemonError> {
+    let addr = listener.local_addr()?;
+    let serve = &config.serve;
+    if !serve.webhook_path.starts_with('/') {
+        return Err(DaemonError::Config(format!(
+            "serve.webhook_path must start with '/', got {:?}",
+            serve.webhook_path
+        )));
+    }
+    if serve.workers == 0 {
+        return Err(DaemonError::Config(
+            "serve.workers must be at least 1".into(),
+        ));
+    }
+    if serve.renew_ahead_secs >= serve.channel_ttl_secs {
+        return Err(DaemonError::Config(format!(
+            "serve.renew_ahead_secs ({}) must be less than serve.channel_ttl_secs ({})",
+            serve.renew_ahead_secs, serve.channel_ttl_secs
+        )));
+    }
+    let webhook_url = match &serve.public_url {
+        Some(u) => u.clone(),
+        None if addr.ip().is_loopback() => format!("http://{addr}{}", serve.webhook_path),
+        None => {
+            return Err(DaemonError::Config(format!(
+                "serve.public_url is not set and {addr} is not a loopback address: set it to \
+                 the https URL Google can reach, e.g. https://orgsync.example.com{}",
+                serve.webhook_path
+            )));
+        }
+    };
+    let sink_secret = sink::load_secret(&serve.sink).map_err(DaemonError::Config)?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(tuning.sink_timeout)
+        .build()
+        .map_err(|e| DaemonError::Config(format!("HTTP client: {e}")))?;
+    let workers = serve.workers;
+    let shared = Arc::new(Shared {
+        config,
+        client,
+        store,
+        clock,
+        metrics: Metrics::new(),
+        tuning,
+        instance_id: format!("orgsync-{}", uuid::Uuid::new_v4().simple()),
+        webhook_url,
+        pending_channels: Mutex::new(HashMap::new()),
+        channel_cache: Mutex::new(HashMap::new()),
+        wake: Notify::new(),
+        is_leader: std::sync::atomic::AtomicBool::new(false),
+        sync_waiters: tokio::sync::Semaphore::new(16),
+        http,
+        sink_secret,
+    });
+    let cancel = CancellationToken::new();
+    let app = webhook::router(shared.clone());
+    let server_cancel = cancel.clone();
+    let server = tokio::spawn(async move {
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(server_cancel.cancelled_owned())
+            .await;
+        if let Err(e) = result {
+            tracing::error!(error = %e, "webhook server stopped");
+        }
+    });
+    let mut tasks = Vec::new();
+    for n in 0..workers {
+        tasks.push(tokio::spawn(worker::run(
+            shared.clone(),
+            format!("{}/w{n}", shared.instance_id),
+            cancel.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(leader::run(shared.clone(), cancel.clone())));
+    if shared.config.serve.sink.url.is_some() {
+        tasks.push(tokio::spawn(sink::run(shared.clone(), cancel.clone())));
+    }
+    tracing::info!(%addr, webhook = %shared.webhook_url, instance = %shared.instance_id, "orgsync serve started");
+    Ok(DaemonHandle {
+        addr,
+        shared,
+        cancel,
+        server,
+        tasks,
+    })
+}

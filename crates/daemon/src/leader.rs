@@ -1,0 +1,164 @@
+//! Leader election and the leader's duties.
+//!
+//! Exactly one instance manages channels and the reconcile schedule: the holder of the
+//! store lease [`LEASE`]. It renews the lease every tick; if it dies, the lease expires and
+//! another instance takes over on its next tick (failover within `leader_lease` +
+//! `leader_tick`). On graceful shutdown the lease is released at once.
+//!
+//! Duties, each tick: keep one channel per event type ([`crate::channels::ensure`]), and
+//! run the full reconcile when it is due — on becoming leader (so every start repairs what
+//! was missed while nobody listened) and every `reconcile_interval_secs` after the last
+//! one, a schedule kept in the store so a restart does not reset it. The reconcile runs in
+//! its own task so lease renewal never waits for a long directory read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::Duration;
+use orgsync_sync::users::{ReconcileOptions, UsersError, reconcile};
+use tokio_util::sync::CancellationToken;
+
+use crate::Shared;
+use crate::channels::{ChannelCtx, ensure};
+
+/// Name of the leader lease.
+pub const LEASE: &str = "orgsync.serve.leader";
+const SCHEDULE_SCOPE: &str = "serve";
+const NEXT_RECONCILE_KEY: &str = "next_reconcile_at";
+
+pub fn channel_ctx(shared: &Shared) -> ChannelCtx<'_> {
+    ChannelCtx {
+        client: &shared.client,
+        store: shared.store.as_ref(),
+        google: &shared.config.google,
+        serve: &shared.config.serve,
+        webhook_url: &shared.webhook_url,
+        pending: Some(&shared.pending_channels),
+        cache: Some(&shared.channel_cache),
+    }
+}
+
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    let ttl = Duration::from_std(shared.tuning.leader_lease).unwrap_or(Duration::seconds(30));
+    let reconciling = Arc::new(AtomicBool::new(false));
+    let mut was_leader = false;
+    while !cancel.is_cancelled() {
+        let now = shared.now();
+        let leader = match shared
+            .store
+            .try_acquire_lease(LEASE, &shared.instance_id, now, ttl)
+            .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the leader lease");
+                false
+            }
+        };
+        shared.is_leader.store(leader, Ordering::Relaxed);
+        if leader && !was_leader {
+            tracing::info!(instance = %shared.instance_id, "became leader");
+        }
+        if leader {
+            let report = ensure(&channel_ctx(&shared), now, false).await;
+            for c in &report.created {
+                shared.metrics.inc("orgsync_channels_total", "created");
+                tracing::debug!(channel = %c, "channel created");
+            }
+            for _ in &report.stopped {
+                shared.metrics.inc("orgsync_channels_total", "stopped");
+            }
+            for e in &report.errors {
+                shared.metrics.inc("orgsync_channels_total", "error");
+                tracing::warn!(error = %e, "channel maintenance failed; retrying next tick");
+            }
+            let due = if !was_leader && shared.tuning.reconcile_on_start {
+                true
+            } else {
+                reconcile_due(&shared).await
+            };
+            if due && !reconciling.swap(true, Ordering::SeqCst) {
+                let s = shared.clone();
+                let flag = reconciling.clone();
+                tokio::spawn(async move {
+                    run_reconcile(&s).await;
+                    flag.store(false, Ordering::SeqCst);
+                });
+            }
+        }
+        was_leader = leader;
+        tokio::select! {
+            _ = tokio::time::sleep(shared.tuning.leader_tick) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
+    if was_leader {
+        let _ = shared.store.release_lease(LEASE, &shared.instance_id).await;
+        shared.is_leader.store(false, Ordering::Relaxed);
+    }
+}
+
+async fn reconcile_due(shared: &Shared) -> bool {
+    match shared
+        .store
+        .get_sync_state(SCHEDULE_SCOPE, NEXT_RECONCILE_KEY)
+        .await
+    {
+        Ok(Some(v)) => v
+            .parse::<i64>()
+            .map(|ms| shared.now() >= orgsync_store::time::from_ms(ms))
+            .unwrap_or(true),
+        Ok(None) => true,
+        Err(_) => false,
+    }
+}
+
+async fn run_reconcile(shared: &Shared) {
+    let started = shared.now();
+    let result = reconcile(
+        &shared.client,
+        &shared.config,
+        shared.store.as_ref(),
+        ReconcileOptions::default(),
+        || shared.now(),
+    )
+    .await;
+    let next = started + Duration::seconds(shared.config.serve.reconcile_interval_secs as i64);
+    let label = match &result {
+        Ok(r) => {
+            tracing::info!(
+                created = r.created,
+                updated = r.updated,
+                reactivated = r.reactivated,
+                deactivated = r.deactivated,
+                deleted = r.deleted,
+                unchanged = r.unchanged,
+                ms = r.duration_ms,
+                "full reconcile done"
+            );
+            "ok"
+        }
+        Err(UsersError::Guard {
+            reason,
+            what_to_check,
+            ..
+        }) => {
+            tracing::error!(%reason, %what_to_check, "full reconcile stopped by the safety guard; run `orgsync users sync` to review, --force if intended");
+            "guard"
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "full reconcile failed; retrying at the next schedule");
+            "error"
+        }
+    };
+    shared.metrics.inc("orgsync_reconcile_total", label);
+    let _ = shared
+        .store
+        .set_sync_state(
+            SCHEDULE_SCOPE,
+            NEXT_RECONCILE_KEY,
+            &orgsync_store::time::to_ms(next).to_string(),
+            shared.now(),
+        )
+        .await;
+}
