@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orgsync",
@@ -46,6 +48,26 @@ pub enum Command {
     Demo(DemoArgs),
     /// Serve the local Google Workspace emulator (OAuth, Directory, People, Gmail, Calendar).
     Emulator(EmulatorArgs),
+    /// Copy the directory into each member's Google Contacts (plan, sync, undo).
+    #[command(subcommand)]
+    Contacts(commands::contacts::ContactsCommand),
+    /// Keep the app user table in step with the directory (sync, list, show).
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// Run the push-notification daemon: webhook, workers, channel renewal, sinks.
+    Serve(commands::serve::ServeArgs),
+    /// The Directory push channels orgsync owns (list, renew, stop).
+    #[command(subcommand)]
+    Channels(commands::channels::ChannelsCommand),
+    /// Log in with your own Google account (installed-app OAuth with PKCE).
+    #[command(subcommand)]
+    Auth(commands::auth::AuthCommand),
+    /// Send mail and drafts through the Gmail API.
+    #[command(subcommand)]
+    Mail(commands::mail::MailCommand),
+    /// Read calendars through the Calendar API.
+    #[command(subcommand)]
+    Calendar(commands::calendar::CalendarCommand),
 }
 
 #[derive(Debug, Args)]

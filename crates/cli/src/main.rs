@@ -6,8 +6,6 @@
 
 mod cli;
 mod commands;
-#[allow(dead_code)] // wired into the commands as they land
-mod config;
 mod exit;
 
 use clap::Parser;

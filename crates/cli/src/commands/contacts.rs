@@ -1,0 +1,174 @@
+//! `orgsync contacts plan|sync|undo`: the Directory → Contacts job.
+
+use clap::{Args, Subcommand};
+use orgsync_sync::contacts::{self, ContactsOptions, ContactsReport, Mode, UserStatus};
+use orgsync_sync::context;
+
+use super::common::{load_config, print_json};
+use crate::cli::Global;
+use crate::exit::{CodedError, Exit};
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCommand {
+    /// Print what a sync would change, per user; changes nothing.
+    ///
+    /// Reads the directory and each target's address book and prints the creates,
+    /// updates and deletes a sync would make. Personal contacts never appear: orgsync
+    /// only ever touches contacts it created (they carry its markers).
+    Plan(TargetArgs),
+    /// Copy the directory into each target's Google Contacts.
+    ///
+    /// Joiners are added, changes updated, leavers removed (or kept and relabelled with
+    /// `leavers = "keep"`), personal contacts never touched. Unchanged users cost one
+    /// read. A run that would delete more than `max_delete_share` of the contacts it
+    /// manages stops before writing (exit 3) unless --force.
+    Sync(SyncArgs),
+    /// Remove every contact and the label orgsync created, for the selected users.
+    Undo(UndoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Only this target (repeatable): a trial run on a few address books.
+    #[arg(long = "user", value_name = "EMAIL")]
+    pub users: Vec<String>,
+    /// At most N targets (in email order).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Users processed in parallel (default: [contacts] concurrency).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Decide and report, write nothing (same as `contacts plan`).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Proceed even when the safety guard would stop the run.
+    #[arg(long)]
+    pub force: bool,
+    /// Mail the run summary to this address (repeatable; adds to [mail] report_to). A
+    /// failure to mail is reported, never fails the sync.
+    #[arg(long, value_name = "EMAIL")]
+    pub report_to: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UndoArgs {
+    #[command(flatten)]
+    pub targets: TargetArgs,
+    /// Count what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> {
+    let (mode, targets, dry_run, force, mut report_to) = match cmd {
+        ContactsCommand::Plan(t) => (Mode::Plan, t, true, false, Vec::new()),
+        ContactsCommand::Sync(s) => (Mode::Sync, s.targets, s.dry_run, s.force, s.report_to),
+        ContactsCommand::Undo(u) => (Mode::Undo, u.targets, u.dry_run, false, Vec::new()),
+    };
+    let config = load_config(global)?;
+    let client = context::service_account_client(&config)
+        .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
+    let store = context::open_store(&config.state).await?;
+    let options = ContactsOptions {
+        mode,
+        dry_run,
+        force,
+        users: targets.users,
+        limit: targets.limit,
+        concurrency: targets.concurrency,
+        progress: !targets.json,
+    };
+    let report = contacts::run(&client, store, &config, &options).await?;
+    if mode == Mode::Sync {
+        report_to.extend(config.mail.report_to.iter().cloned());
+    }
+    if !report_to.is_empty() {
+        mail_report(&client, &config, &report_to, &report).await;
+    }
+    if targets.json {
+        print_json(&report)?;
+    } else {
+        if mode == Mode::Plan || dry_run {
+            print_plan(&report);
+        }
+        print!("{}", report.render_text());
+    }
+    Ok(exit_code(&report))
+}
+
+/// Mail the summary; a failure is logged and printed, never fatal.
+async fn mail_report(
+    client: &orgsync_client::GoogleClient,
+    config: &orgsync_sync::config::Config,
+    to: &[String],
+    report: &ContactsReport,
+) {
+    let Some(from) = config
+        .mail
+        .from
+        .clone()
+        .or_else(|| config.google.admin_subject.clone())
+    else {
+        eprintln!("warning: --report-to: no sender ([mail] from or [google] admin_subject)");
+        return;
+    };
+    let t = &report.totals;
+    let subject = format!(
+        "orgsync contacts sync: {} created, {} updated, {} deleted, {} failed",
+        t.created, t.updated, t.deleted, t.users_failed
+    );
+    match orgsync_sync::mail::send_report(client, &from, to, &subject, &report.render_text()).await
+    {
+        Ok(_) => tracing::info!(to = ?to, "run report mailed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "mailing the run report failed");
+            eprintln!("warning: mailing the run report failed: {e}");
+        }
+    }
+}
+
+/// 3 when the guard stopped the run or a user; else 1 when a user failed; else 0.
+pub fn exit_code(report: &ContactsReport) -> Exit {
+    if report.mode == Mode::Sync && report.guard_stopped() {
+        Exit::Guard
+    } else if report.totals.users_failed > 0 {
+        Exit::Partial
+    } else {
+        Exit::Ok
+    }
+}
+
+fn print_plan(report: &ContactsReport) {
+    const SHOWN: usize = 20;
+    for u in &report.users {
+        if u.status == UserStatus::Unchanged {
+            continue;
+        }
+        println!(
+            "{}: {} to create, {} to update, {} to relabel, {} to delete, {} duplicates to merge ({} personal contacts untouched)",
+            u.email, u.created, u.updated, u.relabelled, u.deleted, u.duplicates_merged, u.personal
+        );
+        for a in u.actions.iter().take(SHOWN) {
+            if a.fields.is_empty() {
+                println!("  {:<15} {}", a.action, a.name);
+            } else {
+                println!("  {:<15} {} [{}]", a.action, a.name, a.fields.join(", "));
+            }
+        }
+        if u.actions.len() > SHOWN {
+            println!(
+                "  … and {} more (--json lists all)",
+                u.actions.len() - SHOWN
+            );
+        }
+    }
+}
