@@ -2,7 +2,11 @@
 //! `docs/PERFORMANCE.md`. Speed targets are checked here, not in timed unit tests.
 //!
 //! `cargo run --release -p orgsync-bench -- emulator` — emulator throughput.
+//! `cargo run --release -p orgsync-bench -- client` — client listing: calls, time, peak RSS.
+//! `cargo run --release -p orgsync-bench -- contacts` — the contacts sync: calls vs bound, time, RSS.
 
+mod client;
+mod contacts;
 mod emulator;
 mod measure;
 
@@ -13,6 +17,10 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("emulator") => emulator::run(&args[1..]).await,
-        _ => bail!("usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C]"),
+        Some("client") => client::run(&args[1..]).await,
+        Some("contacts") => contacts::run(&args[1..]).await,
+        _ => bail!(
+            "usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C]"
+        ),
     }
 }
