@@ -34,15 +34,9 @@ if [[ -z "${ORGSYNC_BIN:-}" ]]; then
 fi
 export ORGSYNC_BIN
 
-# pending: Gmail/Calendar emulator not implemented yet (issue 6). Those contract tests
-# live in tests/test_gmail_calendar.py under the `pending` marker and are deselected
-# here (pytest reports them as "deselected", never as passed). Drop this filter once
-# the Gmail and Calendar emulators land.
-MARKERS="not pending"
-
 cd "$HERE"
 status=0
-"$VENV/bin/python" -m pytest -q -c "$HERE/pytest.ini" -m "$MARKERS" "$@" || status=$?
+"$VENV/bin/python" -m pytest -q -c "$HERE/pytest.ini" "$@" || status=$?
 if [[ $status -eq 5 ]]; then
     echo "conformance: pytest collected no tests; treating that as a failure" >&2
     exit 1

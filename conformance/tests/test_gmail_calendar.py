@@ -1,13 +1,6 @@
-"""Gmail v1 and Calendar v3 through Google's client (reference §5, §6, §7.1).
-
-pending: Gmail/Calendar emulator not implemented yet (issue 6). Every test here carries
-the `pending` marker, and conformance/run.sh deselects that marker, so these contract
-tests are reported as "deselected" until the Gmail and Calendar routes land. Run them
-explicitly with `conformance/run.sh -m pending`.
-"""
+"""Gmail v1 and Calendar v3 through Google's client (reference §5, §6, §7.1)."""
 
 import base64
-import datetime as dt
 from email.message import EmailMessage
 
 import pytest
@@ -16,10 +9,9 @@ from googleapiclient.errors import HttpError
 
 from conftest import SCOPE, unique
 
-pytestmark = pytest.mark.pending
-
 GMAIL_SCOPES = [SCOPE + "gmail.send", SCOPE + "gmail.readonly"]
 CALENDAR_SCOPES = [SCOPE + "calendar.readonly"]
+CALENDAR_WRITE_SCOPES = [SCOPE + "calendar.events"]
 
 
 def gmail(emulator, subject):
@@ -32,12 +24,12 @@ def gmail(emulator, subject):
     )
 
 
-def calendar(emulator, subject):
+def calendar(emulator, subject, scopes=CALENDAR_SCOPES):
     # Calendar's servicePath is `calendar/v3/`, which api_endpoint replaces: pass it back.
     return build(
         "calendar",
         "v3",
-        credentials=emulator.credentials(subject, CALENDAR_SCOPES),
+        credentials=emulator.credentials(subject, scopes),
         client_options={"api_endpoint": emulator.base_url + "/calendar/v3/"},
         static_discovery=True,
     )
@@ -100,10 +92,29 @@ def test_gmail_unknown_message_is_404_legacy_envelope(emulator, members):
 
 
 def test_calendar_events_list_single_events_ordered_by_start(emulator, members):
+    # Seed the calendar through the client: a weekly series across Berlin's DST change
+    # (29 March 2026), an all-day event and a one-off, inserted out of order.
+    writer = calendar(emulator, members[0], CALENDAR_WRITE_SCOPES)
+    tag = unique("agenda")
+    series = writer.events().insert(calendarId="primary", body={
+        "summary": f"{tag} weekly",
+        "start": {"dateTime": "2026-03-16T10:00:00", "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": "2026-03-16T10:30:00", "timeZone": "Europe/Berlin"},
+        "recurrence": ["RRULE:FREQ=WEEKLY;COUNT=4"],
+    }).execute()
+    writer.events().insert(calendarId="primary", body={
+        "summary": f"{tag} one-off",
+        "start": {"dateTime": "2026-03-25T12:00:00Z"}, "end": {"dateTime": "2026-03-25T13:00:00Z"},
+    }).execute()
+    writer.events().insert(calendarId="primary", body={
+        "summary": f"{tag} all-day", "start": {"date": "2026-03-20"}, "end": {"date": "2026-03-21"},
+    }).execute()
+
     svc = calendar(emulator, members[0])
-    time_min = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)).isoformat()
+    time_min = "2026-03-01T00:00:00+01:00"
     events, req = [], svc.events().list(
-        calendarId="primary", singleEvents=True, orderBy="startTime", timeMin=time_min, maxResults=50
+        calendarId="primary", singleEvents=True, orderBy="startTime", timeMin=time_min,
+        timeMax="2026-05-01T00:00:00Z", timeZone="Europe/Berlin", q=tag, maxResults=2
     )
     while req is not None:
         resp = req.execute()
@@ -111,7 +122,16 @@ def test_calendar_events_list_single_events_ordered_by_start(emulator, members):
         events.extend(resp.get("items", []))
         req = svc.events().list_next(req, resp)
     starts = [e["start"].get("dateTime") or e["start"].get("date") for e in events]
-    assert starts == sorted(starts)
+    assert starts == [
+        "2026-03-16T10:00:00+01:00",
+        "2026-03-20",
+        "2026-03-23T10:00:00+01:00",
+        "2026-03-25T13:00:00+01:00",
+        "2026-03-30T10:00:00+02:00",
+        "2026-04-06T10:00:00+02:00",
+    ]
+    weekly = [e for e in events if e.get("recurringEventId") == series["id"]]
+    assert [e["id"] for e in weekly][2] == series["id"] + "_20260330T080000Z"
 
 
 def test_calendar_order_by_start_time_requires_single_events(emulator, members):
