@@ -4,11 +4,13 @@
 //! `cargo run --release -p orgsync-bench -- emulator` — emulator throughput.
 //! `cargo run --release -p orgsync-bench -- client` — client listing: calls, time, peak RSS.
 //! `cargo run --release -p orgsync-bench -- contacts` — the contacts sync: calls vs bound, time, RSS.
+//! `cargo run --release -p orgsync-bench -- serve` — users reconcile, change→row latency, pushes/s.
 
 mod client;
 mod contacts;
 mod emulator;
 mod measure;
+mod serve;
 
 use anyhow::bail;
 
@@ -19,8 +21,9 @@ async fn main() -> anyhow::Result<()> {
         Some("emulator") => emulator::run(&args[1..]).await,
         Some("client") => client::run(&args[1..]).await,
         Some("contacts") => contacts::run(&args[1..]).await,
+        Some("serve") => serve::run(&args[1..]).await,
         _ => bail!(
-            "usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C]"
+            "usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | serve [--phases reconcile,latency,push] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS]"
         ),
     }
 }
