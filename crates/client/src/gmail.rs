@@ -159,6 +159,20 @@ impl Gmail {
         self.client.send_json(call).await
     }
 
+    /// `users.drafts.get`; `format` as for `messages.get`. A 404 means the draft is gone
+    /// (sent, or deleted): a caller that keeps a draft id as proof of "not sent yet" checks
+    /// here before sending it again.
+    pub async fn drafts_get(&self, draft_id: &str, format: Option<&str>) -> Result<Draft, Error> {
+        let call = self
+            .call(
+                "gmail.users.drafts.get",
+                Method::GET,
+                &format!("drafts/{}", encode_segment(draft_id)),
+            )
+            .query_opt("format", format);
+        self.client.send_json(call).await
+    }
+
     /// `users.drafts.send` of an existing draft.
     pub async fn drafts_send(&self, draft_id: &str) -> Result<Message, Error> {
         let body = Draft {
