@@ -12,6 +12,7 @@ pub const KIND_GROUPS: &str = "admin#directory#groups";
 pub const KIND_MEMBER: &str = "admin#directory#member";
 pub const KIND_MEMBERS: &str = "admin#directory#members";
 pub const KIND_CHANNEL: &str = "api#channel";
+pub const KIND_USER_PHOTO: &str = "admin#directory#user#photo";
 
 /// Largest `maxResults` for `users.list`.
 pub const USERS_MAX_PAGE: u32 = 500;
@@ -386,6 +387,57 @@ pub struct UserNotification {
     pub primary_email: Option<String>,
 }
 
+/// `users.photos` resource (`admin/directory/v1/users/{userKey}/photos/thumbnail`).
+///
+/// `photoData` is Google's *web-safe* base64: `-` and `_` instead of `+` and `/`, and
+/// the discovery document says padding may come as `*` or `.` instead of `=`. Readers
+/// should decode leniently (both alphabets, any or no padding). `mimeType` is one of
+/// `JPEG`, `PNG`, `GIF`, `BMP`, `TIFF` on the way in; Google answers `image/jpeg`-style
+/// values. `Debug` shows the size of `photoData`, not the data.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPhoto {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The user's unique id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_email: Option<String>,
+    /// Web-safe base64 of the image bytes. Required by `users.photos.update`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo_data: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<i32>,
+}
+
+impl std::fmt::Debug for UserPhoto {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPhoto")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("etag", &self.etag)
+            .field("primary_email", &self.primary_email)
+            .field(
+                "photo_data",
+                &self
+                    .photo_data
+                    .as_ref()
+                    .map(|d| format!("<{} base64 chars>", d.len())),
+            )
+            .field("mime_type", &self.mime_type)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .finish()
+    }
+}
+
 /// Push notification headers (reference §2.11).
 pub mod push_headers {
     pub const CHANNEL_ID: &str = "x-goog-channel-id";
@@ -457,6 +509,23 @@ mod tests {
         let c2: Channel =
             serde_json::from_str(r#"{"id":"c1","expiration":"1384823632000"}"#).unwrap();
         assert_eq!(c2.expiration, c.expiration);
+    }
+
+    #[test]
+    fn user_photo_wire_names_and_debug_hides_data() {
+        let p: UserPhoto = serde_json::from_str(
+            r#"{"kind":"admin#directory#user#photo","id":"1","primaryEmail":"a@x",
+            "photoData":"iVBORw0KGgo*","mimeType":"image/png","width":96,"height":96,"etag":"e"}"#,
+        )
+        .unwrap();
+        assert_eq!(p.photo_data.as_deref(), Some("iVBORw0KGgo*"));
+        assert_eq!((p.width, p.height), (Some(96), Some(96)));
+        let back = serde_json::to_value(&p).unwrap();
+        assert_eq!(back["primaryEmail"], "a@x");
+        assert_eq!(back["mimeType"], "image/png");
+        let dbg = format!("{p:?}");
+        assert!(!dbg.contains("iVBOR"), "{dbg}");
+        assert!(dbg.contains("12 base64 chars"), "{dbg}");
     }
 
     #[test]

@@ -556,6 +556,50 @@ pub struct ModifyContactGroupMembersResponse {
     pub can_not_remove_last_contact_group_resource_names: Vec<String>,
 }
 
+/// `people.updateContactPhoto` body (`PATCH v1/{+resourceName}:updateContactPhoto`).
+/// `photoBytes` is standard base64 of a JPEG or PNG. Without `personFields` the response
+/// carries no person. `Debug` shows the size of `photoBytes`, not the data.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateContactPhotoRequest {
+    #[serde(default)]
+    pub photo_bytes: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_fields: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<String>,
+}
+
+impl std::fmt::Debug for UpdateContactPhotoRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateContactPhotoRequest")
+            .field(
+                "photo_bytes",
+                &format!("<{} base64 chars>", self.photo_bytes.len()),
+            )
+            .field("person_fields", &self.person_fields)
+            .field("sources", &self.sources)
+            .finish()
+    }
+}
+
+/// `people.updateContactPhoto` response: the person when `personFields` was set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateContactPhotoResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
+}
+
+/// `people.deleteContactPhoto` response (`DELETE v1/{+resourceName}:deleteContactPhoto`):
+/// the person when the `personFields` query parameter was set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteContactPhotoResponse {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<Person>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +618,29 @@ mod tests {
         assert_eq!(back["addresses"][0]["formattedValue"], "1 Main St");
         assert_eq!(back["names"][0]["phoneticGivenName"], "A");
         assert!(!p.is_deleted());
+    }
+
+    #[test]
+    fn contact_photo_wire_shapes() {
+        let r = UpdateContactPhotoRequest {
+            photo_bytes: "iVBORw0KGgo=".into(),
+            person_fields: Some("photos".into()),
+            sources: Vec::new(),
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["photoBytes"], "iVBORw0KGgo=");
+        assert_eq!(v["personFields"], "photos");
+        assert!(v.get("sources").is_none());
+        assert!(!format!("{r:?}").contains("iVBOR"));
+        let resp: UpdateContactPhotoResponse = serde_json::from_str(
+            r#"{"person":{"resourceName":"people/c1","photos":[{"url":"http://x/p","metadata":{"primary":true}}]}}"#,
+        )
+        .unwrap();
+        let p = resp.person.unwrap();
+        assert_eq!(p.photos[0].url.as_deref(), Some("http://x/p"));
+        assert_eq!(p.photos[0].default, None);
+        let empty: DeleteContactPhotoResponse = serde_json::from_str("{}").unwrap();
+        assert!(empty.person.is_none());
     }
 
     #[test]
