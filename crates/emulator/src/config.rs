@@ -28,6 +28,11 @@ pub struct EmulatorConfig {
     pub consent_user: Option<String>,
     /// Personal (non-orgsync) contacts generated per user, for demos.
     pub personal_contacts_per_user: usize,
+    /// Share (0..=1) of generated users that get a small deterministic photo
+    /// (`users.photos`, `thumbnailPhotoEtag`). 0 (the default) keeps the generated org
+    /// exactly as it was before photos existed.
+    #[serde(default)]
+    pub photo_share: f64,
 }
 
 impl Default for EmulatorConfig {
@@ -45,6 +50,7 @@ impl Default for EmulatorConfig {
             access_token_ttl_secs: 3600,
             consent_user: None,
             personal_contacts_per_user: 0,
+            photo_share: 0.0,
         }
     }
 }

@@ -7,9 +7,11 @@
 //! `showDeleted` use a sorted key list cached until the next write.
 //!
 //! Submodules: [`users`] (users.* handlers), [`query`] (the search language),
-//! [`groups`] (groups and members), [`push`] (`users.watch`, `channels.stop`, delivery).
+//! [`groups`] (groups and members), [`push`] (`users.watch`, `channels.stop`, delivery),
+//! [`photos`] (`users.photos.*` and the URL serving them).
 
 pub mod groups;
+pub mod photos;
 pub mod push;
 pub mod query;
 pub mod users;
@@ -72,6 +74,8 @@ struct DirectoryData {
     #[serde(default)]
     channels: BTreeMap<String, push::ChannelRec>,
     #[serde(default)]
+    photos: HashMap<String, photos::StoredPhoto>,
+    #[serde(default)]
     version_counter: u64,
     #[serde(default)]
     message_counter: u64,
@@ -115,6 +119,8 @@ pub struct DirectoryState {
     deleted: HashMap<String, StoredUser>,
     groups: HashMap<String, groups::GroupRec>,
     channels: BTreeMap<String, push::ChannelRec>,
+    /// User id → photo (`users.photos`); kept across delete/undelete like the user.
+    photos: HashMap<String, photos::StoredPhoto>,
     version_counter: u64,
     message_counter: u64,
     #[serde(skip)]
@@ -130,6 +136,7 @@ impl From<DirectoryData> for DirectoryState {
             deleted: d.deleted,
             groups: d.groups,
             channels: d.channels,
+            photos: d.photos,
             version_counter: d.version_counter,
             message_counter: d.message_counter,
             idx: Index::default(),
@@ -503,10 +510,17 @@ pub(crate) fn check_customer(
 }
 
 /// Fill the directory with the generated demo org (`config.users`, `config.seed`,
-/// `config.domain`), including the admin `admin@{domain}`. Called by
-/// [`crate::persist::bootstrap`] when no saved state is loaded.
+/// `config.domain`), including the admin `admin@{domain}`, and give
+/// `config.photo_share` of the users a photo. Called by [`crate::persist::bootstrap`]
+/// when no saved state is loaded.
 pub fn seed(emu: &Emulator) {
-    let org = crate::generate::generate(&emu.config, emu.clock.now_ms());
+    let mut org = crate::generate::generate(&emu.config, emu.clock.now_ms());
+    photos::seed_photos(
+        &mut org,
+        emu.config.photo_share,
+        emu.config.seed,
+        &emu.base_url(),
+    );
     *emu.directory.write() = org;
 }
 
@@ -532,6 +546,14 @@ pub fn routes() -> Router<Arc<Emulator>> {
             "/admin/directory/v1/users/{userKey}/makeAdmin",
             post(users::make_admin),
         )
+        .route(
+            "/admin/directory/v1/users/{userKey}/photos/thumbnail",
+            get(photos::get)
+                .put(photos::update)
+                .patch(photos::patch)
+                .delete(photos::delete),
+        )
+        .route("/photos/ao/{token}", get(photos::serve))
         .route(
             "/admin/directory/v1/groups",
             get(groups::list).post(groups::insert),

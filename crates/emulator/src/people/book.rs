@@ -34,6 +34,9 @@ pub struct Contact {
     pub groups: BTreeSet<String>,
     pub seq: u64,
     pub updated_ms: i64,
+    /// The photo uploaded with `updateContactPhoto`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub photo: Option<super::photos::ContactPhoto>,
     #[serde(skip)]
     pub first_key: String,
     #[serde(skip)]
@@ -323,6 +326,7 @@ impl UserBook {
             groups,
             seq,
             updated_ms: now_ms,
+            photo: None,
             first_key: String::new(),
             last_key: String::new(),
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use orgsync_wire::people::{
     BATCH_CREATE_MAX, BATCH_DELETE_MAX, BATCH_GET_MAX, BATCH_UPDATE_MAX,
     BatchCreateContactsRequest, BatchCreateContactsResponse, BatchDeleteContactsRequest,
@@ -39,7 +40,7 @@ const SORT_ORDERS: [&str; 4] = [
     "FIRST_NAME_ASCENDING",
     "LAST_NAME_ASCENDING",
 ];
-const READ_SOURCES: [&str; 4] = [
+pub(super) const READ_SOURCES: [&str; 4] = [
     "READ_SOURCE_TYPE_PROFILE",
     "READ_SOURCE_TYPE_CONTACT",
     "READ_SOURCE_TYPE_DOMAIN_CONTACT",
@@ -50,7 +51,7 @@ fn read_scope(caller: &Caller) -> Result<(), ApiError> {
     caller.require_any_scope(&[CONTACTS, CONTACTS_READONLY])
 }
 
-fn write_scope(caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn write_scope(caller: &Caller) -> Result<(), ApiError> {
     caller.require_any_scope(&[CONTACTS])
 }
 
@@ -71,7 +72,7 @@ fn optional_person_fields(params: &Params) -> Result<FieldSet, ApiError> {
     }
 }
 
-fn check_sources(params: &Params) -> Result<String, ApiError> {
+pub(super) fn check_sources(params: &Params) -> Result<String, ApiError> {
     let mut v = params.all("sources");
     for s in &v {
         if !READ_SOURCES.contains(&s.as_str()) {
@@ -136,6 +137,7 @@ pub async fn list_connections(
         &sources,
     ]);
     let now = emu.clock.now_ms();
+    let base = emu.base_url();
 
     let book = emu.people.book(&user);
     let b = book.lock();
@@ -174,8 +176,22 @@ pub async fn list_connections(
     };
 
     let (connections, next_cursor, total) = match &since {
-        Some(tok) => incremental_page(&b, tok.s, page.as_ref().map(|p| &p.c), fields, page_size),
-        None => full_page(&b, sort, page.as_ref().map(|p| &p.c), fields, page_size),
+        Some(tok) => incremental_page(
+            &b,
+            tok.s,
+            page.as_ref().map(|p| &p.c),
+            fields,
+            page_size,
+            &base,
+        ),
+        None => full_page(
+            &b,
+            sort,
+            page.as_ref().map(|p| &p.c),
+            fields,
+            page_size,
+            &base,
+        ),
     };
     drop(b);
 
@@ -222,6 +238,7 @@ fn full_page(
     cursor: Option<&Cursor>,
     fields: FieldSet,
     size: usize,
+    base: &str,
 ) -> Page {
     let total = b.contacts.len();
     let mut out = Vec::with_capacity(size.min(total));
@@ -248,7 +265,7 @@ fn full_page(
                     more = true;
                     break;
                 }
-                out.push(project(c, fields));
+                out.push(project(c, fields, base));
                 last = Some(*seq);
             }
             (out, more.then(|| Cursor::Seq(last.unwrap_or(0))), total)
@@ -283,7 +300,7 @@ fn full_page(
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             let last = keyed.last().map(|(k, _)| k.clone());
             for (_, c) in &keyed {
-                out.push(project(c, fields));
+                out.push(project(c, fields, base));
             }
             let next = if more {
                 last.map(|(k, id)| Cursor::Key(k, id))
@@ -301,6 +318,7 @@ fn incremental_page(
     cursor: Option<&Cursor>,
     fields: FieldSet,
     size: usize,
+    base: &str,
 ) -> Page {
     let after = match cursor {
         Some(Cursor::Seq(s)) => (*s).max(since),
@@ -316,7 +334,7 @@ fn incremental_page(
             break;
         }
         if let Some(c) = b.contacts.get(id) {
-            out.push(project(c, fields));
+            out.push(project(c, fields, base));
         } else if let Some(t) = b.tombstones.get(id) {
             out.push(Person {
                 resource_name: Some(contact_name(*id)),
@@ -407,11 +425,12 @@ pub async fn create_contact(
     let fields = optional_person_fields(&params)?;
     check_sources(&params)?;
     let person = parse_person(body, "person")?;
+    let base = emu.base_url();
     let out = mutate(&emu, &user, |b, ctx| {
         check_cap(b, ctx, 1)?;
         let (data, groups) = prepare_new(b, &person, "person")?;
         let id = b.insert(data, groups, ctx.now_ms);
-        Ok(project(&b.contacts[&id], fields))
+        Ok(project(&b.contacts[&id], fields, &base))
     })
     .await?;
     Ok(Json(out))
@@ -434,6 +453,7 @@ pub async fn batch_create(
         )));
     }
     let fields = FieldSet::parse_read(&req.read_mask, "readMask", PEOPLE_GET_DOC)?;
+    let base = emu.base_url();
     let out = mutate(&emu, &user, |b, ctx| {
         check_cap(b, ctx, req.contacts.len())?;
         let mut prepared = Vec::with_capacity(req.contacts.len());
@@ -448,7 +468,7 @@ pub async fn batch_create(
         for (data, groups) in prepared {
             let id = b.insert(data, groups, ctx.now_ms);
             created.push(PersonResponse {
-                person: Some(project(&b.contacts[&id], fields)),
+                person: Some(project(&b.contacts[&id], fields, &base)),
                 http_status_code: Some(200),
                 status: ok_status(),
                 requested_resource_name: None,
@@ -553,6 +573,7 @@ pub async fn batch_update(
             PEOPLE_GET_DOC,
         )?)
     };
+    let base = emu.base_url();
     let out = mutate(&emu, &user, |b, ctx| {
         let mut checked = Vec::with_capacity(req.contacts.len());
         for (name, p) in &req.contacts {
@@ -566,7 +587,7 @@ pub async fn batch_update(
                 result.update_result.insert(
                     name.clone(),
                     PersonResponse {
-                        person: Some(project(&b.contacts[&id], read)),
+                        person: Some(project(&b.contacts[&id], read, &base)),
                         http_status_code: Some(200),
                         status: ok_status(),
                         requested_resource_name: Some(name.clone()),
@@ -634,8 +655,12 @@ pub async fn patch_person(
     caller: Caller,
     params: Params,
     GJson(body): GJson<Value>,
-) -> Result<Json<Person>, ApiError> {
+) -> Result<Response, ApiError> {
     let (rid, verb) = split_verb(&id);
+    if verb == Some("updateContactPhoto") {
+        let out = super::photos::update_contact_photo(&emu, rid, &caller, body).await?;
+        return Ok(Json(out).into_response());
+    }
     if verb != Some("updateContact") {
         return Err(ApiError::not_found(
             Api::People,
@@ -660,21 +685,27 @@ pub async fn patch_person(
             "Resource name \"{rn}\" in the person does not match \"{name}\" in the URL."
         )));
     }
+    let base = emu.base_url();
     let out = mutate(&emu, &user, |b, ctx| {
         let (cid, groups) = check_update(b, &name, &person, &mask, "person")?;
         apply_update(b, cid, &person, &mask, groups, ctx.now_ms);
-        Ok(project(&b.contacts[&cid], fields))
+        Ok(project(&b.contacts[&cid], fields, &base))
     })
     .await?;
-    Ok(Json(out))
+    Ok(Json(out).into_response())
 }
 
 pub async fn delete_person(
     State(emu): State<Arc<Emulator>>,
     Path(id): Path<String>,
     caller: Caller,
+    params: Params,
 ) -> Result<Json<Value>, ApiError> {
     let (rid, verb) = split_verb(&id);
+    if verb == Some("deleteContactPhoto") {
+        let out = super::photos::delete_contact_photo(&emu, rid, &caller, &params).await?;
+        return Ok(Json(serde_json::to_value(out).unwrap_or_default()));
+    }
     if verb != Some("deleteContact") {
         return Err(ApiError::not_found(
             Api::People,
@@ -765,7 +796,7 @@ fn lookup(
     } else {
         parse_contact_name(name)
             .and_then(|id| b.contacts.get(&id))
-            .map(|c| project(c, fields))
+            .map(|c| project(c, fields, &emu.base_url()))
     };
     match found {
         Some(p) => PersonResponse {
@@ -811,7 +842,7 @@ pub async fn get_person(
     let book = emu.people.book(&user);
     let b = book.lock();
     let c = b.contacts.get(&cid).ok_or_else(not_found)?;
-    Ok(Json(project(c, fields)))
+    Ok(Json(project(c, fields, &emu.base_url())))
 }
 
 pub async fn batch_get(

@@ -302,7 +302,8 @@ fn strip_field_metadata(p: &mut Person) {
 }
 
 /// The response form of a contact restricted to `fields` (+ resourceName, etag).
-pub fn project(c: &Contact, fields: FieldSet) -> Person {
+/// `base` is the emulator's URL, for `photos[].url`.
+pub fn project(c: &Contact, fields: FieldSet, base: &str) -> Person {
     let mut p = Person {
         resource_name: Some(c.resource_name()),
         etag: Some(c.etag()),
@@ -315,6 +316,7 @@ pub fn project(c: &Contact, fields: FieldSet) -> Person {
         match f {
             "metadata" => p.metadata = Some(c.metadata()),
             "memberships" => p.memberships = c.memberships(),
+            "photos" => p.photos = super::photos::photos_of(c, base),
             other => copy_field(&mut p, &c.data, other),
         }
     }

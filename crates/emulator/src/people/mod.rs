@@ -24,11 +24,14 @@
 //! - `requestSyncToken`/`syncToken` with `LAST_MODIFIED_DESCENDING` answers 400 (3P report).
 //! - Deleting a label without `deleteContacts` puts contacts that would be left with no
 //!   membership into `myContacts` (a contact always keeps one membership).
+//! - Contact photos (`updateContactPhoto`, `deleteContactPhoto`, the `photos` field and
+//!   the URLs serving them): see `photos.rs`.
 
 mod book;
 mod contacts;
 mod fields;
 mod groups;
+mod photos;
 mod schema;
 mod sync;
 
@@ -389,6 +392,7 @@ pub fn routes() -> Router<Arc<Emulator>> {
                 .patch(contacts::patch_person)
                 .delete(contacts::delete_person),
         )
+        .route("/photos/cm/{*token}", get(photos::serve))
         .route(
             "/v1/contactGroups",
             get(groups::list_groups).post(groups::create_group),

@@ -438,6 +438,14 @@ pub(crate) static SCHEMAS: &[(&str, &[(&str, Kind)])] = &[
         &[("resourceNames", ArrOf(&Str))],
     ),
     (
+        "UpdateContactPhotoRequest",
+        &[
+            ("personFields", Str),
+            ("photoBytes", Str),
+            ("sources", ArrOf(&Str)),
+        ],
+    ),
+    (
         "CreateContactGroupRequest",
         &[
             ("contactGroup", Obj("ContactGroup")),
