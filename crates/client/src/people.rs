@@ -292,19 +292,20 @@ impl People {
 
     /// Create contacts that each carry a `clientData` marker under `marker_key`, safely:
     /// when a batch's outcome is unknown, re-list, skip the ones that exist, and create
-    /// only the rest. Returns the created (or found) people. `read_mask` must make the
-    /// results useful to you; `clientData` is added to it.
+    /// only the rest. Returns the created (or found) people with the fields of
+    /// `read_mask` (resource name and etag always); the re-list reads `clientData` too,
+    /// whatever `read_mask` says, since the markers are how it recognises the contacts.
     pub async fn create_contacts_reconciled(
         &self,
         contacts: Vec<Person>,
         marker_key: &str,
         read_mask: &str,
     ) -> Result<Vec<Person>, Error> {
-        let mut mask: Vec<&str> = read_mask.split(',').filter(|s| !s.is_empty()).collect();
-        if !mask.contains(&"clientData") {
-            mask.push("clientData");
+        let mut list_mask: Vec<&str> = read_mask.split(',').filter(|s| !s.is_empty()).collect();
+        if !list_mask.contains(&"clientData") {
+            list_mask.push("clientData");
         }
-        let mask = mask.join(",");
+        let list_mask = list_mask.join(",");
         for p in &contacts {
             if p.client_data_value(marker_key).is_none() {
                 return Err(Error::InvalidArgument(format!(
@@ -319,7 +320,7 @@ impl People {
             let mut round = 0;
             loop {
                 round += 1;
-                match self.batch_create_contacts(pending.clone(), &mask).await {
+                match self.batch_create_contacts(pending.clone(), read_mask).await {
                     Ok(created) => {
                         out.extend(created.into_iter().filter_map(|r| r.person));
                         break;
@@ -337,7 +338,7 @@ impl People {
                             .collect();
                         let mut found = HashSet::new();
                         let mut listing = std::pin::pin!(
-                            self.connections_list(ConnectionsParams::new(mask.clone()))
+                            self.connections_list(ConnectionsParams::new(list_mask.clone()))
                         );
                         while let Some(p) = listing.try_next().await? {
                             if let Some(m) = p.client_data_value(marker_key)

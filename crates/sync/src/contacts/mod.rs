@@ -56,8 +56,10 @@ use crate::directory::read_directory;
 /// Fields read from each contact: everything the planner compares or preserves.
 pub const READ_MASK: &str =
     "names,emailAddresses,phoneNumbers,organizations,externalIds,clientData,memberships,metadata";
-/// Fields read back from writes (only to learn resource names and markers).
-pub const WRITE_READ_MASK: &str = "clientData,metadata";
+/// Fields read back from writes: only their resource names are used (the verifying read
+/// comes after), so the smallest valid mask keeps both sides from (de)serialising every
+/// written contact a second time.
+pub const WRITE_READ_MASK: &str = "metadata";
 
 /// `sync_state` scope and key of the last complete run's source ids.
 const STATE_SCOPE: &str = "contacts";
@@ -214,7 +216,17 @@ pub async fn run(
     let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
         .map(|user| {
             let ctx = ctx.clone();
-            async move { target::process(&ctx, &user).await }
+            // A task per user, so planning and (de)serialising spread over the runtime's
+            // worker threads instead of all running on the thread that polls this stream.
+            async move {
+                let email = user.primary_email.clone().unwrap_or_default();
+                let id = user.id.clone().unwrap_or_default();
+                tokio::spawn(async move { target::process(&ctx, &user).await })
+                    .await
+                    .unwrap_or_else(|e| {
+                        UserOutcome::failed(&email, &id, format!("internal error: {e}"))
+                    })
+            }
         })
         .buffer_unordered(concurrency)
         .inspect(|o| {
