@@ -55,6 +55,10 @@ const HELP: &[(&str, &str)] = &[
         "orgsync_sink_deliveries_total",
         "Outgoing webhook deliveries, by result.",
     ),
+    (
+        "orgsync_welcome_mail_total",
+        "Welcome mails of users created by push notifications, by result.",
+    ),
 ];
 
 impl Metrics {

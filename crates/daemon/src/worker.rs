@@ -10,12 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orgsync_store::{ChangeOutcome, Job};
-use orgsync_sync::users::refresh_user;
+use orgsync_sync::users::{WelcomeOutcome, refresh_user};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::webhook::JOB_REFRESH_USER;
+
+/// Counter of welcome mails sent by the workers, by result.
+pub const WELCOME_METRIC: &str = "orgsync_welcome_mail_total";
 
 fn lease(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
@@ -91,6 +94,15 @@ async fn process(shared: &Shared, worker: &str, job: Job) {
                 _ => "applied",
             };
             shared.metrics.inc("orgsync_jobs_total", label);
+            // The welcome mail of a user this job created: sent at most once (the claim
+            // is in the store); a failure is logged by the sync and retried by the next
+            // reconcile, never a failed job.
+            match outcome.welcome {
+                Some(WelcomeOutcome::Sent) => shared.metrics.inc(WELCOME_METRIC, "sent"),
+                Some(WelcomeOutcome::Failed) => shared.metrics.inc(WELCOME_METRIC, "failed"),
+                Some(WelcomeOutcome::Waiting) => shared.metrics.inc(WELCOME_METRIC, "waiting"),
+                Some(WelcomeOutcome::None) | None => {}
+            }
             tracing::debug!(job = job.id, user = ?job.directory_user_id, ?outcome, "job done");
             if let Err(e) = shared.store.complete_job(job.id, worker).await {
                 tracing::warn!(job = job.id, error = %e, "cannot complete job; it will run again");
