@@ -3,14 +3,18 @@
 //! Calls impersonate the configured admin ([`crate::ClientConfig::admin_subject`]) unless
 //! a handle is made with [`GoogleClient::directory_as`].
 
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE};
 use futures::Stream;
 use orgsync_wire::directory::{
     Channel, GROUPS_MAX_PAGE, Group, Groups, Member, Members, USERS_MAX_PAGE, User, UserMakeAdmin,
-    UserUndelete, Users,
+    UserPhoto, UserUndelete, Users,
 };
 use reqwest::Method;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::paging::{items, pages};
 use crate::transport::{Call, GoogleClient, Lane, encode_segment};
 
@@ -243,6 +247,68 @@ impl Directory {
         self.client.send(call).await.map(drop)
     }
 
+    /// `users.photos.get`. `Ok(None)` when Google answers 404, which it does both for a
+    /// user without a photo and for an unknown `user_key` (it does not tell them apart;
+    /// `users_get` does). Decode `photoData` with [`decode_photo_data`].
+    pub async fn users_photos_get(&self, user_key: &str) -> Result<Option<UserPhoto>, Error> {
+        let call = self.call(
+            "directory.users.photos.get",
+            Method::GET,
+            photo_path(user_key),
+        );
+        match self.client.send_json(call).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.is(ErrorKind::NotFound) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `users.photos.update` (PUT): `bytes` (JPEG, PNG, GIF, BMP or TIFF) become the
+    /// user's photo; sent as web-safe base64. Returns the new photo (its `etag` is the
+    /// user's new `thumbnailPhotoEtag`). Uploading the same bytes again is harmless, so
+    /// it is retried. An unknown user fails with [`ErrorKind::NotFound`].
+    pub async fn users_photos_update(
+        &self,
+        user_key: &str,
+        bytes: &[u8],
+        mime_type: Option<&str>,
+    ) -> Result<UserPhoto, Error> {
+        if bytes.is_empty() {
+            return Err(Error::InvalidArgument(
+                "users.photos.update: the photo is empty".into(),
+            ));
+        }
+        let body = UserPhoto {
+            photo_data: Some(encode_photo_data(bytes)),
+            mime_type: mime_type.map(str::to_string),
+            ..Default::default()
+        };
+        let call = self
+            .call(
+                "directory.users.photos.update",
+                Method::PUT,
+                photo_path(user_key),
+            )
+            .json(&body)?;
+        self.client.send_json(call).await
+    }
+
+    /// `users.photos.delete`. `Ok(true)` when a photo was removed, `Ok(false)` when
+    /// Google answered 404 (no photo, or no such user). Retried: deleting twice is
+    /// harmless (a repeat after a lost answer reports `false`).
+    pub async fn users_photos_delete(&self, user_key: &str) -> Result<bool, Error> {
+        let call = self.call(
+            "directory.users.photos.delete",
+            Method::DELETE,
+            photo_path(user_key),
+        );
+        match self.client.send(call).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is(ErrorKind::NotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `groups.list`, page by page (200 per page).
     pub fn groups_pages(
         &self,
@@ -311,5 +377,67 @@ impl Directory {
         roles: Option<&str>,
     ) -> impl Stream<Item = Result<Member, Error>> + Send + 'static {
         items(self.members_pages(group_key, include_derived_membership, roles))
+    }
+}
+
+fn photo_path(user_key: &str) -> String {
+    format!("{USERS}/{}/photos/thumbnail", encode_segment(user_key))
+}
+
+/// Decode a Directory `photoData` (or any base64) leniently: web-safe (`-`, `_`) or
+/// standard (`+`, `/`) alphabet, padding `=`, `*` or `.` (the discovery document's
+/// web-safe variant) or none, whitespace ignored.
+pub fn decode_photo_data(data: &str) -> Result<Vec<u8>, Error> {
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    let mut s: String = data
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '/',
+            c => c,
+        })
+        .collect();
+    while s.ends_with(['=', '*', '.']) {
+        s.pop();
+    }
+    LENIENT.decode(&s).map_err(|e| Error::Decode {
+        method: "directory.users.photos.get",
+        message: format!("photoData is not base64 ({e})"),
+    })
+}
+
+/// Web-safe base64 with `=` padding, the form Directory's `photoData` takes.
+pub fn encode_photo_data(bytes: &[u8]) -> String {
+    URL_SAFE.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+
+    #[test]
+    fn photo_data_decodes_both_alphabets_and_any_padding() {
+        let bytes: Vec<u8> = (0u8..=255).rev().collect();
+        let web = encode_photo_data(&bytes);
+        assert!(web.contains('-') || web.contains('_'));
+        let std = STANDARD.encode(&bytes);
+        for s in [
+            web.clone(),
+            std,
+            web.trim_end_matches('=').to_string(),
+            web.replace('=', "*"),
+            web.replace('=', "."),
+        ] {
+            assert_eq!(decode_photo_data(&s).unwrap(), bytes, "{s}");
+        }
+        let e = decode_photo_data("%%%").unwrap_err();
+        assert!(e.to_string().contains("photoData is not base64"), "{e}");
     }
 }

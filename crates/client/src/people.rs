@@ -17,6 +17,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use futures::{Stream, TryStreamExt};
 use orgsync_wire::people::{
     BATCH_CREATE_MAX, BATCH_DELETE_MAX, BATCH_GET_MAX, BATCH_UPDATE_MAX,
@@ -25,6 +27,9 @@ use orgsync_wire::people::{
     ContactToCreate, CreateContactGroupRequest, GetPeopleResponse, ListConnectionsResponse,
     ListContactGroupsResponse, MEMBERS_MODIFY_MAX, ModifyContactGroupMembersRequest,
     ModifyContactGroupMembersResponse, Person, PersonResponse, UpdateContactGroupRequest,
+};
+use orgsync_wire::people::{
+    DeleteContactPhotoResponse, UpdateContactPhotoRequest, UpdateContactPhotoResponse,
 };
 use reqwest::Method;
 
@@ -237,6 +242,66 @@ impl People {
         );
         let _guard = self.client.people_mutation_lock(&self.subject).await;
         self.client.send(call).await.map(drop)
+    }
+
+    // ---- photos -----------------------------------------------------------------------
+
+    /// `people.updateContactPhoto`: `bytes` (a JPEG or PNG image) become the photo of
+    /// the contact `resource_name` (`people/c…`); sent as standard base64. The contact's
+    /// etag changes. With `person_fields` (e.g. `"photos,metadata"`) the updated person
+    /// comes back; without, Google skips the read-back and this returns `None`.
+    /// Re-uploading the same bytes is harmless, so it is retried. Another user's or an
+    /// unknown contact fails with [`ErrorKind::NotFound`]; bytes Google does not take
+    /// for an image with [`ErrorKind::Permanent`] (400 INVALID_ARGUMENT).
+    pub async fn update_contact_photo(
+        &self,
+        resource_name: &str,
+        bytes: &[u8],
+        person_fields: Option<&str>,
+    ) -> Result<Option<Person>, Error> {
+        if bytes.is_empty() {
+            return Err(Error::InvalidArgument(
+                "updateContactPhoto: the photo is empty".into(),
+            ));
+        }
+        let body = UpdateContactPhotoRequest {
+            photo_bytes: STANDARD.encode(bytes),
+            person_fields: person_fields
+                .filter(|f| !f.trim().is_empty())
+                .map(str::to_string),
+            sources: Vec::new(),
+        };
+        let call = self
+            .write(
+                "people.people.updateContactPhoto",
+                Method::PATCH,
+                format!("v1/{}:updateContactPhoto", encode_reserved(resource_name)),
+            )
+            .json(&body)?
+            .idempotent(true);
+        let resp: UpdateContactPhotoResponse = self.mutate(call).await?;
+        Ok(resp.person)
+    }
+
+    /// `people.deleteContactPhoto`: back to the default photo. `person_fields` as for
+    /// [`Self::update_contact_photo`]. Retried (deleting twice is harmless).
+    pub async fn delete_contact_photo(
+        &self,
+        resource_name: &str,
+        person_fields: Option<&str>,
+    ) -> Result<Option<Person>, Error> {
+        let call = self
+            .write(
+                "people.people.deleteContactPhoto",
+                Method::DELETE,
+                format!("v1/{}:deleteContactPhoto", encode_reserved(resource_name)),
+            )
+            .query_opt(
+                "personFields",
+                person_fields.filter(|f| !f.trim().is_empty()),
+            );
+        let resp: DeleteContactPhotoResponse = self.mutate(call).await?;
+        Ok(resp.person)
     }
 
     // ---- batches ----------------------------------------------------------------------
