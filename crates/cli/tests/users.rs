@@ -287,3 +287,221 @@ async fn serve_opens_channels_applies_pushes_and_channels_stop_all_closes_them()
     );
     e.emu.shutdown().await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Welcome mail and --report-to
+
+/// A client that reads any mailbox (gmail.readonly through delegation).
+fn mail_reader(e: &Env) -> GoogleClient {
+    let key = orgsync_emulator::oauth::service_account_key(&e.emu.emulator).expect("key");
+    let mut cc = ClientConfig {
+        endpoints: Endpoints::emulator(&e.emu.base_url),
+        pacing: Pacing::unlimited(),
+        admin_subject: Some("admin@example.com".into()),
+        ..ClientConfig::default()
+    };
+    cc.scopes.gmail = vec![orgsync_wire::scopes::GMAIL_READONLY.into()];
+    GoogleClient::new(Arc::new(ServiceAccount::from_key(key).unwrap()), cc)
+}
+
+/// Every message with `label` in `user`'s mailbox, parsed: (from, to, subject, text).
+async fn mailbox(
+    reader: &GoogleClient,
+    user: &str,
+    label: &str,
+) -> Vec<(String, String, String, String)> {
+    use base64::Engine as _;
+    use futures::TryStreamExt;
+    let gmail = reader.gmail(Some(user));
+    let ids: Vec<String> = gmail
+        .messages_list(orgsync_client::gmail::MessagesListParams {
+            label_ids: vec![label.into()],
+            ..Default::default()
+        })
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| m.id)
+        .collect();
+    let mut out = Vec::new();
+    for id in ids {
+        let m = gmail.messages_get(&id, Some("raw")).await.unwrap();
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(m.raw.unwrap().trim_end_matches('='))
+            .unwrap();
+        let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let addr = |a: Option<&mail_parser::Address>| {
+            a.and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default()
+                .to_string()
+        };
+        out.push((
+            addr(msg.from()),
+            addr(msg.to()),
+            msg.subject().unwrap_or_default().to_string(),
+            msg.body_text(0).unwrap_or_default().replace("\r\n", "\n"),
+        ));
+    }
+    out.sort();
+    out
+}
+
+const WELCOME_TOML: &str = "[mail]\nfrom = \"IT Desk <admin@example.com>\"\n\
+     [mail.welcome]\nenabled = true\nsubject = \"Welcome, {given_name}!\"\n\
+     template_file = \"welcome.txt\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_welcomes_each_new_user_once_and_report_to_mails_the_summary() {
+    let e = env(5, WELCOME_TOML).await;
+    std::fs::write(
+        e.dir.path().join("welcome.txt"),
+        "Hello {full_name}, your address is {email}.\n",
+    )
+    .unwrap();
+    let reader = mail_reader(&e);
+    let ops = directory_users(&e.admin)
+        .await
+        .into_iter()
+        .filter_map(|u| u.primary_email)
+        .find(|m| m != "admin@example.com")
+        .unwrap();
+
+    let first = orgsync(&e.config, &["users", "sync", "--json"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(json(&first)["welcome"]["initial_import"], true);
+    assert_eq!(json(&first)["welcome"]["sent"], 0);
+
+    e.admin
+        .directory()
+        .users_insert(&User {
+            primary_email: Some("zoe.new@example.com".into()),
+            name: Some(orgsync_wire::directory::UserName {
+                given_name: Some("Zoë".into()),
+                family_name: Some("Ångström".into()),
+                ..Default::default()
+            }),
+            password: Some("correct horse battery".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // A dry run: mailed too (marked as such), welcomes nobody.
+    let dry = orgsync(
+        &e.config,
+        &["users", "sync", "--dry-run", "--report-to", &ops],
+    )
+    .await;
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(dry.stdout.contains("would send 1"), "{}", dry.stdout);
+    let inbox = mailbox(&reader, &ops, "INBOX").await;
+    assert_eq!(inbox.len(), 1, "{inbox:?}");
+    assert!(inbox[0].2.contains("(dry run)"), "{inbox:?}");
+    assert!(
+        mailbox(&reader, "zoe.new@example.com", "INBOX")
+            .await
+            .is_empty()
+    );
+
+    let run = orgsync(&e.config, &["users", "sync", "--report-to", &ops]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("welcome: sent 1, failed 0"),
+        "{}",
+        run.stdout
+    );
+    let welcome = mailbox(&reader, "zoe.new@example.com", "INBOX").await;
+    assert_eq!(
+        welcome,
+        [(
+            "admin@example.com".to_string(),
+            "zoe.new@example.com".to_string(),
+            "Welcome, Zoë!".to_string(),
+            "Hello Zoë Ångström, your address is zoe.new@example.com.\n".to_string()
+        )]
+    );
+    let inbox = mailbox(&reader, &ops, "INBOX").await;
+    let summary = inbox
+        .iter()
+        .find(|m| !m.2.contains("(dry run)"))
+        .expect("the run summary");
+    assert_eq!(
+        summary.2,
+        "orgsync users sync: 1 created, 0 updated, 0 reactivated, 0 deactivated, 0 deleted"
+    );
+    assert!(
+        summary.3.contains("create     zoe.new@example.com"),
+        "{}",
+        summary.3
+    );
+    assert!(
+        summary.3.contains("welcome: sent 1, failed 0"),
+        "{}",
+        summary.3
+    );
+
+    // Re-run: no second welcome.
+    let again = orgsync(&e.config, &["users", "sync", "--json"]).await;
+    assert_eq!(json(&again)["welcome"]["sent"], 0);
+    assert_eq!(
+        mailbox(&reader, "zoe.new@example.com", "INBOX").await.len(),
+        1
+    );
+
+    // Gmail down: the sync still succeeds (exit 0), the failures are reported, and the
+    // welcome of the user created meanwhile goes out on the next run.
+    let mut down = e.emu.emulator.faults.settings();
+    down.overrides = vec![orgsync_emulator::faults::MethodOverride {
+        method: "gmail.".into(),
+        error_rate: Some(1.0),
+        error_kinds: Some(vec![orgsync_emulator::faults::ErrorKind::BackendError]),
+        ..Default::default()
+    }];
+    e.emu.emulator.faults.set(down).unwrap();
+    e.admin
+        .directory()
+        .users_insert(&User {
+            primary_email: Some("late.mail@example.com".into()),
+            name: Some(orgsync_wire::directory::UserName {
+                given_name: Some("Late".into()),
+                family_name: Some("Mail".into()),
+                ..Default::default()
+            }),
+            password: Some("correct horse battery".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let failed = orgsync(&e.config, &["users", "sync", "--report-to", &ops]).await;
+    assert_eq!(failed.code, 0, "{}", failed.stderr);
+    assert!(
+        failed.stdout.contains("welcome: sent 0, failed 1"),
+        "{}",
+        failed.stdout
+    );
+    assert!(
+        failed.stderr.contains("mailing the run report failed"),
+        "{}",
+        failed.stderr
+    );
+    let shown = json(
+        &orgsync(
+            &e.config,
+            &["users", "show", "late.mail@example.com", "--json"],
+        )
+        .await,
+    );
+    assert_eq!(shown["active"], true, "the user was created despite Gmail");
+
+    let mut up = e.emu.emulator.faults.settings();
+    up.overrides.clear();
+    e.emu.emulator.faults.set(up).unwrap();
+    let retried = json(&orgsync(&e.config, &["users", "sync", "--json"]).await);
+    assert_eq!(retried["welcome"]["sent"], 1, "{retried}");
+    let late = mailbox(&reader, "late.mail@example.com", "INBOX").await;
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert_eq!(late[0].2, "Welcome, Late!");
+    e.emu.shutdown().await.unwrap();
+}

@@ -26,6 +26,12 @@ pub enum UsersCommand {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Mail the run summary to this address (repeatable; adds to [mail] report_to),
+        /// from [mail] from (else [google] admin_subject). Dry runs and runs the safety
+        /// guard stopped are mailed too. A failure to mail is reported on stderr and never
+        /// changes the exit code.
+        #[arg(long, value_name = "EMAIL")]
+        report_to: Vec<String>,
     },
     /// List the app users in the store (active ones unless --all).
     List {
@@ -50,7 +56,9 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             dry_run,
             force,
             json,
+            mut report_to,
         } => {
+            report_to.extend(config.mail.report_to.iter().cloned());
             let client = service_account_client(&config)
                 .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
             let store = open_store(&config.state)
@@ -59,6 +67,16 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             let opts = ReconcileOptions { dry_run, force };
             let result = reconcile(&client, &config, store.as_ref(), opts, chrono::Utc::now).await;
             store.close().await;
+            if !report_to.is_empty() {
+                match &result {
+                    Ok(report) => mail_report(&client, &config, &report_to, report, None).await,
+                    Err(UsersError::Guard { reason, report, .. }) => {
+                        mail_report(&client, &config, &report_to, report, Some(reason)).await
+                    }
+                    // No report: the error itself is printed below.
+                    Err(_) => {}
+                }
+            }
             match result {
                 Ok(report) => {
                     if json {
@@ -181,25 +199,47 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
 }
 
 fn print_report(r: &UsersReport) {
-    let verb = if r.dry_run { "would be" } else { "" };
-    for c in &r.changes {
-        match &c.reason {
-            Some(reason) => println!("{:<10} {} ({reason})", c.action, c.email),
-            None => println!("{:<10} {}", c.action, c.email),
+    print!("{}", r.render_text());
+}
+
+/// Mail the summary; a failure is logged and printed, never fatal.
+async fn mail_report(
+    client: &orgsync_client::GoogleClient,
+    config: &orgsync_sync::config::Config,
+    to: &[String],
+    report: &UsersReport,
+    stopped: Option<&str>,
+) {
+    let Some(from) = config
+        .mail
+        .from
+        .clone()
+        .or_else(|| config.google.admin_subject.clone())
+    else {
+        eprintln!("warning: --report-to: no sender ([mail] from or [google] admin_subject)");
+        return;
+    };
+    let subject = match stopped {
+        Some(_) => "orgsync users sync: stopped by the safety guard, nothing written".to_string(),
+        None => format!(
+            "orgsync users sync{}: {} created, {} updated, {} reactivated, {} deactivated, {} deleted",
+            if report.dry_run { " (dry run)" } else { "" },
+            report.created,
+            report.updated,
+            report.reactivated,
+            report.deactivated,
+            report.deleted
+        ),
+    };
+    let mut text = report.render_text();
+    if let Some(reason) = stopped {
+        text.push_str(&format!("\nstopped: {reason}\n"));
+    }
+    match orgsync_sync::mail::send_report(client, &from, to, &subject, &text).await {
+        Ok(_) => tracing::info!(to = ?to, "run report mailed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "mailing the run report failed");
+            eprintln!("warning: mailing the run report failed: {e}");
         }
     }
-    println!(
-        "users{}: {} created, {} updated, {} reactivated, {} deactivated, {} deleted {verb}; \
-         {} unchanged; {} read from the directory in {} ms ({} API calls)",
-        if r.dry_run { " (dry run)" } else { "" },
-        r.created,
-        r.updated,
-        r.reactivated,
-        r.deactivated,
-        r.deleted,
-        r.unchanged,
-        r.directory_read,
-        r.duration_ms,
-        r.calls.values().sum::<u64>()
-    );
 }
