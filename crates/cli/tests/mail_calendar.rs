@@ -819,3 +819,102 @@ async fn agenda_of_the_logged_in_person_follows_every_page() {
         "{stats}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The emulator's ready-made orgsync.toml
+
+#[tokio::test]
+async fn the_emulator_data_dir_config_logs_in_with_no_manual_setup() {
+    use tokio::io::AsyncBufReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let emu = orgsync_emulator::spawn(EmulatorConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..EmulatorConfig::for_tests(2)
+    })
+    .await
+    .expect("emulator starts");
+    let config_path = dir.path().join("orgsync.toml");
+    let text = std::fs::read_to_string(&config_path).unwrap();
+    assert!(text.contains("[auth]"), "{text}");
+    let config = orgsync_sync::config::load_from(Some(&config_path), &[])
+        .unwrap()
+        .config;
+    let secret = config
+        .auth
+        .client_secret_file
+        .clone()
+        .expect("[auth] client_secret_file");
+    let token = config.auth.token_file.clone().expect("[auth] token_file");
+    assert_eq!(secret, dir.path().join("client_secret.json"));
+    assert!(
+        secret.exists(),
+        "the emulator wrote the client file it names"
+    );
+    assert!(
+        token.starts_with(dir.path()),
+        "never the real login: {token:?}"
+    );
+
+    // `orgsync auth login` with nothing but that file (the test plays the browser).
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+        .arg("--config")
+        .arg(&config_path)
+        .args([
+            "auth",
+            "login",
+            "--no-browser",
+            "--json",
+            "--timeout-secs",
+            "60",
+        ])
+        .env_remove("ORGSYNC_CONFIG")
+        .env_remove("ORGSYNC_TOKEN_FILE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("http") {
+                return line.trim().to_string();
+            }
+        }
+        panic!("login printed no URL");
+    })
+    .await
+    .expect("URL printed in time");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http.get(&url).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 302, "the emulator consents");
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    http.get(location).send().await.unwrap();
+    while lines.next_line().await.unwrap().is_some() {}
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("login finishes")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        token.exists(),
+        "the token went where [auth] token_file says"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&token).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let status = orgsync(&config_path, &["auth", "status", "--json"]).await;
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    assert!(status.stdout.contains(ADMIN), "{}", status.stdout);
+    emu.shutdown().await.unwrap();
+}

@@ -30,6 +30,8 @@ pub const STATE_FILE: &str = "emulator-state.json";
 pub const SERVICE_ACCOUNT_FILE: &str = "service-account.json";
 pub const CLIENT_SECRET_FILE: &str = "client_secret.json";
 pub const ORGSYNC_TOML: &str = "orgsync.toml";
+/// Where `orgsync auth login` with the written `orgsync.toml` keeps its token (0600).
+pub const TOKEN_FILE: &str = "token.json";
 
 /// Bumped when the saved shape changes incompatibly.
 const STATE_VERSION: u32 = 1;
@@ -212,6 +214,24 @@ fn toml_str(s: &str) -> String {
 pub fn orgsync_toml(emu: &Emulator, dir: &Path) -> String {
     let domain = &emu.config.domain;
     let path = |name: &str| toml_str(&dir.join(name).display().to_string());
+    // `orgsync auth login` against this emulator: its desktop client, and a token file
+    // of its own (never the real login in the user's config directory).
+    let has_client = emu
+        .oauth
+        .read()
+        .client_secret_file(&emu.base_url())
+        .is_some();
+    let auth = if has_client {
+        format!(
+            "[auth]\n\
+             client_secret_file = {secret}\n\
+             token_file = {token}\n",
+            secret = path(CLIENT_SECRET_FILE),
+            token = path(TOKEN_FILE),
+        )
+    } else {
+        String::new()
+    };
     format!(
         "# Written by `orgsync emulator`: points orgsync at this emulator.\n\
          [google]\n\
@@ -221,7 +241,8 @@ pub fn orgsync_toml(emu: &Emulator, dir: &Path) -> String {
          customer = \"my_customer\"\n\
          domain = {domain}\n\
          [state]\n\
-         path = {state}\n",
+         path = {state}\n\
+         {auth}",
         endpoint = toml_str(&emu.base_url()),
         key = path(SERVICE_ACCOUNT_FILE),
         admin = toml_str(&format!("admin@{domain}")),

@@ -49,6 +49,10 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
                 dir.join("client_secret.json").display()
             );
             println!("  orgsync config: {}", dir.join("orgsync.toml").display());
+            println!(
+                "  log in (mail, calendar): orgsync --config {} auth login",
+                dir.join("orgsync.toml").display()
+            );
             println!("  state is saved in {} on exit", dir.display());
         }
         None => println!("  (no --data-dir: key files are not written and state is lost on exit)"),
