@@ -587,3 +587,178 @@ async fn a_deleted_label_is_recreated_and_a_renamed_one_follows_the_config() {
     assert_eq!(other[0].name.as_deref(), Some("Colleagues"));
     assert_converged(&env).await;
 }
+
+/// The photo each of `email`'s managed contacts shows, by directory id (bytes fetched
+/// from the contact's photo URL; default photos left out).
+async fn contact_photos(env: &Env, email: &str) -> BTreeMap<String, Vec<u8>> {
+    use futures::TryStreamExt;
+    let listed: Vec<Person> = env
+        .observer
+        .people(email)
+        .connections_list(orgsync_client::people::ConnectionsParams::new(
+            "clientData,photos",
+        ))
+        .try_collect()
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut out = BTreeMap::new();
+    for p in &listed {
+        let Some(id) = markers::managed_id(p) else {
+            continue;
+        };
+        if let Some(url) = p
+            .photos
+            .iter()
+            .find(|ph| ph.default != Some(true))
+            .and_then(|ph| ph.url.clone())
+        {
+            let bytes = http.get(&url).send().await.unwrap().bytes().await.unwrap();
+            out.insert(id.to_string(), bytes.to_vec());
+        }
+    }
+    out
+}
+
+/// Every source's Directory photo, by directory id.
+async fn directory_photos(env: &Env) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for (id, u) in env.users().await {
+        if u.thumbnail_photo_etag.is_none() {
+            continue;
+        }
+        let photo = env
+            .observer
+            .directory()
+            .users_photos_get(&id)
+            .await
+            .unwrap()
+            .expect("a user with a photo etag has a photo");
+        let bytes =
+            orgsync_client::directory::decode_photo_data(photo.photo_data.as_deref().unwrap())
+                .unwrap();
+        out.insert(id, bytes);
+    }
+    out
+}
+
+#[tokio::test]
+async fn photos_are_copied_once_per_run_and_reuploaded_only_when_they_change() {
+    let env = Env::start(EmulatorConfig {
+        photo_share: 0.5,
+        ..org(8, 1)
+    })
+    .await;
+    let mut env = env;
+    env.config.contacts.include_photos = true;
+    let wanted = directory_photos(&env).await;
+    assert!(
+        wanted.len() >= 2,
+        "the generated org has photos: {}",
+        wanted.len()
+    );
+
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    assert_eq!(first.totals.photos_failed, 0);
+    let targets = first.totals.targets;
+    // Each target receives every other source's photo; the bytes are read from the
+    // Directory once per source per run, not once per target.
+    let users = env.users().await;
+    let mut expected_uploads = 0;
+    for target in &first.users {
+        let want: BTreeMap<String, Vec<u8>> = wanted
+            .iter()
+            .filter(|(id, _)| **id != target.directory_id)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        expected_uploads += want.len();
+        assert_eq!(
+            contact_photos(&env, &target.email).await,
+            want,
+            "{}'s contact photos",
+            target.email
+        );
+    }
+    assert_eq!(targets, users.len());
+    assert_eq!(first.totals.photos, expected_uploads);
+    assert_eq!(
+        first.calls.by_method["directory.users.photos.get"] as usize,
+        wanted.len()
+    );
+    assert_eq!(
+        first.calls.by_method["people.people.updateContactPhoto"] as usize,
+        expected_uploads
+    );
+
+    // Nothing changed: no photo read, no upload, one read per user.
+    let second = env.sync().await;
+    assert_eq!(second.totals.photos, 0);
+    assert_eq!(second.totals.users_incremental, targets);
+    assert_eq!(writes(&second), 0, "{:?}", second.calls);
+
+    // One person changes their photo: exactly one upload per other target.
+    let (changed_id, _) = wanted.iter().next().unwrap();
+    // A different valid image: another user's photo will do.
+    let new_png = wanted.values().nth(1).unwrap().clone();
+    assert_ne!(&new_png, &wanted[changed_id]);
+    env.admin
+        .directory()
+        .users_photos_update(changed_id, &new_png, Some("image/png"))
+        .await
+        .unwrap();
+    let third = env.sync().await;
+    assert_eq!(third.totals.photos_failed, 0);
+    assert_eq!(third.totals.photos, targets - 1, "{}", third.render_text());
+    for target in first.users.iter().filter(|t| t.directory_id != *changed_id) {
+        let photos = contact_photos(&env, &target.email).await;
+        assert_eq!(
+            photos.get(changed_id),
+            Some(&new_png),
+            "{} does not show the new photo",
+            target.email
+        );
+    }
+    let fourth = env.sync().await;
+    assert_eq!(fourth.totals.photos, 0);
+    assert_eq!(writes(&fourth), 0);
+}
+
+#[tokio::test]
+async fn a_failing_photo_upload_never_fails_the_user_and_is_retried_next_run() {
+    let mut env = Env::start(EmulatorConfig {
+        photo_share: 0.5,
+        ..org(6, 0)
+    })
+    .await;
+    env.config.contacts.include_photos = true;
+    let emu = env.emulator.emulator.clone();
+    let mut f = emu.faults.settings();
+    f.overrides = vec![orgsync_emulator::faults::MethodOverride {
+        method: "people.people.updateContactPhoto".into(),
+        latency_ms: None,
+        error_rate: Some(1.0),
+        error_kinds: None,
+        quota_per_user_per_minute: None,
+    }];
+    emu.faults.set(f.clone()).unwrap();
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0, "{}", first.render_text());
+    assert!(first.totals.photos_failed > 0);
+    assert_eq!(first.totals.photos, 0);
+    assert!(
+        first.totals.created > 0,
+        "the contacts themselves were written"
+    );
+    assert_converged(&env).await;
+
+    f.overrides.clear();
+    emu.faults.set(f).unwrap();
+    let second = env.sync().await;
+    assert_eq!(second.totals.photos, first.totals.photos_failed);
+    assert_eq!(second.totals.photos_failed, 0);
+    assert_eq!(second.totals.created, 0, "no duplicates");
+    let third = env.sync().await;
+    assert_eq!(third.totals.photos, 0);
+    assert_eq!(writes(&third), 0);
+}

@@ -30,6 +30,7 @@
 //! before that user's first write (catching, say, a lost state file); a user stopped
 //! there gets no write and the run exits 3.
 
+mod photos;
 mod report;
 mod target;
 
@@ -107,6 +108,8 @@ struct RunCtx {
     group_name: String,
     mode: Mode,
     dry_run: bool,
+    /// Directory photos fetched this run (`include_photos`), shared by all targets.
+    photos: photos::PhotoCache,
 }
 
 /// The mapping options a config describes.
@@ -210,6 +213,7 @@ pub async fn run(
         group_name: contacts.group_name.clone(),
         mode: options.mode,
         dry_run: options.dry_run,
+        photos: photos::PhotoCache::default(),
     });
     let bar = progress_bar(options.progress, targets.len());
     let concurrency = options.concurrency.unwrap_or(contacts.concurrency).max(1);

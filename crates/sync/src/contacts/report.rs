@@ -52,7 +52,7 @@ pub enum UserStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionSummary {
-    /// `create`, `update`, `relabel`, `delete`, `mergeDuplicate`.
+    /// `create`, `update`, `relabel`, `delete`, `mergeDuplicate`, `photo`.
     pub action: &'static str,
     /// The directory user the contact shows (empty for an orphan).
     pub directory_id: String,
@@ -82,6 +82,10 @@ pub struct UserOutcome {
     pub personal: usize,
     /// Managed contacts seen before the run.
     pub managed: usize,
+    /// Photos uploaded (`include_photos`; in plan mode: to upload).
+    pub photos: usize,
+    /// Photo uploads that failed; the next run retries them.
+    pub photos_failed: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Plan mode only.
@@ -104,6 +108,8 @@ impl UserOutcome {
             unchanged: 0,
             personal: 0,
             managed: 0,
+            photos: 0,
+            photos_failed: 0,
             reason: None,
             actions: Vec::new(),
         }
@@ -133,6 +139,8 @@ pub struct Totals {
     pub duplicates_merged: usize,
     pub unchanged: usize,
     pub personal_seen: usize,
+    pub photos: usize,
+    pub photos_failed: usize,
     pub users_changed: usize,
     pub users_unchanged: usize,
     pub users_incremental: usize,
@@ -196,6 +204,8 @@ impl ContactsReport {
             t.duplicates_merged += u.duplicates_merged;
             t.unchanged += u.unchanged;
             t.personal_seen += u.personal;
+            t.photos += u.photos;
+            t.photos_failed += u.photos_failed;
             match u.status {
                 UserStatus::Changed => t.users_changed += 1,
                 UserStatus::Unchanged => t.users_unchanged += 1,
@@ -264,6 +274,13 @@ impl ContactsReport {
             t.users_failed,
             t.users_guarded
         );
+        if t.photos + t.photos_failed > 0 {
+            let _ = writeln!(
+                out,
+                "  photos {planned}uploaded {}, failed {} (retried by the next run)",
+                t.photos, t.photos_failed
+            );
+        }
         let _ = writeln!(
             out,
             "  personal contacts seen: {} (never modified)",

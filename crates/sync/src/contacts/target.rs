@@ -14,6 +14,7 @@ use orgsync_store::ContactsUserState;
 use orgsync_wire::directory::User;
 use orgsync_wire::people::{CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, Person};
 
+use super::photos::{self, PhotoOutcome};
 use super::report::{ActionSummary, ReadPath, UserOutcome, UserStatus};
 use super::{Mode, READ_MASK, RunCtx, WRITE_READ_MASK};
 
@@ -210,7 +211,7 @@ async fn sync_user(
     let view = view_of(ctx, &target);
     let mut written = HashSet::new();
     count(&mut out, &plan);
-    apply(&people, plan, &mut written).await?;
+    let mut photo_result = apply(ctx, &people, plan, &mut written).await?;
 
     // 4. Refresh the token past our own writes, verify, record.
     let (token, clean) = match token {
@@ -230,14 +231,21 @@ async fn sync_user(
                 }
                 count(&mut out, &repair);
                 let mut repaired = HashSet::new();
-                apply(&people, repair, &mut repaired).await?;
+                let repaired_photos = apply(ctx, &people, repair, &mut repaired).await?;
+                // The repair retried every photo still missing its marker.
+                photo_result.uploaded += repaired_photos.uploaded;
+                photo_result.failed = repaired_photos.failed;
                 (listing.next_sync_token, false)
             }
         }
         Some(token) if !written.is_empty() => refresh(&people, &token, &written).await?,
         Some(token) => (Some(token), true),
     };
-    if out.writes() > 0 {
+    out.photos = photo_result.uploaded;
+    out.photos_failed = photo_result.failed;
+    // A photo that failed must be retried: no clean view, so no incremental shortcut.
+    let clean = clean && photo_result.failed == 0;
+    if out.writes() > 0 || out.photos > 0 {
         out.status = UserStatus::Changed;
     }
     out.unchanged = desired_count(ctx, id).saturating_sub(out.created + out.updated);
@@ -293,13 +301,15 @@ fn count(out: &mut UserOutcome, plan: &UserPlan) {
 }
 
 /// Apply a plan with the batch endpoints: deletes first (they free room under the
-/// contact cap), then updates, then creates. `written` collects
-/// every resource name touched, to recognise our own writes in the refresh read.
+/// contact cap), then updates, then creates, then photos ([`super::photos`]). `written`
+/// collects every resource name touched, to recognise our own writes in the refresh
+/// read. Photo failures do not fail the user; they come back in the outcome.
 async fn apply(
+    ctx: &RunCtx,
     people: &People,
     mut plan: UserPlan,
     written: &mut HashSet<String>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<PhotoOutcome> {
     let deletes: Vec<String> = plan.all_deletes().map(str::to_string).collect();
     if !deletes.is_empty() {
         written.extend(deletes.iter().cloned());
@@ -325,21 +335,44 @@ async fn apply(
             .await
             .context("updating contacts")?;
     }
+    // New contacts that get a photo must be found again by directory id: only then are
+    // their markers worth reading back.
+    let photos_for_new = plan.photo_writes.iter().any(|w| w.resource_name.is_none());
     let creates: Vec<Person> = plan.creates.drain(..).map(|c| c.person).collect();
+    let mut created_ids: HashMap<String, String> = HashMap::new();
     if !creates.is_empty() {
+        let read_mask = if photos_for_new {
+            "clientData,metadata"
+        } else {
+            WRITE_READ_MASK
+        };
         let created = people
-            .create_contacts_reconciled(creates, MARKER_KEY, WRITE_READ_MASK)
+            .create_contacts_reconciled(creates, MARKER_KEY, read_mask)
             .await
             .context("creating contacts")?;
-        written.extend(created.into_iter().filter_map(|p| p.resource_name));
+        for p in created {
+            let Some(rn) = p.resource_name.clone() else {
+                continue;
+            };
+            if photos_for_new && let Some(id) = markers::managed_id(&p) {
+                created_ids.insert(id.to_string(), rn.clone());
+            }
+            written.insert(rn);
+        }
     }
-    if !plan.photo_writes.is_empty() {
-        tracing::debug!(
-            photos = plan.photo_writes.len(),
-            "photo uploads are not performed by this version"
-        );
+    let writes = std::mem::take(&mut plan.photo_writes);
+    if writes.is_empty() {
+        return Ok(PhotoOutcome::default());
     }
-    Ok(())
+    Ok(photos::upload(
+        &ctx.client,
+        &ctx.photos,
+        people,
+        writes,
+        &created_ids,
+        written,
+    )
+    .await)
 }
 
 /// Read the changes since `token` (our own writes, normally) for a fresh token. Any
@@ -537,7 +570,8 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOu
         out.reason = Some(stop);
     }
     count(&mut out, &plan);
-    if out.writes() > 0 && out.status == UserStatus::Unchanged {
+    out.photos = plan.photo_writes.len();
+    if (out.writes() > 0 || out.photos > 0) && out.status == UserStatus::Unchanged {
         out.status = UserStatus::Changed;
     }
     let action = |action, directory_id: &str, name: String, fields: Vec<String>| ActionSummary {
@@ -569,6 +603,15 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOu
             display_name(&u.person),
             u.update_mask.clone(),
         ));
+    }
+    for w in &plan.photo_writes {
+        let name = ctx
+            .directory
+            .contacts
+            .get(&w.directory_id)
+            .map_or_else(|| w.directory_id.clone(), |d| d.full_name.clone());
+        out.actions
+            .push(action("photo", &w.directory_id, name, Vec::new()));
     }
     let name_of = |rn: &str| {
         by_rn
