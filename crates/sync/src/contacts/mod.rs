@@ -220,17 +220,9 @@ pub async fn run(
     let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
         .map(|user| {
             let ctx = ctx.clone();
-            // A task per user, so planning and (de)serialising spread over the runtime's
-            // worker threads instead of all running on the thread that polls this stream.
-            async move {
-                let email = user.primary_email.clone().unwrap_or_default();
-                let id = user.id.clone().unwrap_or_default();
-                tokio::spawn(async move { target::process(&ctx, &user).await })
-                    .await
-                    .unwrap_or_else(|e| {
-                        UserOutcome::failed(&email, &id, format!("internal error: {e}"))
-                    })
-            }
+            // Polled on this task, not spawned: measured on 2 cores (docs/PERFORMANCE.md),
+            // a task per user cost more CPU and memory than it gained in parallelism.
+            async move { target::process(&ctx, &user).await }
         })
         .buffer_unordered(concurrency)
         .inspect(|o| {
