@@ -295,6 +295,18 @@ fn first_sync_creates_everyone_but_the_target_with_markers_and_groups() {
 }
 
 #[test]
+fn planned_creates_carry_the_same_markers_as_a_fresh_mapping() {
+    // The planner builds creates from hashes precomputed once per run; they must be the
+    // contact `to_new_person` would build from scratch, marker for marker.
+    let dir = directory(&org(), &MappingOptions::default());
+    let plan = plan_user(&target("3"), &dir, &[], &PlanOptions::default());
+    assert!(!plan.creates.is_empty());
+    for c in &plan.creates {
+        assert_eq!(c.person, dir.contacts[&c.directory_id].to_new_person(GROUP));
+    }
+}
+
+#[test]
 fn unchanged_directory_plans_zero_writes() {
     let dir = directory(&org(), &MappingOptions::default());
     let mut book = Book::default();

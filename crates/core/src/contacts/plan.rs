@@ -1002,9 +1002,12 @@ pub fn plan_user(
         }
         match managed.remove(id.as_str()) {
             None => {
+                let w = directory.want(id, d);
+                let marks = markers::build(&d.directory_id, w.hash, w.tokens, None);
                 plan.creates.push(ContactCreate {
                     directory_id: id.clone(),
-                    person: d.to_new_person(group.unwrap_or(MANAGED_GROUP_PLACEHOLDER)),
+                    person: d
+                        .new_person_with_markers(group.unwrap_or(MANAGED_GROUP_PLACEHOLDER), marks),
                 });
                 plan_photo(&mut plan, id, d, None);
             }
