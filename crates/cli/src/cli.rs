@@ -116,6 +116,10 @@ pub struct EmulatorArgs {
     /// Personal (non-orgsync) contacts generated per user.
     #[arg(long, default_value_t = 0)]
     pub personal_contacts: usize,
+    /// Share (0 to 1) of generated users with a Directory photo, to try
+    /// `[contacts] include_photos`.
+    #[arg(long, default_value_t = 0.0)]
+    pub photo_share: f64,
     /// Cap on push channel lifetime, seconds (Google: 2 days documented, 6 hours observed).
     #[arg(long, default_value_t = 21600)]
     pub channel_ttl_cap_secs: u64,

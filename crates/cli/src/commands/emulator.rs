@@ -17,6 +17,16 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    if !(0.0..=1.0).contains(&args.photo_share) {
+        return Err(CodedError::new(
+            Exit::Config,
+            format!(
+                "--photo-share must be between 0 and 1, got {}",
+                args.photo_share
+            ),
+        )
+        .into());
+    }
     let config = EmulatorConfig {
         listen: args.listen,
         users: args.users,
@@ -28,6 +38,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         quota_per_user_per_minute: args.quota_per_user_per_minute,
         channel_ttl_cap_secs: args.channel_ttl_cap_secs,
         personal_contacts_per_user: args.personal_contacts,
+        photo_share: args.photo_share,
         ..EmulatorConfig::default()
     };
     let data_dir = config.data_dir.clone();
