@@ -10,8 +10,11 @@
 //! Migrations in `migrations/` are embedded and applied on connect. sqlx takes no lock
 //! around SQLite migrations, so two processes opening a new file at once (a daemon starting
 //! while `orgsync channels list` runs) would both apply migration 1 and one would fail with
-//! "table already exists". Migrations of a file therefore run under an exclusive OS lock on
-//! a sidecar file `<db>.migrate-lock`; the second opener waits, then finds nothing to apply.
+//! "table already exists"; and the first connection to a new file, which switches it to WAL,
+//! can fail outright with "database is locked" when another opener is doing the same.
+//! Opening a file (first connection and migrations) therefore runs under an exclusive OS
+//! lock on a sidecar file `<db>.migrate-lock`; the second opener waits, then finds nothing
+//! to apply.
 
 mod rows;
 
@@ -134,7 +137,13 @@ impl SqliteStore {
     /// Open with explicit options. An in-memory database lives in one connection, so the
     /// pool is limited to one connection that is never recycled.
     pub async fn connect_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
-        let lock_path = (!in_memory).then(|| migrate_lock_path(options.get_filename()));
+        // Held from before the first connection until the migrations are applied: the
+        // first connection to a new file switches it to WAL, which needs an exclusive lock
+        // that SQLite refuses at once ("database is locked") rather than waiting for it.
+        let lock = match (!in_memory).then(|| migrate_lock_path(options.get_filename())) {
+            Some(path) => Some(MigrateLock::acquire(path).await?),
+            None => None,
+        };
         let options = options
             .create_if_missing(true)
             .journal_mode(if in_memory {
@@ -159,15 +168,9 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Connect(Box::new(e)))?;
         let store = SqliteStore { pool };
-        match lock_path {
-            Some(path) => {
-                let lock = MigrateLock::acquire(path).await?;
-                let migrated = store.migrate().await;
-                drop(lock);
-                migrated?;
-            }
-            None => store.migrate().await?,
-        }
+        let migrated = store.migrate().await;
+        drop(lock);
+        migrated?;
         Ok(store)
     }
 

@@ -1,14 +1,16 @@
 //! Regression: several processes (here: several pools) opening a brand-new database file at
 //! the same moment must all come up migrated. Without the migration lock two openers both
 //! saw "no migrations applied" and the loser failed with "table app_users already exists"
-//! (seen in CI when `orgsync serve` and `orgsync channels list` started together).
+//! (seen in CI when `orgsync serve` and `orgsync channels list` started together), and the
+//! first connections raced to switch the new file to WAL, one failing with "database is
+//! locked" (seen on a fresh-clone CI run once the migrations were serialised).
 
 use orgsync_store::Store;
 use orgsync_store_sqlite::SqliteStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_opens_of_a_new_file_all_migrate() {
-    for round in 0..5 {
+    for round in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("orgsync.db").display());
         let opens: Vec<_> = (0..8)
