@@ -938,14 +938,7 @@ async fn drafts_list(
         .take(max)
         .map(|(d, m)| json!({"id": d, "message": {"id": m.id, "threadId": m.thread_id}}))
         .collect();
-    let mut out = json!({"resultSizeEstimate": total});
-    if !page.is_empty() {
-        out["drafts"] = Value::Array(page);
-    }
-    if offset + max < total {
-        out["nextPageToken"] = json!(encode_page(offset + max));
-    }
-    Ok(Json(out))
+    Ok(Json(list_page("drafts", page, total, offset, max)))
 }
 
 async fn drafts_get(
@@ -1129,14 +1122,7 @@ async fn messages_list(
         .take(max)
         .map(|m| json!({"id": m.id, "threadId": m.thread_id}))
         .collect();
-    let mut out = json!({"resultSizeEstimate": total});
-    if !page.is_empty() {
-        out["messages"] = Value::Array(page);
-    }
-    if offset + max < total {
-        out["nextPageToken"] = json!(encode_page(offset + max));
-    }
-    Ok(Json(out))
+    Ok(Json(list_page("messages", page, total, offset, max)))
 }
 
 async fn messages_get(
@@ -1252,6 +1238,19 @@ pub fn routes() -> Router<Arc<Emulator>> {
             "/gmail/v1/users/{userId}/drafts/{id}",
             get(drafts_get).delete(drafts_delete),
         )
+}
+
+/// A Gmail list response: `resultSizeEstimate`, the page under `key` (absent when
+/// empty, as Gmail omits it) and `nextPageToken` while more remain.
+fn list_page(key: &str, page: Vec<Value>, total: usize, offset: usize, max: usize) -> Value {
+    let mut out = json!({"resultSizeEstimate": total});
+    if !page.is_empty() {
+        out[key] = Value::Array(page);
+    }
+    if offset + max < total {
+        out["nextPageToken"] = json!(encode_page(offset + max));
+    }
+    out
 }
 
 #[cfg(test)]
