@@ -931,14 +931,10 @@ async fn drafts_list(
         .filter(|(_, m)| q.matches(&searchable(m)))
         .collect();
     drafts.sort_by(|a, b| (b.1.internal_date, &b.1.id).cmp(&(a.1.internal_date, &a.1.id)));
-    let total = drafts.len();
-    let page: Vec<Value> = drafts
+    let items = drafts
         .iter()
-        .skip(offset)
-        .take(max)
-        .map(|(d, m)| json!({"id": d, "message": {"id": m.id, "threadId": m.thread_id}}))
-        .collect();
-    Ok(Json(list_page("drafts", page, total, offset, max)))
+        .map(|(d, m)| json!({"id": d, "message": {"id": m.id, "threadId": m.thread_id}}));
+    Ok(Json(list_page("drafts", items, offset, max)))
 }
 
 async fn drafts_get(
@@ -1115,14 +1111,10 @@ async fn messages_list(
         .filter(|m| q.matches(&searchable(m)))
         .collect();
     hits.sort_by(|a, b| (b.internal_date, &b.id).cmp(&(a.internal_date, &a.id)));
-    let total = hits.len();
-    let page: Vec<Value> = hits
+    let items = hits
         .iter()
-        .skip(offset)
-        .take(max)
-        .map(|m| json!({"id": m.id, "threadId": m.thread_id}))
-        .collect();
-    Ok(Json(list_page("messages", page, total, offset, max)))
+        .map(|m| json!({"id": m.id, "threadId": m.thread_id}));
+    Ok(Json(list_page("messages", items, offset, max)))
 }
 
 async fn messages_get(
@@ -1240,9 +1232,17 @@ pub fn routes() -> Router<Arc<Emulator>> {
         )
 }
 
-/// A Gmail list response: `resultSizeEstimate`, the page under `key` (absent when
-/// empty, as Gmail omits it) and `nextPageToken` while more remain.
-fn list_page(key: &str, page: Vec<Value>, total: usize, offset: usize, max: usize) -> Value {
+/// A Gmail list response over all matching `items` (in order): `resultSizeEstimate`, the
+/// page `offset..offset + max` under `key` (absent when empty, as Gmail omits it) and
+/// `nextPageToken` while more remain. Only the page's items are built.
+fn list_page(
+    key: &str,
+    items: impl ExactSizeIterator<Item = Value>,
+    offset: usize,
+    max: usize,
+) -> Value {
+    let total = items.len();
+    let page: Vec<Value> = items.skip(offset).take(max).collect();
     let mut out = json!({"resultSizeEstimate": total});
     if !page.is_empty() {
         out[key] = Value::Array(page);
