@@ -10,7 +10,7 @@
 //! **Making creates safe.** `createContact`/`batchCreateContacts` are not idempotent.
 //! orgsync marks every contact it creates with a `clientData` entry
 //! ([`MARKER_KEY`] = the directory user's id). When a create's outcome is unknown
-//! (timeout or reset after the request was sent, or a 5xx), [`People::create_contacts_reconciled`]
+//! (timeout or reset after the request was sent, or a 5xx), [`People::create_contacts_json`]
 //! re-lists the user's contacts, treats those whose marker is present as created, and
 //! creates only the rest. The sync layer additionally de-duplicates contacts with the
 //! same marker on every run, so even a create that lands twice is repaired.
@@ -25,16 +25,19 @@ use orgsync_wire::people::{
     BatchCreateContactsRequest, BatchCreateContactsResponse, BatchDeleteContactsRequest,
     BatchUpdateContactsRequest, BatchUpdateContactsResponse, CONNECTIONS_MAX_PAGE, ContactGroup,
     ContactToCreate, CreateContactGroupRequest, GetPeopleResponse, ListConnectionsResponse,
-    ListContactGroupsResponse, MEMBERS_MODIFY_MAX, ModifyContactGroupMembersRequest,
-    ModifyContactGroupMembersResponse, Person, PersonResponse, UpdateContactGroupRequest,
+    ListContactGroupsResponse, MEMBERS_MODIFY_MAX, Membership, ModifyContactGroupMembersRequest,
+    ModifyContactGroupMembersResponse, Person, PersonMarkers, PersonResponse,
+    UpdateContactGroupRequest,
 };
 use orgsync_wire::people::{
     DeleteContactPhotoResponse, UpdateContactPhotoRequest, UpdateContactPhotoResponse,
 };
 use reqwest::Method;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind};
-use crate::paging::{items, pages};
+use crate::paging::{Page, items, pages};
 use crate::transport::{Call, GoogleClient, Lane, encode_reserved};
 
 /// The `clientData` key that marks a contact as orgsync's; value = directory user id.
@@ -85,10 +88,124 @@ impl ConnectionsParams {
 }
 
 /// A whole listing: every person and, if requested, the token for next time.
-#[derive(Debug, Clone, Default)]
-pub struct ConnectionsListing {
-    pub people: Vec<Person>,
+#[derive(Debug, Clone)]
+pub struct ConnectionsListing<T = Person> {
+    pub people: Vec<T>,
     pub next_sync_token: Option<String>,
+}
+
+impl<T> Default for ConnectionsListing<T> {
+    fn default() -> Self {
+        ConnectionsListing {
+            people: Vec::new(),
+            next_sync_token: None,
+        }
+    }
+}
+
+/// A contact to create, already serialised ([`People::create_contacts_json`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewContactJson<'a> {
+    /// Its `clientData` value under the call's `marker_key`: how a re-list after an
+    /// unknown outcome recognises it. Must be unique within the call.
+    pub marker: &'a str,
+    /// The Person as a JSON object (as `serde_json` writes a [`Person`]), without
+    /// `memberships` when the call adds them.
+    pub person: &'a str,
+}
+
+/// A contact [`People::create_contacts_json`] created (or found after an unknown
+/// outcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedContact {
+    pub resource_name: String,
+    /// Its marker, when the read mask included `clientData`.
+    pub marker: Option<String>,
+}
+
+/// `batchCreateContacts` response, read as markers only.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedPeople {
+    #[serde(default)]
+    created_people: Vec<CreatedEntry>,
+}
+
+#[derive(Deserialize)]
+struct CreatedEntry {
+    #[serde(default)]
+    person: Option<PersonMarkers>,
+}
+
+/// `"memberships":[...]` for these contact groups (empty: no memberships key).
+fn memberships_json(groups: &[&str]) -> Result<String, Error> {
+    if groups.is_empty() {
+        return Ok(String::new());
+    }
+    let list: Vec<Membership> = groups.iter().map(|g| Membership::group(*g)).collect();
+    let list = serde_json::to_string(&list)
+        .map_err(|e| Error::InvalidArgument(format!("cannot encode memberships: {e}")))?;
+    Ok(format!("\"memberships\":{list}"))
+}
+
+/// The `batchCreateContacts` body, spliced from pre-serialised contacts: each
+/// `{...}` becomes `{"contactPerson":{<memberships>,...}}`.
+fn create_body(contacts: &[&NewContactJson<'_>], memberships: &str, read_mask: &str) -> Vec<u8> {
+    let size: usize = contacts
+        .iter()
+        .map(|c| c.person.len() + memberships.len() + 24)
+        .sum();
+    let mut b = String::with_capacity(size + read_mask.len() + 32);
+    b.push_str("{\"contacts\":[");
+    for (i, c) in contacts.iter().enumerate() {
+        if i > 0 {
+            b.push(',');
+        }
+        b.push_str("{\"contactPerson\":");
+        let person = c.person.trim();
+        if memberships.is_empty() {
+            b.push_str(person);
+        } else {
+            // `person` is a JSON object (checked by the caller): open it, add the
+            // memberships, then the rest of its members, if any.
+            let inner = person[1..person.len() - 1].trim();
+            b.push('{');
+            b.push_str(memberships);
+            if !inner.is_empty() {
+                b.push(',');
+                b.push_str(inner);
+            }
+            b.push('}');
+        }
+        b.push('}');
+    }
+    b.push_str("],\"readMask\":");
+    b.push_str(&serde_json::Value::from(read_mask).to_string());
+    b.push('}');
+    b.into_bytes()
+}
+
+/// One `connections.list` page with its people parsed as `T`
+/// ([`People::connections_pages_as`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionsPage<T> {
+    #[serde(default = "Vec::new")]
+    pub connections: Vec<T>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub next_sync_token: Option<String>,
+}
+
+impl<T: DeserializeOwned + Send + 'static> Page for ConnectionsPage<T> {
+    type Item = T;
+    fn next_page_token(&self) -> Option<&str> {
+        self.next_page_token.as_deref()
+    }
+    fn into_items(self) -> Vec<T> {
+        self.connections
+    }
 }
 
 /// A People handle for one impersonated user.
@@ -134,32 +251,53 @@ impl People {
 
     // ---- connections ------------------------------------------------------------------
 
+    fn connections_call(&self, params: &ConnectionsParams, token: Option<&str>) -> Call {
+        let size = params.page_size.clamp(1, CONNECTIONS_MAX_PAGE);
+        let mut call = self
+            .read(
+                "people.people.connections.list",
+                Method::GET,
+                "v1/people/me/connections".into(),
+            )
+            .query("personFields", params.person_fields.clone())
+            .query("pageSize", size.to_string())
+            .query_opt("syncToken", params.sync_token.clone())
+            .query_opt("sortOrder", params.sort_order.clone())
+            .query_opt("pageToken", token);
+        if params.request_sync_token {
+            call = call.query("requestSyncToken", "true");
+        }
+        for s in &params.sources {
+            call = call.query("sources", s.clone());
+        }
+        call
+    }
+
     /// `people.connections.list` pages; the last page carries `nextSyncToken`.
     pub fn connections_pages(
         &self,
         params: ConnectionsParams,
     ) -> impl Stream<Item = Result<ListConnectionsResponse, Error>> + Send + 'static {
         let this = self.clone();
-        let size = params.page_size.clamp(1, CONNECTIONS_MAX_PAGE);
         pages(self.client.clone(), move |token| {
-            let mut call = this
-                .read(
-                    "people.people.connections.list",
-                    Method::GET,
-                    "v1/people/me/connections".into(),
-                )
-                .query("personFields", params.person_fields.clone())
-                .query("pageSize", size.to_string())
-                .query_opt("syncToken", params.sync_token.clone())
-                .query_opt("sortOrder", params.sort_order.clone())
-                .query_opt("pageToken", token);
-            if params.request_sync_token {
-                call = call.query("requestSyncToken", "true");
-            }
-            for s in &params.sources {
-                call = call.query("sources", s.clone());
-            }
-            call
+            this.connections_call(&params, token)
+        })
+    }
+
+    /// [`Self::connections_pages`] with each person parsed as `T`: a caller that needs
+    /// a few fields of every contact declares a small struct, and the rest of each
+    /// contact is skipped while parsing instead of being built and dropped. The request
+    /// is the same (a sync token binds the `personFields` it was issued for).
+    pub fn connections_pages_as<T>(
+        &self,
+        params: ConnectionsParams,
+    ) -> impl Stream<Item = Result<ConnectionsPage<T>, Error>> + Send + 'static
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
+        let this = self.clone();
+        pages(self.client.clone(), move |token| {
+            this.connections_call(&params, token)
         })
     }
 
@@ -178,8 +316,20 @@ impl People {
         &self,
         params: ConnectionsParams,
     ) -> Result<ConnectionsListing, Error> {
+        self.connections_list_all_as(params).await
+    }
+
+    /// [`Self::connections_list_all`] with each person parsed as `T` (see
+    /// [`Self::connections_pages_as`]).
+    pub async fn connections_list_all_as<T>(
+        &self,
+        params: ConnectionsParams,
+    ) -> Result<ConnectionsListing<T>, Error>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         let mut out = ConnectionsListing::default();
-        let mut stream = std::pin::pin!(self.connections_pages(params));
+        let mut stream = std::pin::pin!(self.connections_pages_as::<T>(params));
         while let Some(page) = stream.try_next().await? {
             out.people.extend(page.connections);
             if page.next_sync_token.is_some() {
@@ -357,37 +507,61 @@ impl People {
 
     /// Create contacts that each carry a `clientData` marker under `marker_key`, safely:
     /// when a batch's outcome is unknown, re-list, skip the ones that exist, and create
-    /// only the rest. Returns the created (or found) people with the fields of
-    /// `read_mask` (resource name and etag always); the re-list reads `clientData` too,
-    /// whatever `read_mask` says, since the markers are how it recognises the contacts.
-    pub async fn create_contacts_reconciled(
+    /// only the rest. 200 per `batchCreateContacts`, in order.
+    ///
+    /// The contacts come already serialised ([`NewContactJson`]): a sync writes the
+    /// same colleague into every address book, so it serialises each once per run, and
+    /// `memberships` (the one part that differs per book) are added here to every
+    /// contact. Returns each created (or found) contact's resource name and, when
+    /// `read_mask` includes `clientData` (the re-list always reads it), its marker.
+    pub async fn create_contacts_json(
         &self,
-        contacts: Vec<Person>,
+        contacts: &[NewContactJson<'_>],
+        memberships: &[&str],
         marker_key: &str,
         read_mask: &str,
-    ) -> Result<Vec<Person>, Error> {
+    ) -> Result<Vec<CreatedContact>, Error> {
         let mut list_mask: Vec<&str> = read_mask.split(',').filter(|s| !s.is_empty()).collect();
         if !list_mask.contains(&"clientData") {
             list_mask.push("clientData");
         }
         let list_mask = list_mask.join(",");
-        for p in &contacts {
-            if p.client_data_value(marker_key).is_none() {
+        let groups = memberships_json(memberships)?;
+        for c in contacts {
+            let body = c.person.trim();
+            if !(body.starts_with('{') && body.ends_with('}')) {
                 return Err(Error::InvalidArgument(format!(
-                    "create_contacts_reconciled: a contact has no clientData marker {marker_key:?}"
+                    "create_contacts_json: the contact marked {:?} is not a JSON object",
+                    c.marker
                 )));
             }
         }
         let max_rounds = self.client.config().retry.max_attempts.max(1);
         let mut out = Vec::with_capacity(contacts.len());
-        for chunk in chunks(contacts, BATCH_CREATE_MAX) {
-            let mut pending = chunk;
+        for chunk in contacts.chunks(BATCH_CREATE_MAX) {
+            let mut pending: Vec<&NewContactJson<'_>> = chunk.iter().collect();
             let mut round = 0;
             loop {
                 round += 1;
-                match self.batch_create_contacts(pending.clone(), read_mask).await {
+                let call = self
+                    .write(
+                        "people.people.batchCreateContacts",
+                        Method::POST,
+                        "v1/people:batchCreateContacts".into(),
+                    )
+                    .raw_body(
+                        create_body(&pending, &groups, read_mask).into(),
+                        "application/json",
+                    );
+                match self.mutate::<CreatedPeople>(call).await {
                     Ok(created) => {
-                        out.extend(created.into_iter().filter_map(|r| r.person));
+                        out.extend(created.created_people.into_iter().filter_map(|r| {
+                            let p = r.person?;
+                            Some(CreatedContact {
+                                marker: p.client_data_value(marker_key).map(str::to_string),
+                                resource_name: p.resource_name?,
+                            })
+                        }));
                         break;
                     }
                     Err(e) if e.is(ErrorKind::OutcomeUnknown) && round < max_rounds => {
@@ -397,26 +571,27 @@ impl People {
                             error = %e,
                             "batchCreateContacts outcome unknown; re-listing to check"
                         );
-                        let wanted: HashSet<String> = pending
-                            .iter()
-                            .filter_map(|p| p.client_data_value(marker_key).map(str::to_string))
-                            .collect();
-                        let mut found = HashSet::new();
-                        let mut listing = std::pin::pin!(
-                            self.connections_list(ConnectionsParams::new(list_mask.clone()))
-                        );
-                        while let Some(p) = listing.try_next().await? {
-                            if let Some(m) = p.client_data_value(marker_key)
-                                && wanted.contains(m)
-                                && found.insert(m.to_string())
-                            {
-                                out.push(p);
+                        let wanted: HashSet<&str> = pending.iter().map(|c| c.marker).collect();
+                        let mut found: HashSet<String> = HashSet::new();
+                        let mut listing =
+                            std::pin::pin!(self.connections_pages_as::<PersonMarkers>(
+                                ConnectionsParams::new(list_mask.clone())
+                            ));
+                        while let Some(page) = listing.try_next().await? {
+                            for p in page.connections {
+                                if let (Some(m), Some(rn)) =
+                                    (p.client_data_value(marker_key), p.resource_name.as_deref())
+                                    && wanted.contains(m)
+                                    && found.insert(m.to_string())
+                                {
+                                    out.push(CreatedContact {
+                                        resource_name: rn.to_string(),
+                                        marker: Some(m.to_string()),
+                                    });
+                                }
                             }
                         }
-                        pending.retain(|p| {
-                            p.client_data_value(marker_key)
-                                .is_some_and(|m| !found.contains(m))
-                        });
+                        pending.retain(|c| !found.contains(c.marker));
                         if pending.is_empty() {
                             break;
                         }

@@ -20,7 +20,7 @@
 //! sent. After a timeout, a reset once the request may have reached Google, or a 5xx
 //! (which can follow a committed write), the call fails with
 //! [`ErrorKind::OutcomeUnknown`]; the caller must check before repeating it (see
-//! [`crate::people::People::create_contacts_reconciled`]).
+//! [`crate::people::People::create_contacts_json`]).
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;

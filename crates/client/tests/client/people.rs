@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 use orgsync_client::ErrorKind;
-use orgsync_client::people::{ConnectionsParams, MARKER_KEY};
+use orgsync_client::people::{ConnectionsParams, MARKER_KEY, NewContactJson};
 use orgsync_wire::people::{ClientData, ContactGroup, MY_CONTACTS, Name, Person};
 use reqwest::Method;
 use serde_json::json;
@@ -33,6 +33,129 @@ pub fn contact(given: &str, marker: &str) -> Person {
 }
 
 const FIELDS: &str = "names,clientData,memberships,metadata";
+
+#[tokio::test]
+async fn pre_serialised_creates_get_the_memberships_spliced_in() {
+    let env = env(2).await;
+    let user = env.non_admin().await;
+    let people = env.client.people(&user);
+    let group = people
+        .contact_groups_create(
+            ContactGroup {
+                name: Some("Spliced".into()),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap()
+        .resource_name
+        .unwrap();
+    let wanted: Vec<Person> = (0..250)
+        .map(|i| contact(&format!("S{i}"), &format!("splice-{i}")))
+        .collect();
+    let json: Vec<String> = wanted
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap())
+        .collect();
+    let new: Vec<NewContactJson<'_>> = wanted
+        .iter()
+        .zip(&json)
+        .map(|(p, j)| NewContactJson {
+            marker: p.client_data_value(MARKER_KEY).unwrap(),
+            person: j,
+        })
+        .collect();
+    let created = people
+        .create_contacts_json(&new, &[MY_CONTACTS, &group], MARKER_KEY, "clientData")
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 250);
+    assert_eq!(
+        env.client
+            .stats()
+            .snapshot()
+            .calls("people.people.batchCreateContacts"),
+        2,
+        "200 per call"
+    );
+    let markers: Vec<&str> = created
+        .iter()
+        .map(|c| c.marker.as_deref().unwrap())
+        .collect();
+    let sent: Vec<&str> = new.iter().map(|c| c.marker).collect();
+    assert_eq!(
+        markers, sent,
+        "every contact created, in order, marker read back"
+    );
+
+    // What landed is what was sent, plus exactly the two memberships.
+    let listed = people
+        .connections_list_all(ConnectionsParams::new(FIELDS))
+        .await
+        .unwrap();
+    let by_marker: BTreeMap<&str, &Person> = listed
+        .people
+        .iter()
+        .filter_map(|p| Some((p.client_data_value(MARKER_KEY)?, p)))
+        .collect();
+    for (p, c) in wanted.iter().zip(&created) {
+        let got = by_marker[p.client_data_value(MARKER_KEY).unwrap()];
+        assert_eq!(got.resource_name.as_deref(), Some(c.resource_name.as_str()));
+        assert_eq!(got.names[0].given_name, p.names[0].given_name);
+        let mut groups: Vec<&str> = got.group_resource_names().collect();
+        groups.sort();
+        let mut want = vec![MY_CONTACTS, group.as_str()];
+        want.sort();
+        assert_eq!(groups, want);
+    }
+
+    // A contact that is not a JSON object is refused before anything is sent.
+    let err = people
+        .create_contacts_json(
+            &[NewContactJson {
+                marker: "bad",
+                person: "[1]",
+            }],
+            &[MY_CONTACTS],
+            MARKER_KEY,
+            "metadata",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, orgsync_client::Error::InvalidArgument(_)),
+        "{err}"
+    );
+    // An empty object gets the memberships alone (no dangling comma).
+    let marker_only = r#"{"clientData":[{"key":"orgsync.id","value":"m-empty"}]}"#;
+    let created = people
+        .create_contacts_json(
+            &[NewContactJson {
+                marker: "m-empty",
+                person: marker_only,
+            }],
+            &[MY_CONTACTS],
+            MARKER_KEY,
+            "metadata",
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 1);
+    let created = people
+        .create_contacts_json(
+            &[NewContactJson {
+                marker: "m-none",
+                person: " {} ",
+            }],
+            &[MY_CONTACTS],
+            MARKER_KEY,
+            "metadata",
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 1);
+}
 
 #[tokio::test]
 async fn contacts_crud_batches_and_sync_tokens() {

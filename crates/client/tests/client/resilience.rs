@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use orgsync_client::people::{ConnectionsParams, MARKER_KEY};
+use orgsync_client::people::{ConnectionsParams, MARKER_KEY, NewContactJson};
 use orgsync_client::{ErrorKind, Pacing, RetryPolicy};
 use orgsync_wire::people::Person;
 use serde_json::json;
@@ -28,12 +28,24 @@ async fn thirty_percent_errors_lose_and_duplicate_nothing() {
     let wanted: Vec<Person> = (0..300)
         .map(|i| contact(&format!("F{i}"), &format!("fault-{i}")))
         .collect();
+    let json: Vec<String> = wanted
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap())
+        .collect();
+    let new: Vec<NewContactJson<'_>> = wanted
+        .iter()
+        .zip(&json)
+        .map(|(p, j)| NewContactJson {
+            marker: p.client_data_value(MARKER_KEY).unwrap(),
+            person: j,
+        })
+        .collect();
     // 30 batches of 10, so that faults certainly hit some creates (0.7^30 ≈ 2e-5).
     let mut created = Vec::new();
-    for batch in orgsync_client::people::chunks(wanted, 10) {
+    for batch in new.chunks(10) {
         created.extend(
             people
-                .create_contacts_reconciled(batch, MARKER_KEY, "names")
+                .create_contacts_json(batch, &[], MARKER_KEY, "names")
                 .await
                 .unwrap(),
         );
