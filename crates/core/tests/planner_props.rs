@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use orgsync_core::contacts::{
-    DesiredDirectory, LeaverPolicy, MANAGED_GROUP_PLACEHOLDER, MappingOptions, PlanOptions,
-    TargetUser, UserPlan, markers, plan_user, view_hash,
+    DesiredDirectory, LeaverPolicy, MappingOptions, MarkedContact, PlanOptions, TargetUser,
+    UserPlan, fresh_creates_landed, markers, plan_user, view_hash,
 };
 use orgsync_core::scope::{DirectorySnapshot, GroupMembership, ScopeRules};
 use orgsync_core::users::{
@@ -148,9 +148,13 @@ impl Book {
         self.contacts.values().cloned().collect()
     }
 
-    fn apply(&mut self, plan: &UserPlan) {
+    fn apply(&mut self, plan: &UserPlan, dir: &DesiredDirectory, t: &TargetUser) {
+        let group = t.managed_group.as_deref().unwrap_or(GROUP);
         for c in &plan.creates {
-            self.insert(c.person.clone());
+            let p = dir
+                .new_person(&c.directory_id, group)
+                .expect("a create of a known source");
+            self.insert(p);
         }
         for u in plan.updates.iter().chain(&plan.relabels) {
             self.next += 1;
@@ -198,7 +202,7 @@ impl Book {
 
 fn sync(book: &mut Book, t: &TargetUser, dir: &DesiredDirectory, opts: &PlanOptions) -> UserPlan {
     let plan = plan_user(t, dir, &book.list(), opts);
-    book.apply(&plan);
+    book.apply(&plan, dir, t);
     plan
 }
 
@@ -282,7 +286,9 @@ fn first_sync_creates_everyone_but_the_target_with_markers_and_groups() {
         .map(|c| c.directory_id.as_str())
         .collect();
     assert_eq!(ids, ["1", "2", "4", "5"], "nobody receives themselves");
-    let ada = &plan.creates[0].person;
+    let ada = &dir
+        .new_person(&plan.creates[0].directory_id, GROUP)
+        .unwrap();
     assert_eq!(ada.client_data_value(markers::SOURCE), Some("orgsync"));
     assert_eq!(ada.client_data_value(markers::ID), Some("1"));
     assert_eq!(ada.client_data_value(markers::HASH), dir.hash_of("1"));
@@ -296,14 +302,32 @@ fn first_sync_creates_everyone_but_the_target_with_markers_and_groups() {
 
 #[test]
 fn planned_creates_carry_the_same_markers_as_a_fresh_mapping() {
-    // The planner builds creates from hashes precomputed once per run; they must be the
-    // contact `to_new_person` would build from scratch, marker for marker.
+    // Creates are built from hashes precomputed once per run; they must be the contact
+    // `to_new_person` would build from scratch, marker for marker.
     let dir = directory(&org(), &MappingOptions::default());
     let plan = plan_user(&target("3"), &dir, &[], &PlanOptions::default());
     assert!(!plan.creates.is_empty());
     for c in &plan.creates {
-        assert_eq!(c.person, dir.contacts[&c.directory_id].to_new_person(GROUP));
+        assert_eq!(
+            dir.new_person(&c.directory_id, GROUP).unwrap(),
+            dir.contacts[&c.directory_id].to_new_person(GROUP)
+        );
     }
+}
+
+#[test]
+fn the_serialised_create_is_the_new_person_without_its_memberships() {
+    // The executor sends `new_person_json` with the target's memberships spliced in; it
+    // must say exactly what `new_person` says.
+    let dir = directory(&org(), &MappingOptions::default());
+    for id in dir.contacts.keys() {
+        let json = dir.new_person_json(id).unwrap();
+        assert!(!json.contains("memberships"), "{json}");
+        let mut parsed: Person = serde_json::from_str(json).unwrap();
+        parsed.memberships = vec![Membership::group(MY_CONTACTS), Membership::group(GROUP)];
+        assert_eq!(parsed, dir.new_person(id, GROUP).unwrap());
+    }
+    assert!(dir.new_person_json("no-such-id").is_none());
 }
 
 #[test]
@@ -883,26 +907,156 @@ fn contact_cap_skips_the_user_with_a_clear_message() {
 }
 
 #[test]
-fn unknown_managed_group_uses_a_placeholder_that_resolves() {
+fn unknown_managed_group_still_plans_every_create() {
+    // `orgsync contacts plan` on an account whose label does not exist yet: the creates
+    // are planned all the same; the executor supplies the group when it writes them.
     let dir = directory(&org(), &MappingOptions::default());
     let t = TargetUser {
         managed_group: None,
         ..target("1")
     };
-    let mut plan = plan_user(&t, &dir, &[], &PlanOptions::default());
-    assert!(
-        plan.creates[0]
-            .person
-            .group_resource_names()
-            .any(|g| g == MANAGED_GROUP_PLACEHOLDER)
+    let plan = plan_user(&t, &dir, &[], &PlanOptions::default());
+    let ids: Vec<&str> = plan
+        .creates
+        .iter()
+        .map(|c| c.directory_id.as_str())
+        .collect();
+    assert_eq!(ids, ["2", "3", "4", "5"]);
+    let p = dir.new_person("2", "contactGroups/real").unwrap();
+    assert_eq!(
+        p.group_resource_names().collect::<Vec<_>>(),
+        [MY_CONTACTS, "contactGroups/real"]
     );
-    plan.resolve_managed_group("contactGroups/real");
-    assert!(
-        plan.creates
-            .iter()
-            .all(|c| c.person.group_resource_names().collect::<Vec<_>>()
-                == [MY_CONTACTS, "contactGroups/real"])
+}
+
+// ---------------------------------------------------------------------------------
+// The fresh path's verifying read (markers only)
+
+/// A first sync of `t`: every create applied, plus two personal contacts.
+fn freshly_synced(dir: &DesiredDirectory, t: &TargetUser) -> Book {
+    let mut book = Book::default();
+    book.insert(personal("", Some("friend@gmail.com"), None));
+    book.insert(personal("", None, Some("+1 555 0100")));
+    let plan = plan_user(t, dir, &[], &PlanOptions::default());
+    book.apply(&plan, dir, t);
+    book
+}
+
+fn marks(book: &Book) -> Vec<MarkedContact> {
+    book.list().iter().map(MarkedContact::of).collect()
+}
+
+#[test]
+fn landed_creates_pass_the_marker_check_and_count_personal_contacts() {
+    let dir = directory(&org(), &MappingOptions::default());
+    let t = target("3");
+    let book = freshly_synced(&dir, &t);
+    assert_eq!(fresh_creates_landed(&t, &dir, &marks(&book)), Some(2));
+    // ... and the full planner agrees there is nothing left to do.
+    assert!(no_writes(&plan_user(
+        &t,
+        &dir,
+        &book.list(),
+        &PlanOptions::default()
+    )));
+}
+
+#[test]
+fn a_missing_duplicated_unlabelled_or_stale_create_fails_the_marker_check() {
+    let dir = directory(&org(), &MappingOptions::default());
+    let t = target("3");
+    let book = freshly_synced(&dir, &t);
+    let ours: Vec<String> = book
+        .managed_by_id()
+        .values()
+        .map(|v| v[0].resource_name.clone().unwrap())
+        .collect();
+    let check = |b: &Book| fresh_creates_landed(&t, &dir, &marks(b));
+
+    let mut missing = book.clone();
+    missing.contacts.remove(&ours[0]);
+    assert_eq!(check(&missing), None, "a create that did not land");
+
+    let mut twice = book.clone();
+    let copy = twice.contacts[&ours[1]].clone();
+    twice.insert(copy);
+    assert_eq!(check(&twice), None, "a create that landed twice");
+
+    let mut unlabelled = book.clone();
+    unlabelled.contacts.get_mut(&ours[0]).unwrap().memberships =
+        vec![Membership::group(MY_CONTACTS)];
+    assert_eq!(check(&unlabelled), None, "outside the managed label");
+
+    let mut stale = book.clone();
+    let p = stale.contacts.get_mut(&ours[0]).unwrap();
+    p.client_data
+        .retain(|c| c.key.as_deref() != Some(markers::HASH));
+    p.client_data
+        .push(ClientData::new(markers::HASH, "not-the-hash"));
+    assert_eq!(check(&stale), None, "a marker other than the planned one");
+
+    let mut orphan = book.clone();
+    let mut o = personal("", Some("x@example.com"), None);
+    o.client_data = vec![ClientData::new(markers::SOURCE, markers::SOURCE_VALUE)];
+    orphan.insert(o);
+    assert_eq!(
+        check(&orphan),
+        None,
+        "a contact of ours that no create explains"
     );
+
+    let mut tombstone = book.clone();
+    let mut gone = tombstone.contacts[&ours[0]].clone();
+    gone.resource_name = None;
+    gone.metadata = Some(PersonMetadata {
+        deleted: Some(true),
+        ..Default::default()
+    });
+    let rn = tombstone.insert(gone);
+    tombstone.contacts.get_mut(&rn).unwrap().metadata = Some(PersonMetadata {
+        deleted: Some(true),
+        ..Default::default()
+    });
+    assert_eq!(check(&tombstone), Some(2), "tombstones are not contacts");
+
+    let no_group = TargetUser {
+        managed_group: None,
+        ..t.clone()
+    };
+    assert_eq!(fresh_creates_landed(&no_group, &dir, &marks(&book)), None);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Soundness: whatever happened to the creates (dropped, duplicated, unlabelled,
+    /// markers damaged), when the marker check passes the full planner plans no write.
+    #[test]
+    fn a_passing_marker_check_means_the_planner_has_nothing_to_do(
+        users in arb_directory(),
+        damage in proptest::collection::vec((0usize..4, 0usize..64), 0..4),
+    ) {
+        let dir = directory(&users, &MappingOptions::default());
+        let Some(me) = dir.contacts.keys().next().cloned() else { return Ok(()); };
+        let t = target(&me);
+        let mut book = freshly_synced(&dir, &t);
+        let rns: Vec<String> = book.contacts.keys().cloned().collect();
+        for (kind, at) in damage {
+            let rn = &rns[at % rns.len()];
+            let Some(p) = book.contacts.get(rn).cloned() else { continue };
+            match kind {
+                0 => { book.contacts.remove(rn); }
+                1 => { book.insert(p); }
+                2 => { book.contacts.get_mut(rn).unwrap().memberships.retain(|m| m.contact_group_membership.as_ref().and_then(|g| g.contact_group_resource_name.as_deref()) != Some(GROUP)); }
+                _ => { book.contacts.get_mut(rn).unwrap().client_data.pop(); }
+            }
+        }
+        if let Some(personal) = fresh_creates_landed(&t, &dir, &marks(&book)) {
+            let plan = plan_user(&t, &dir, &book.list(), &PlanOptions::default());
+            prop_assert!(no_writes(&plan), "marker check passed but the planner wants {:#?}", plan);
+            prop_assert_eq!(personal, plan.personal_observed);
+        }
+    }
 }
 
 #[test]
@@ -1335,7 +1489,7 @@ proptest! {
             prop_assert!(!u.person.memberships.is_empty());
         }
 
-        book.apply(&plan);
+        book.apply(&plan, &dir, &target);
         // (b) convergence.
         let again = plan_user(&target, &dir, &book.list(), &opts);
         prop_assert!(no_writes(&again), "not converged: {:#?}", again);

@@ -479,6 +479,65 @@ async fn a_crash_mid_run_then_a_rerun_converges_without_duplicates() {
 }
 
 #[tokio::test]
+async fn stale_contacts_of_ours_in_a_book_without_label_or_state_are_caught_by_the_read_back() {
+    // A state file lost and the label deleted by hand, but orgsync's contacts still in
+    // the book: the run takes the fresh path (create, then one read) believing the book
+    // holds nothing of its own. The read-back's marker check must notice, read in full
+    // and repair: no duplicate survives.
+    let env = Env::start(org(6, 1)).await;
+    let m = env.member_emails().await;
+    let colleague = env.user_by_email(&m[1]).await;
+    let stale = Person {
+        names: vec![Name {
+            given_name: Some("Stale".into()),
+            family_name: Some("Copy".into()),
+            ..Default::default()
+        }],
+        client_data: vec![
+            ClientData::new(markers::SOURCE, markers::SOURCE_VALUE),
+            ClientData::new(markers::ID, colleague.id.clone().unwrap()),
+        ],
+        ..Default::default()
+    };
+    env.observer
+        .people(&m[0])
+        .create_contact(&stale, "names")
+        .await
+        .unwrap();
+    let personal = env.personal_fingerprints().await;
+
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    let user = first.users.iter().find(|u| u.email == m[0]).unwrap();
+    assert_eq!(user.path, Some(ReadPath::Fresh));
+    assert_eq!(user.duplicates_merged, 1, "{user:?}");
+    // One extra read, for that book only.
+    assert_eq!(
+        first.calls.by_method["people.people.connections.list"] as usize,
+        first.totals.targets + 1
+    );
+    assert_converged(&env).await;
+    let names: Vec<String> = env
+        .managed_of(&m[0])
+        .await
+        .iter()
+        .filter(|p| markers::managed_id(p) == colleague.id.as_deref())
+        .map(|p| p.names[0].family_name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert_ne!(names[0], "Copy", "the stale copy was rewritten or removed");
+    assert_eq!(env.personal_fingerprints().await, personal);
+
+    // The repaired book is read in full once more (a repair is not taken on trust),
+    // then every book is back on the one-read shortcut.
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0);
+    assert_eq!(again.totals.users_incremental, again.totals.targets - 1);
+    let third = env.sync().await;
+    assert_eq!(third.totals.users_incremental, third.totals.targets);
+}
+
+#[tokio::test]
 async fn twenty_percent_injected_errors_lose_nothing_and_duplicate_nothing() {
     let env = Env::start(org(25, 2)).await;
     let personal = env.personal_fingerprints().await;

@@ -99,24 +99,24 @@ impl DesiredContact {
     /// The contact to create: mapped fields, markers and memberships (My Contacts and
     /// the managed group).
     pub fn to_new_person(&self, managed_group: &str) -> Person {
-        self.new_person_with_markers(managed_group, markers::for_desired(self, None))
+        self.new_person_with_markers(Some(managed_group), markers::for_desired(self, None))
     }
 
     /// [`Self::to_new_person`] with markers the caller already built (the planner has
     /// this contact's hash and fingerprints precomputed once per run; recomputing them
-    /// for every target was a tenth of a first sync's CPU).
+    /// for every target was a tenth of a first sync's CPU). No group: no memberships at
+    /// all (the form [`super::DesiredDirectory::new_person_json`] serialises).
     pub(crate) fn new_person_with_markers(
         &self,
-        managed_group: &str,
+        managed_group: Option<&str>,
         client_data: Vec<orgsync_wire::people::ClientData>,
     ) -> Person {
         let mut p = Person::default();
         write_managed_fields(&mut p, self);
         p.client_data = client_data;
-        p.memberships = vec![
-            Membership::group(MY_CONTACTS),
-            Membership::group(managed_group),
-        ];
+        if let Some(group) = managed_group {
+            p.memberships = vec![Membership::group(MY_CONTACTS), Membership::group(group)];
+        }
         p
     }
 }

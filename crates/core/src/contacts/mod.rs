@@ -43,15 +43,17 @@
 //! is current, names are compared on given/family only, so a server that rewrites the
 //! unstructured name cannot cause an update loop.
 
+pub mod landed;
 pub mod mapping;
 pub mod markers;
 pub mod plan;
 
+pub use landed::{MarkedContact, fresh_creates_landed};
 pub use mapping::{
     DesiredContact, DesiredOrganization, MAPPING_VERSION, MappingOptions, TypedValue,
     desired_contact, people_phone_type,
 };
 pub use plan::{
-    ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, MANAGED_GROUP_PLACEHOLDER,
-    PhotoWrite, PlanOptions, TargetUser, UserPlan, plan_user, view_hash,
+    ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, PhotoWrite, PlanOptions,
+    TargetUser, UserPlan, plan_user, view_hash,
 };

@@ -40,11 +40,6 @@ use super::markers;
 use crate::hash::{short_fingerprint, stable_hash};
 use crate::scope::DirectorySnapshot;
 
-/// Used in creates when the managed group does not exist yet (`orgsync contacts plan`
-/// on a fresh account). The executor creates the group and calls
-/// [`UserPlan::resolve_managed_group`] before writing.
-pub const MANAGED_GROUP_PLACEHOLDER: &str = "contactGroups/orgsync-managed-group";
-
 /// What happens to the contact of someone who left the directory or the scope.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -105,9 +100,15 @@ impl DesiredDirectory {
         let prepared: BTreeMap<String, Prepared> = contacts
             .iter()
             .map(|(id, d)| {
+                let hash = d.hash();
+                let tokens = desired_tokens(d);
+                let marks = markers::build(&d.directory_id, &hash, &tokens, None);
+                let new_json = serde_json::to_string(&d.new_person_with_markers(None, marks))
+                    .expect("a Person always serialises");
                 let p = Prepared {
-                    hash: d.hash(),
-                    tokens: desired_tokens(d),
+                    hash,
+                    tokens,
+                    new_json,
                 };
                 (id.clone(), p)
             })
@@ -140,6 +141,31 @@ impl DesiredDirectory {
         self.prepared.get(directory_id).map(|p| p.hash.as_str())
     }
 
+    /// The contact a create writes for source `directory_id` into `managed_group`:
+    /// mapped fields, markers, My Contacts and the group. `None` for an unknown id.
+    pub fn new_person(&self, directory_id: &str, managed_group: &str) -> Option<Person> {
+        let d = self.contacts.get(directory_id)?;
+        let p = self.prepared.get(directory_id)?;
+        let marks = markers::build(&d.directory_id, &p.hash, &p.tokens, None);
+        Some(d.new_person_with_markers(Some(managed_group), marks))
+    }
+
+    /// [`Self::new_person`] as a JSON object **without** `memberships`, serialised once
+    /// per run: every target receives the same colleague, so only the memberships differ
+    /// between address books, and the executor splices them in
+    /// (`orgsync_client::people::NewContactJson`). Serialising a `Person` per target per
+    /// contact was most of a first sync's CPU.
+    pub fn new_person_json(&self, directory_id: &str) -> Option<&str> {
+        self.prepared.get(directory_id).map(|p| p.new_json.as_str())
+    }
+
+    /// The precomputed hash and owned fingerprints of `directory_id`'s contact.
+    pub(crate) fn prepared_marks(&self, directory_id: &str) -> Option<(&str, &BTreeSet<String>)> {
+        self.prepared
+            .get(directory_id)
+            .map(|p| (p.hash.as_str(), &p.tokens))
+    }
+
     fn want<'a>(&'a self, id: &str, d: &'a DesiredContact) -> Want<'a> {
         let p = &self.prepared[id];
         Want {
@@ -154,6 +180,8 @@ impl DesiredDirectory {
 struct Prepared {
     hash: String,
     tokens: BTreeSet<String>,
+    /// [`DesiredDirectory::new_person_json`].
+    new_json: String,
 }
 
 /// A desired contact with its precomputed hash and fingerprints.
@@ -180,8 +208,9 @@ pub fn view_hash(target: &TargetUser, directory: &DesiredDirectory, opts: &PlanO
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactCreate {
+    /// The source user; the contact itself is [`DesiredDirectory::new_person`] (or its
+    /// JSON, [`DesiredDirectory::new_person_json`]) in the target's managed group.
     pub directory_id: String,
-    pub person: Person,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -261,19 +290,6 @@ impl UserPlan {
             .iter()
             .chain(&self.duplicates_merged)
             .map(String::as_str)
-    }
-
-    /// Replace [`MANAGED_GROUP_PLACEHOLDER`] in creates by the real group.
-    pub fn resolve_managed_group(&mut self, resource_name: &str) {
-        for c in &mut self.creates {
-            for m in &mut c.person.memberships {
-                if let Some(g) = m.contact_group_membership.as_mut()
-                    && g.contact_group_resource_name.as_deref() == Some(MANAGED_GROUP_PLACEHOLDER)
-                {
-                    g.contact_group_resource_name = Some(resource_name.to_string());
-                }
-            }
-        }
     }
 }
 
@@ -1002,12 +1018,8 @@ pub fn plan_user(
         }
         match managed.remove(id.as_str()) {
             None => {
-                let w = directory.want(id, d);
-                let marks = markers::build(&d.directory_id, w.hash, w.tokens, None);
                 plan.creates.push(ContactCreate {
                     directory_id: id.clone(),
-                    person: d
-                        .new_person_with_markers(group.unwrap_or(MANAGED_GROUP_PLACEHOLDER), marks),
                 });
                 plan_photo(&mut plan, id, d, None);
             }

@@ -5,14 +5,20 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use anyhow::Context as _;
 use futures::TryStreamExt;
-use orgsync_client::people::{ConnectionsListing, ConnectionsParams, MARKER_KEY, People};
+use orgsync_client::people::{
+    ConnectionsListing, ConnectionsParams, MARKER_KEY, NewContactJson, People,
+};
 use orgsync_client::{Error as ClientError, ErrorKind};
 use orgsync_core::contacts::markers;
-use orgsync_core::contacts::{TargetUser, UserPlan, plan_user, view_hash};
+use orgsync_core::contacts::{
+    MarkedContact, TargetUser, UserPlan, fresh_creates_landed, plan_user, view_hash,
+};
 use orgsync_core::guard::GuardVerdict;
 use orgsync_store::ContactsUserState;
 use orgsync_wire::directory::User;
-use orgsync_wire::people::{CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, Person};
+use orgsync_wire::people::{
+    CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, MY_CONTACTS, Person,
+};
 
 use super::photos::{self, PhotoOutcome};
 use super::report::{ActionSummary, ReadPath, UserOutcome, UserStatus};
@@ -211,12 +217,23 @@ async fn sync_user(
     let view = view_of(ctx, &target);
     let mut written = HashSet::new();
     count(&mut out, &plan);
-    let mut photo_result = apply(ctx, &people, plan, &mut written).await?;
+    let photos_planned = !plan.photo_writes.is_empty();
+    let mut photo_result = apply(ctx, &people, &group, plan, &mut written).await?;
 
     // 4. Refresh the token past our own writes, verify, record.
-    let (token, clean) = match token {
-        None => {
-            // Fresh path: the read that verifies the writes also yields the token.
+    let verified = match token {
+        // Fresh path: the read that verifies the creates also yields the token. Markers
+        // are enough to verify them (see `fresh_creates_landed`); photo uploads rewrite
+        // markers, so those books are verified in full.
+        None if !photos_planned => verify_fresh(ctx, &people, &target).await?,
+        _ => None,
+    };
+    let (token, clean) = match (token, verified) {
+        (None, Some((token, personal))) => {
+            out.personal = personal;
+            (token, true)
+        }
+        (None, None) => {
             let listing = full_read(&people).await?;
             let repair = plan_user(&target, &ctx.directory, &listing.people, &ctx.plan_options);
             out.personal = repair.personal_observed;
@@ -231,15 +248,15 @@ async fn sync_user(
                 }
                 count(&mut out, &repair);
                 let mut repaired = HashSet::new();
-                let repaired_photos = apply(ctx, &people, repair, &mut repaired).await?;
+                let repaired_photos = apply(ctx, &people, &group, repair, &mut repaired).await?;
                 // The repair retried every photo still missing its marker.
                 photo_result.uploaded += repaired_photos.uploaded;
                 photo_result.failed = repaired_photos.failed;
                 (listing.next_sync_token, false)
             }
         }
-        Some(token) if !written.is_empty() => refresh(&people, &token, &written).await?,
-        Some(token) => (Some(token), true),
+        (Some(token), _) if !written.is_empty() => refresh(&people, &token, &written).await?,
+        (Some(token), _) => (Some(token), true),
     };
     out.photos = photo_result.uploaded;
     out.photos_failed = photo_result.failed;
@@ -251,6 +268,32 @@ async fn sync_user(
     out.unchanged = desired_count(ctx, id).saturating_sub(out.created + out.updated);
     record(ctx, id, email, token, clean.then_some(view), Some(group)).await?;
     Ok(out)
+}
+
+/// The fresh path's verifying read, parsed as markers only: `Some((token, personal
+/// contacts))` when every create landed as planned, `None` when the book must be read
+/// in full and re-planned (the extra read happens only then).
+async fn verify_fresh(
+    ctx: &RunCtx,
+    people: &People,
+    target: &TargetUser,
+) -> anyhow::Result<Option<(Option<String>, usize)>> {
+    let listing = people
+        .connections_list_all_as::<MarkedContact>(ConnectionsParams::full_sync(READ_MASK))
+        .await
+        .context("reading the address book back")?;
+    Ok(
+        match fresh_creates_landed(target, &ctx.directory, &listing.people) {
+            Some(personal) => Some((listing.next_sync_token, personal)),
+            None => {
+                tracing::info!(
+                    user = %target.email,
+                    "the read-back does not show every create as planned; re-reading in full to repair"
+                );
+                None
+            }
+        },
+    )
 }
 
 async fn full_read(people: &People) -> anyhow::Result<ConnectionsListing> {
@@ -307,6 +350,7 @@ fn count(out: &mut UserOutcome, plan: &UserPlan) {
 async fn apply(
     ctx: &RunCtx,
     people: &People,
+    group: &str,
     mut plan: UserPlan,
     written: &mut HashSet<String>,
 ) -> anyhow::Result<PhotoOutcome> {
@@ -338,7 +382,18 @@ async fn apply(
     // New contacts that get a photo must be found again by directory id: only then are
     // their markers worth reading back.
     let photos_for_new = plan.photo_writes.iter().any(|w| w.resource_name.is_none());
-    let creates: Vec<Person> = plan.creates.drain(..).map(|c| c.person).collect();
+    // Each colleague's contact was serialised once for the run; only the memberships
+    // are this book's own.
+    let creates: Vec<NewContactJson<'_>> = plan
+        .creates
+        .iter()
+        .filter_map(|c| {
+            Some(NewContactJson {
+                marker: &c.directory_id,
+                person: ctx.directory.new_person_json(&c.directory_id)?,
+            })
+        })
+        .collect();
     let mut created_ids: HashMap<String, String> = HashMap::new();
     if !creates.is_empty() {
         let read_mask = if photos_for_new {
@@ -347,17 +402,14 @@ async fn apply(
             WRITE_READ_MASK
         };
         let created = people
-            .create_contacts_reconciled(creates, MARKER_KEY, read_mask)
+            .create_contacts_json(&creates, &[MY_CONTACTS, group], MARKER_KEY, read_mask)
             .await
             .context("creating contacts")?;
-        for p in created {
-            let Some(rn) = p.resource_name.clone() else {
-                continue;
-            };
-            if photos_for_new && let Some(id) = markers::managed_id(&p) {
-                created_ids.insert(id.to_string(), rn.clone());
+        for c in created {
+            if photos_for_new && let Some(id) = c.marker {
+                created_ids.insert(id, c.resource_name.clone());
             }
-            written.insert(rn);
+            written.insert(c.resource_name);
         }
     }
     let writes = std::mem::take(&mut plan.photo_writes);
@@ -581,12 +633,13 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOu
         fields,
     };
     for c in &plan.creates {
-        out.actions.push(action(
-            "create",
-            &c.directory_id,
-            display_name(&c.person),
-            Vec::new(),
-        ));
+        let name = ctx
+            .directory
+            .contacts
+            .get(&c.directory_id)
+            .map_or_else(|| c.directory_id.clone(), |d| d.full_name.clone());
+        out.actions
+            .push(action("create", &c.directory_id, name, Vec::new()));
     }
     for u in &plan.updates {
         out.actions.push(action(
