@@ -8,13 +8,19 @@
 //!    `connections.list?syncToken=` tells whether the address book changed. Nothing, or
 //!    only personal contacts → done: one read, no write.
 //! 2. **Managed group.** Found by its `clientData` marker (or its name), created if
-//!    missing. A group created *now* for a user without state means nothing of ours can
+//!    missing. A group created *now* for a user without state means nothing of ours should
 //!    be in that address book yet: the full read is done after the writes instead of
-//!    before (the "fresh" path), so a first sync costs what the lower bound says.
+//!    before (the "fresh" path), so a first sync costs what the lower bound says. That
+//!    read is parsed as markers only and checked by
+//!    `orgsync_core::contacts::fresh_creates_landed` (each create once, in the label,
+//!    with its planned markers, nothing else of ours); anything else — stale contacts of
+//!    a lost state file, a create that landed twice — costs one more, full read and a
+//!    re-plan that repairs it.
 //! 3. **Read, plan, guard, apply.** All pages (sync token requested), the pure planner
 //!    (`orgsync_core::contacts::plan_user`), the per-user guard, then batch writes:
 //!    deletes (500), updates under one field mask (200), creates (200, marker-checked
-//!    when an outcome is unknown).
+//!    when an outcome is unknown). Each colleague's contact is serialised once per run
+//!    (`DesiredDirectory::new_person_json`); a book's creates only splice in its label.
 //! 4. **Refresh and record.** After writes, the changes since the pre-write token are
 //!    read back (our own writes, usually one page) so the stored token is fresh; any
 //!    change we did not make clears the view hash, forcing a full read next time. A
