@@ -122,16 +122,29 @@ fn sort_keys(p: &Person) -> (String, String) {
 
 /// Etags change with every change (the sequence is unique per user).
 pub fn person_etag(id: u64, seq: u64) -> String {
-    let mut bytes = vec![0x12, 0x0c];
-    bytes.extend_from_slice(&seq.to_be_bytes()[4..]);
-    bytes.extend_from_slice(&(id as u32).to_be_bytes());
-    bytes.extend_from_slice(&((id >> 32) as u32).to_be_bytes());
-    format!("%{}", STANDARD.encode(bytes))
+    format!("%{}", STANDARD.encode(person_etag_bytes(id, seq)))
+}
+
+/// The bytes a person etag encodes.
+pub fn person_etag_bytes(id: u64, seq: u64) -> [u8; 14] {
+    let mut b = [0u8; 14];
+    b[..2].copy_from_slice(&[0x12, 0x0c]);
+    b[2..6].copy_from_slice(&seq.to_be_bytes()[4..]);
+    b[6..10].copy_from_slice(&(id as u32).to_be_bytes());
+    b[10..].copy_from_slice(&((id >> 32) as u32).to_be_bytes());
+    b
 }
 
 pub fn source_etag(id: u64, seq: u64) -> String {
+    format!("#{}", STANDARD.encode(source_etag_bytes(id, seq)))
+}
+
+/// The bytes a source etag encodes.
+pub fn source_etag_bytes(id: u64, seq: u64) -> [u8; 6] {
     let h = hash64(&[&id.to_be_bytes(), &seq.to_be_bytes()]);
-    format!("#{}", STANDARD.encode(&h.to_be_bytes()[..6]))
+    let mut b = [0u8; 6];
+    b.copy_from_slice(&h.to_be_bytes()[..6]);
+    b
 }
 
 impl Contact {

@@ -9,19 +9,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use orgsync_wire::people::{
     BATCH_CREATE_MAX, BATCH_DELETE_MAX, BATCH_GET_MAX, BATCH_UPDATE_MAX,
-    BatchCreateContactsRequest, BatchCreateContactsResponse, BatchDeleteContactsRequest,
-    BatchUpdateContactsRequest, BatchUpdateContactsResponse, EmailAddress, FieldMetadata,
-    GetPeopleResponse, ListConnectionsResponse, Person, PersonMetadata, PersonResponse, Source,
-    Status,
+    BatchCreateContactsRequest, BatchDeleteContactsRequest, BatchUpdateContactsRequest,
+    BatchUpdateContactsResponse, EmailAddress, FieldMetadata, GetPeopleResponse, Person,
+    PersonMetadata, PersonResponse, Source, Status,
 };
 use orgsync_wire::scopes::{CONTACTS, CONTACTS_READONLY};
 use serde_json::{Map, Value};
 
+use super::body::{Parsed, RawBody};
 use super::book::{UserBook, contact_name, parse_contact_name, person_etag};
 use super::fields::{
     self, CONNECTIONS_DOC, FieldSet, PEOPLE_GET_DOC, check_singletons, copy_field, parse_person,
     project,
 };
+use super::render::{ContactView, CreatedOut, JsonBytes, ListOut, Listed, Written, to_json};
 use super::sync::{self, Cursor, PageToken, SyncToken};
 use super::{Ctx, bad, caller_user, failed_precondition, mutate, not_found};
 use crate::auth::Caller;
@@ -101,7 +102,7 @@ pub async fn list_connections(
     Path(id): Path<String>,
     caller: Caller,
     params: Params,
-) -> Result<Json<ListConnectionsResponse>, ApiError> {
+) -> Result<JsonBytes, ApiError> {
     read_scope(&caller)?;
     let user = caller_user(&emu, &caller)?;
     if id != "me" {
@@ -193,13 +194,13 @@ pub async fn list_connections(
             &base,
         ),
     };
-    drop(b);
 
-    let mut resp = ListConnectionsResponse {
-        connections,
+    let mut resp = ListOut {
         total_items: Some(total as i64),
         total_people: Some(total as i64),
-        ..Default::default()
+        next_page_token: None,
+        next_sync_token: None,
+        connections,
     };
     match next_cursor {
         Some(c) => {
@@ -214,12 +215,11 @@ pub async fn list_connections(
             ))
         }
         None if request_sync => {
-            let epoch = book.lock().sync_epoch;
             resp.next_sync_token = Some(sync::encode(
                 "S",
                 &SyncToken {
                     b: sync_binding,
-                    e: epoch,
+                    e: b.sync_epoch,
                     s: start_seq,
                     t: chain_at,
                 },
@@ -227,19 +227,29 @@ pub async fn list_connections(
         }
         None => {}
     }
-    Ok(Json(resp))
+    // Serialised from the book itself, under its lock: nothing is cloned.
+    let estimate = 256 + resp.connections.len() * bytes_per_contact(fields);
+    let out = to_json(&resp, estimate);
+    drop(resp);
+    drop(b);
+    Ok(JsonBytes(out))
 }
 
-type Page = (Vec<Person>, Option<Cursor>, usize);
+/// A generous guess of one listed contact's JSON size, to size the response buffer once.
+fn bytes_per_contact(fields: FieldSet) -> usize {
+    128 + 192 * fields.bits().count_ones() as usize
+}
 
-fn full_page(
-    b: &UserBook,
+type Page<'a> = (Vec<Listed<'a>>, Option<Cursor>, usize);
+
+fn full_page<'a>(
+    b: &'a UserBook,
     sort: &str,
     cursor: Option<&Cursor>,
     fields: FieldSet,
     size: usize,
-    base: &str,
-) -> Page {
+    base: &'a str,
+) -> Page<'a> {
     let total = b.contacts.len();
     let mut out = Vec::with_capacity(size.min(total));
     match sort {
@@ -265,7 +275,7 @@ fn full_page(
                     more = true;
                     break;
                 }
-                out.push(project(c, fields, base));
+                out.push(Listed::Live(ContactView { c, fields, base }));
                 last = Some(*seq);
             }
             (out, more.then(|| Cursor::Seq(last.unwrap_or(0))), total)
@@ -300,7 +310,7 @@ fn full_page(
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
             let last = keyed.last().map(|(k, _)| k.clone());
             for (_, c) in &keyed {
-                out.push(project(c, fields, base));
+                out.push(Listed::Live(ContactView { c, fields, base }));
             }
             let next = if more {
                 last.map(|(k, id)| Cursor::Key(k, id))
@@ -312,14 +322,14 @@ fn full_page(
     }
 }
 
-fn incremental_page(
-    b: &UserBook,
+fn incremental_page<'a>(
+    b: &'a UserBook,
     since: u64,
     cursor: Option<&Cursor>,
     fields: FieldSet,
     size: usize,
-    base: &str,
-) -> Page {
+    base: &'a str,
+) -> Page<'a> {
     let after = match cursor {
         Some(Cursor::Seq(s)) => (*s).max(since),
         _ => since,
@@ -334,9 +344,9 @@ fn incremental_page(
             break;
         }
         if let Some(c) = b.contacts.get(id) {
-            out.push(project(c, fields, base));
+            out.push(Listed::Live(ContactView { c, fields, base }));
         } else if let Some(t) = b.tombstones.get(id) {
-            out.push(Person {
+            out.push(Listed::Deleted(Box::new(Person {
                 resource_name: Some(contact_name(*id)),
                 etag: Some(person_etag(*id, t.seq)),
                 metadata: Some(PersonMetadata {
@@ -350,7 +360,7 @@ fn incremental_page(
                     ..Default::default()
                 }),
                 ..Default::default()
-            });
+            })));
         } else {
             continue;
         }
@@ -400,6 +410,26 @@ fn check_cap(b: &UserBook, ctx: &Ctx, adding: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// [`prepare_new`] of a Person the request owns: its fields are moved into the stored
+/// data, not cloned. `path` names the person in errors (built only for one).
+fn prepare_new_owned(
+    b: &UserBook,
+    p: Person,
+    path: impl Fn() -> String,
+) -> Result<(Person, BTreeSet<String>), ApiError> {
+    if check_singletons(&p, "").is_err() {
+        check_singletons(&p, &path())?;
+    }
+    let mut groups = match resolve_memberships(b, &p, "") {
+        Ok(g) => g,
+        Err(_) => resolve_memberships(b, &p, &path())?,
+    };
+    if groups.is_empty() {
+        groups.insert("myContacts".into());
+    }
+    Ok((fields::writable_data_owned(p), groups))
+}
+
 /// Validate a new contact and return its data and groups.
 fn prepare_new(
     b: &UserBook,
@@ -439,11 +469,15 @@ pub async fn create_contact(
 pub async fn batch_create(
     State(emu): State<Arc<Emulator>>,
     caller: Caller,
-    GJson(body): GJson<Value>,
-) -> Result<Json<BatchCreateContactsResponse>, ApiError> {
+    body: RawBody,
+) -> Result<JsonBytes, ApiError> {
+    let body = body.parse::<BatchCreateContactsRequest>("BatchCreateContactsRequest")?;
     write_scope(&caller)?;
     let user = caller_user(&emu, &caller)?;
-    let req: BatchCreateContactsRequest = parse_body(body, "BatchCreateContactsRequest")?;
+    let req: BatchCreateContactsRequest = match body {
+        Parsed::Typed(req) => req,
+        Parsed::Value(v) => parse_body(v, "BatchCreateContactsRequest")?,
+    };
     if req.contacts.is_empty() {
         return Err(bad("Request must contain at least one contact to create."));
     }
@@ -454,32 +488,40 @@ pub async fn batch_create(
     }
     let fields = FieldSet::parse_read(&req.read_mask, "readMask", PEOPLE_GET_DOC)?;
     let base = emu.base_url();
-    let out = mutate(&emu, &user, |b, ctx| {
-        check_cap(b, ctx, req.contacts.len())?;
-        let mut prepared = Vec::with_capacity(req.contacts.len());
-        for (i, c) in req.contacts.iter().enumerate() {
-            prepared.push(prepare_new(
-                b,
-                &c.contact_person,
-                &format!("contacts[{i}].contact_person"),
-            )?);
+    let contacts = req.contacts;
+    mutate(&emu, &user, move |b, ctx| {
+        check_cap(b, ctx, contacts.len())?;
+        let mut prepared = Vec::with_capacity(contacts.len());
+        for (i, c) in contacts.into_iter().enumerate() {
+            prepared.push(prepare_new_owned(b, c.contact_person, || {
+                format!("contacts[{i}].contact_person")
+            })?);
         }
-        let mut created = Vec::with_capacity(prepared.len());
+        let mut ids = Vec::with_capacity(prepared.len());
         for (data, groups) in prepared {
-            let id = b.insert(data, groups, ctx.now_ms);
-            created.push(PersonResponse {
-                person: Some(project(&b.contacts[&id], fields, &base)),
-                http_status_code: Some(200),
-                status: ok_status(),
-                requested_resource_name: None,
-            });
+            ids.push(b.insert(data, groups, ctx.now_ms));
         }
-        Ok(created)
+        let created = CreatedOut {
+            created_people: ids
+                .iter()
+                .map(|id| Written {
+                    person: ContactView {
+                        c: &b.contacts[id],
+                        fields,
+                        base: &base,
+                    },
+                    status: Status::default(),
+                    http_status_code: 200,
+                })
+                .collect(),
+        };
+        Ok(to_json(
+            &created,
+            64 + ids.len() * bytes_per_contact(fields),
+        ))
     })
-    .await?;
-    Ok(Json(BatchCreateContactsResponse {
-        created_people: out,
-    }))
+    .await
+    .map(JsonBytes)
 }
 
 fn etag_of(p: &Person) -> Option<&str> {

@@ -3,8 +3,10 @@
 //! requested fields. Google rejects unknown JSON names instead of dropping them, and so
 //! do we: a client that misspells a field must find out here, not in production.
 
+use std::borrow::Cow;
+
 use orgsync_wire::people::{
-    Person, READABLE_PERSON_FIELDS, SINGLETON_PERSON_FIELDS, UPDATABLE_PERSON_FIELDS,
+    Name, Person, READABLE_PERSON_FIELDS, SINGLETON_PERSON_FIELDS, UPDATABLE_PERSON_FIELDS,
 };
 use serde_json::Value;
 
@@ -21,7 +23,44 @@ fn readable_index(name: &str) -> Option<usize> {
     READABLE_PERSON_FIELDS.iter().position(|f| *f == name)
 }
 
+/// The bit of readable field `name` (a compile-time error when it is not readable).
+const fn readable_bit(name: &str) -> u32 {
+    let mut i = 0;
+    while i < READABLE_PERSON_FIELDS.len() {
+        let f = READABLE_PERSON_FIELDS[i].as_bytes();
+        let n = name.as_bytes();
+        if f.len() == n.len() {
+            let mut j = 0;
+            while j < n.len() && f[j] == n[j] {
+                j += 1;
+            }
+            if j == n.len() {
+                return 1 << i;
+            }
+        }
+        i += 1;
+    }
+    panic!("not a readable Person field")
+}
+
 impl FieldSet {
+    pub const METADATA: u32 = readable_bit("metadata");
+    pub const NAMES: u32 = readable_bit("names");
+    pub const EMAIL_ADDRESSES: u32 = readable_bit("emailAddresses");
+    pub const PHONE_NUMBERS: u32 = readable_bit("phoneNumbers");
+    pub const ORGANIZATIONS: u32 = readable_bit("organizations");
+    pub const CLIENT_DATA: u32 = readable_bit("clientData");
+    pub const EXTERNAL_IDS: u32 = readable_bit("externalIds");
+    pub const MEMBERSHIPS: u32 = readable_bit("memberships");
+    pub const BIOGRAPHIES: u32 = readable_bit("biographies");
+    pub const USER_DEFINED: u32 = readable_bit("userDefined");
+    pub const PHOTOS: u32 = readable_bit("photos");
+
+    /// Whether the field with bit `bit` (one of the constants above) is in the set.
+    pub fn has_bit(&self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+
     pub fn all_readable() -> Self {
         FieldSet((1u32 << READABLE_PERSON_FIELDS.len()) - 1)
     }
@@ -278,6 +317,57 @@ pub fn copy_field(dst: &mut Person, src: &Person, name: &str) {
     }
 }
 
+/// Fields [`copy_field`] reads from `Person`'s own members rather than from `extra`, and
+/// the ones [`project`] builds itself (`metadata`).
+pub fn is_modelled(name: &str) -> bool {
+    matches!(
+        name,
+        "names"
+            | "biographies"
+            | "emailAddresses"
+            | "phoneNumbers"
+            | "organizations"
+            | "clientData"
+            | "externalIds"
+            | "memberships"
+            | "userDefined"
+            | "photos"
+            | "metadata"
+    )
+}
+
+/// [`writable_data`] of a Person the caller owns: the same result, moved instead of
+/// cloned, with list capacities trimmed (they are stored for the contact's life).
+pub fn writable_data_owned(mut p: Person) -> Person {
+    let mut out = Person {
+        names: std::mem::take(&mut p.names),
+        biographies: std::mem::take(&mut p.biographies),
+        email_addresses: std::mem::take(&mut p.email_addresses),
+        phone_numbers: std::mem::take(&mut p.phone_numbers),
+        organizations: std::mem::take(&mut p.organizations),
+        client_data: std::mem::take(&mut p.client_data),
+        external_ids: std::mem::take(&mut p.external_ids),
+        user_defined: std::mem::take(&mut p.user_defined),
+        ..Default::default()
+    };
+    for (k, v) in std::mem::take(&mut p.extra) {
+        let keep = !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty());
+        if keep && !is_modelled(&k) && UPDATABLE_PERSON_FIELDS.contains(&k.as_str()) {
+            out.extra.insert(k, v);
+        }
+    }
+    strip_field_metadata(&mut out);
+    out.names.shrink_to_fit();
+    out.biographies.shrink_to_fit();
+    out.email_addresses.shrink_to_fit();
+    out.phone_numbers.shrink_to_fit();
+    out.organizations.shrink_to_fit();
+    out.client_data.shrink_to_fit();
+    out.external_ids.shrink_to_fit();
+    out.user_defined.shrink_to_fit();
+    out
+}
+
 /// The stored (writable) part of a Person a client sent on create: updatable fields
 /// except memberships; output-only fields are ignored.
 pub fn writable_data(p: &Person) -> Person {
@@ -330,33 +420,46 @@ pub fn project(c: &Contact, fields: FieldSet, base: &str) -> Person {
 
 /// Google fills `displayName` and `displayNameLastFirst` from the structured parts.
 fn fill_display_names(n: &mut orgsync_wire::people::Name) {
-    let given = n.given_name.clone().unwrap_or_default();
-    let family = n.family_name.clone().unwrap_or_default();
-    let middle = n.middle_name.clone().unwrap_or_default();
-    if n.display_name.is_none() {
-        let parts: Vec<&str> = [given.as_str(), middle.as_str(), family.as_str()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect();
-        if !parts.is_empty() {
-            n.display_name = Some(parts.join(" "));
-        } else if let Some(u) = &n.unstructured_name {
-            n.display_name = Some(u.clone());
+    let (display, last_first) = display_names(n);
+    let display = display.map(Cow::into_owned);
+    let last_first = last_first.map(Cow::into_owned);
+    n.display_name = display;
+    n.display_name_last_first = last_first;
+}
+
+/// `displayName` and `displayNameLastFirst` as Google shows them: the stored ones, else
+/// built from the given, middle and family names (the unstructured name when there are
+/// none).
+pub fn display_names(n: &Name) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+    let given = n.given_name.as_deref().unwrap_or_default();
+    let family = n.family_name.as_deref().unwrap_or_default();
+    let middle = n.middle_name.as_deref().unwrap_or_default();
+    fn joined<'a>(parts: &[&'a str]) -> Option<Cow<'a, str>> {
+        let mut it = parts.iter().filter(|s| !s.is_empty());
+        let first = it.next()?;
+        let mut out = Cow::Borrowed(*first);
+        for p in it {
+            let o = out.to_mut();
+            o.push(' ');
+            o.push_str(p);
         }
+        Some(out)
     }
-    if n.display_name_last_first.is_none() {
-        let first: Vec<&str> = [given.as_str(), middle.as_str()]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect();
-        let v = match (family.is_empty(), first.is_empty()) {
-            (false, false) => Some(format!("{family}, {}", first.join(" "))),
-            (false, true) => Some(family.clone()),
-            (true, false) => Some(first.join(" ")),
-            (true, true) => n.display_name.clone(),
-        };
-        n.display_name_last_first = v;
-    }
+    let display: Option<Cow<'_, str>> = match &n.display_name {
+        Some(d) => Some(Cow::Borrowed(d)),
+        None => joined(&[given, middle, family])
+            .or_else(|| n.unstructured_name.as_deref().map(Cow::Borrowed)),
+    };
+    let last_first = match &n.display_name_last_first {
+        Some(v) => Some(Cow::Borrowed(v.as_str())),
+        None => match (family.is_empty(), joined(&[given, middle])) {
+            (false, Some(first)) => Some(Cow::Owned(format!("{family}, {first}"))),
+            (false, None) => Some(Cow::Borrowed(family)),
+            (true, Some(first)) => Some(first),
+            (true, None) => display.clone(),
+        },
+    };
+    (display, last_first)
 }
 
 #[cfg(test)]

@@ -27,11 +27,13 @@
 //! - Contact photos (`updateContactPhoto`, `deleteContactPhoto`, the `photos` field and
 //!   the URLs serving them): see `photos.rs`.
 
+mod body;
 mod book;
 mod contacts;
 mod fields;
 mod groups;
 mod photos;
+mod render;
 mod schema;
 mod sync;
 
