@@ -232,6 +232,67 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
     }
 }
 
+/// `sortOrder` by first and last name: lower-cased given (family) name, else the display
+/// or unstructured name; ties by id; nameless contacts last.
+#[tokio::test]
+async fn name_sort_orders_are_unchanged() {
+    let e = env().await;
+    let tok = e.token("u@example.com", CONTACTS);
+    let names = [
+        json!([{"givenName": "bob", "familyName": "Zed"}]),
+        json!([{"givenName": "Alice", "familyName": "young"}]),
+        json!([{"unstructuredName": "Carl Unstructured"}]),
+        json!([{"displayName": "alice Shown", "familyName": "Xavier"}]),
+        json!([]),
+        json!([{"givenName": "ALICE"}]),
+        json!([{"givenName": "", "familyName": "", "unstructuredName": "Dora"}]),
+        json!([{"givenName": "Émile", "familyName": "Ärger"}]),
+    ];
+    let contacts: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"contactPerson": {"names": n}}))
+        .collect();
+    let body = json!({"contacts": contacts, "readMask": "metadata"}).to_string();
+    let (s, created) = e
+        .raw(&tok, "POST", "/v1/people:batchCreateContacts", Some(&body))
+        .await;
+    assert_eq!(s, 200, "{created}");
+    let v: Value = serde_json::from_str(&created).unwrap();
+    let ids: Vec<String> = v["createdPeople"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["person"]["resourceName"].as_str().unwrap().to_string())
+        .collect();
+    for (order, expected) in [
+        ("FIRST_NAME_ASCENDING", [1, 5, 3, 0, 2, 6, 7, 4]),
+        ("LAST_NAME_ASCENDING", [2, 6, 3, 1, 0, 7, 4, 5]),
+    ] {
+        let mut seen = Vec::new();
+        let mut page_token: Option<String> = None;
+        loop {
+            let mut path = format!(
+                "/v1/people/me/connections?personFields=names&pageSize=3&sortOrder={order}"
+            );
+            if let Some(t) = &page_token {
+                path.push_str(&format!("&pageToken={t}"));
+            }
+            let (s, text) = e.raw(&tok, "GET", &path, None).await;
+            assert_eq!(s, 200, "{text}");
+            let v: Value = serde_json::from_str(&text).unwrap();
+            for c in v["connections"].as_array().unwrap() {
+                seen.push(c["resourceName"].as_str().unwrap().to_string());
+            }
+            match v["nextPageToken"].as_str() {
+                Some(t) => page_token = Some(t.to_string()),
+                None => break,
+            }
+        }
+        let want: Vec<String> = expected.iter().map(|i| ids[*i].clone()).collect();
+        assert_eq!(seen, want, "{order}");
+    }
+}
+
 /// Errors keep Google's messages and paths, whichever parse path the body takes.
 #[tokio::test]
 async fn batch_create_errors_are_unchanged() {

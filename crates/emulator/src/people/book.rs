@@ -37,10 +37,6 @@ pub struct Contact {
     /// The photo uploaded with `updateContactPhoto`, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub photo: Option<super::photos::ContactPhoto>,
-    #[serde(skip)]
-    pub first_key: String,
-    #[serde(skip)]
-    pub last_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,7 +68,9 @@ pub struct UserBook {
     next_group: u64,
     /// Changes whenever every outstanding sync token must expire.
     pub sync_epoch: u64,
-    pub contacts: BTreeMap<u64, Contact>,
+    /// Boxed: a contact is ~600 bytes, and B-tree nodes filled in id order are half
+    /// empty, so inline values would cost about twice their size.
+    pub contacts: BTreeMap<u64, Box<Contact>>,
     pub tombstones: BTreeMap<u64, Tombstone>,
     /// seq → contact id (live or tombstoned); rebuilt on restore.
     #[serde(skip)]
@@ -156,10 +154,10 @@ impl Contact {
         person_etag(self.id, self.seq)
     }
 
-    fn refresh_keys(&mut self) {
-        let (f, l) = sort_keys(&self.data);
-        self.first_key = f;
-        self.last_key = l;
+    /// The first-name and last-name sort keys (`sortOrder`), lower-cased; empty when
+    /// the contact has no name.
+    pub fn sort_keys(&self) -> (String, String) {
+        sort_keys(&self.data)
     }
 
     /// Whether `etag` (person etag or source etag) is current.
@@ -273,7 +271,6 @@ impl UserBook {
             g.members.clear();
         }
         for c in self.contacts.values_mut() {
-            c.refresh_keys();
             self.by_seq.insert(c.seq, c.id);
             for g in &c.groups {
                 if let Some(group) = self.groups.get_mut(g) {
@@ -318,7 +315,6 @@ impl UserBook {
             self.by_seq.remove(&c.seq);
             c.seq = seq;
             c.updated_ms = now_ms;
-            c.refresh_keys();
             self.by_seq.insert(seq, id);
         }
     }
@@ -333,18 +329,15 @@ impl UserBook {
                 group.members.insert(id);
             }
         }
-        let mut c = Contact {
+        let c = Contact {
             id,
             data,
             groups,
             seq,
             updated_ms: now_ms,
             photo: None,
-            first_key: String::new(),
-            last_key: String::new(),
         };
-        c.refresh_keys();
-        self.contacts.insert(id, c);
+        self.contacts.insert(id, Box::new(c));
         self.by_seq.insert(seq, id);
         id
     }

@@ -284,11 +284,12 @@ fn full_page<'a>(
             let by_first = sort == "FIRST_NAME_ASCENDING";
             let key_of = |c: &super::book::Contact| -> (String, u64) {
                 // Contacts without names sort last, like Google's.
-                let k = if by_first { &c.first_key } else { &c.last_key };
+                let (first, last) = c.sort_keys();
+                let k = if by_first { first } else { last };
                 let k = if k.is_empty() {
                     "\u{10FFFF}".to_string()
                 } else {
-                    k.clone()
+                    k
                 };
                 (k, c.id)
             };
@@ -299,7 +300,7 @@ fn full_page<'a>(
             let mut keyed: Vec<((String, u64), &super::book::Contact)> = b
                 .contacts
                 .values()
-                .map(|c| (key_of(c), c))
+                .map(|c| (key_of(c), &**c))
                 .filter(|(k, _)| after.as_ref().is_none_or(|a| k > a))
                 .collect();
             let more = keyed.len() > size;
