@@ -406,7 +406,7 @@ fn contact_json(book: usize, i: usize, group: &str) -> serde_json::Value {
         family.to_lowercase()
     );
     let mut emails = vec![json!({"value": email, "type": "work"})];
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         emails.push(json!({"value": format!("g{i}@alias.example.com"), "type": "other"}));
     }
     let phones: Vec<serde_json::Value> = (0..1 + i % 3)
@@ -444,7 +444,7 @@ fn contact_json(book: usize, i: usize, group: &str) -> serde_json::Value {
             {"contactGroupMembership": {"contactGroupResourceName": group}},
         ],
     });
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         person["externalIds"] = json!([{"value": format!("E{i:06}"), "type": "organization"}]);
     }
     json!({ "contactPerson": person })
