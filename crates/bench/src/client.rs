@@ -43,7 +43,12 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let contacts: usize = flag(args, "--contacts", 25_000);
     if args.iter().any(|a| a == "--serve-emulator") {
         let dir: PathBuf = flag(args, "--key-dir", PathBuf::new());
-        return serve_emulator(users, &dir).await;
+        let hold: Option<u64> = args
+            .iter()
+            .position(|a| a == "--mutation-hold-ms")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok());
+        return serve_emulator(users, &dir, hold).await;
     }
     let domain = EmulatorConfig::default().domain;
 
@@ -51,7 +56,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let key_dir = std::env::temp_dir().join(format!("orgsync-bench-client-{}", std::process::id()));
     std::fs::create_dir_all(&key_dir).with_context(|| format!("creating {}", key_dir.display()))?;
     let t = Instant::now();
-    let mut child = EmulatorChild::start(users, &key_dir)?;
+    let mut child = EmulatorChild::start(users, &key_dir, None)?;
     let base = child.base_url.clone();
     println!(
         "emulator (child process {}): {users} users + admin at {base}, ready in {:.2} s",
@@ -243,13 +248,24 @@ pub(crate) struct EmulatorChild {
 }
 
 impl EmulatorChild {
-    pub(crate) fn start(users: usize, key_dir: &Path) -> anyhow::Result<Self> {
+    /// `mutation_hold_ms`: the People mutation hold (the emulator's stand-in for a
+    /// backend's write latency, 10 ms by default); `None` keeps the default.
+    pub(crate) fn start(
+        users: usize,
+        key_dir: &Path,
+        mutation_hold_ms: Option<u64>,
+    ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the bench binary to re-execute")?;
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        command
             .args(["client", "--serve-emulator", "--users"])
             .arg(users.to_string())
             .arg("--key-dir")
-            .arg(key_dir)
+            .arg(key_dir);
+        if let Some(hold) = mutation_hold_ms {
+            command.arg("--mutation-hold-ms").arg(hold.to_string());
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -293,11 +309,17 @@ impl Drop for EmulatorChild {
 
 /// Child side: run the emulator, write the service-account key (0600) into `dir`, say
 /// `READY <base>`, serve until stdin closes, then report this process's peak RSS.
-async fn serve_emulator(users: usize, dir: &Path) -> anyhow::Result<()> {
+async fn serve_emulator(users: usize, dir: &Path, hold_ms: Option<u64>) -> anyhow::Result<()> {
     if dir.as_os_str().is_empty() {
         bail!("--serve-emulator needs --key-dir DIR");
     }
     let handle = spawn(EmulatorConfig::for_tests(users)).await?;
+    if let Some(ms) = hold_ms {
+        handle
+            .emulator
+            .people
+            .set_mutation_hold(Duration::from_millis(ms));
+    }
     let key = orgsync_emulator::oauth::service_account_key(&handle.emulator)
         .context("the emulator has no service account")?;
     let path = dir.join("service-account.json");

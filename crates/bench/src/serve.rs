@@ -138,7 +138,7 @@ impl Emu {
         let dir =
             std::env::temp_dir().join(format!("orgsync-bench-serve-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let child = EmulatorChild::start(users, &dir)?;
+        let child = EmulatorChild::start(users, &dir, None)?;
         let base = child.base_url.clone();
         let key = std::fs::read_to_string(dir.join("service-account.json"))?;
         let emu = Emu {
