@@ -34,6 +34,26 @@ pub fn contact(given: &str, marker: &str) -> Person {
 
 const FIELDS: &str = "names,clientData,memberships,metadata";
 
+/// Each contact as JSON, for [`new_contacts`].
+pub fn serialised(people: &[Person]) -> Vec<String> {
+    people
+        .iter()
+        .map(|p| serde_json::to_string(p).unwrap())
+        .collect()
+}
+
+/// `create_contacts_json` input: each contact's JSON with its `MARKER_KEY` marker.
+pub fn new_contacts<'a>(people: &'a [Person], json: &'a [String]) -> Vec<NewContactJson<'a>> {
+    people
+        .iter()
+        .zip(json)
+        .map(|(p, j)| NewContactJson {
+            marker: p.client_data_value(MARKER_KEY).unwrap(),
+            person: j,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn pre_serialised_creates_get_the_memberships_spliced_in() {
     let env = env(2).await;
@@ -54,18 +74,8 @@ async fn pre_serialised_creates_get_the_memberships_spliced_in() {
     let wanted: Vec<Person> = (0..250)
         .map(|i| contact(&format!("S{i}"), &format!("splice-{i}")))
         .collect();
-    let json: Vec<String> = wanted
-        .iter()
-        .map(|p| serde_json::to_string(p).unwrap())
-        .collect();
-    let new: Vec<NewContactJson<'_>> = wanted
-        .iter()
-        .zip(&json)
-        .map(|(p, j)| NewContactJson {
-            marker: p.client_data_value(MARKER_KEY).unwrap(),
-            person: j,
-        })
-        .collect();
+    let json = serialised(&wanted);
+    let new = new_contacts(&wanted, &json);
     let created = people
         .create_contacts_json(&new, &[MY_CONTACTS, &group], MARKER_KEY, "clientData")
         .await

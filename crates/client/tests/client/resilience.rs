@@ -4,13 +4,13 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use orgsync_client::people::{ConnectionsParams, MARKER_KEY, NewContactJson};
+use orgsync_client::people::{ConnectionsParams, MARKER_KEY};
 use orgsync_client::{ErrorKind, Pacing, RetryPolicy};
 use orgsync_wire::people::Person;
 use serde_json::json;
 
 use super::common::{admin, env};
-use super::people::contact;
+use super::people::{contact, new_contacts, serialised};
 
 #[tokio::test]
 async fn thirty_percent_errors_lose_and_duplicate_nothing() {
@@ -28,18 +28,8 @@ async fn thirty_percent_errors_lose_and_duplicate_nothing() {
     let wanted: Vec<Person> = (0..300)
         .map(|i| contact(&format!("F{i}"), &format!("fault-{i}")))
         .collect();
-    let json: Vec<String> = wanted
-        .iter()
-        .map(|p| serde_json::to_string(p).unwrap())
-        .collect();
-    let new: Vec<NewContactJson<'_>> = wanted
-        .iter()
-        .zip(&json)
-        .map(|(p, j)| NewContactJson {
-            marker: p.client_data_value(MARKER_KEY).unwrap(),
-            person: j,
-        })
-        .collect();
+    let json = serialised(&wanted);
+    let new = new_contacts(&wanted, &json);
     // 30 batches of 10, so that faults certainly hit some creates (0.7^30 ≈ 2e-5).
     let mut created = Vec::new();
     for batch in new.chunks(10) {
