@@ -1,43 +1,16 @@
 //! People v1 over real loopback HTTP: paging, field masks, sync tokens, batch limits,
 //! etags, contact groups, per-user isolation and the concurrent-mutation penalty.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use orgsync_emulator::auth::IssuedToken;
+use common::{Env, env};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle, spawn};
 use orgsync_wire::scopes::{CONTACTS, CONTACTS_READONLY};
 use serde_json::{Value, json};
 
-struct Env {
-    h: EmulatorHandle,
-    c: reqwest::Client,
-}
-
-async fn env() -> Env {
-    let h = spawn(EmulatorConfig::for_tests(0)).await.expect("spawn");
-    // Most tests run sequential mutations; keep them fast.
-    h.emulator.people.set_mutation_hold(Duration::ZERO);
-    Env {
-        h,
-        c: reqwest::Client::new(),
-    }
-}
-
 impl Env {
-    fn token_with(&self, user: &str, scope: &str) -> String {
-        let emu = &self.h.emulator;
-        let now = emu.clock.now_ms();
-        emu.tokens.write().issue(
-            IssuedToken {
-                subject: Some(user.into()),
-                client_id: "test".into(),
-                scopes: vec![scope.into()],
-                expires_at_ms: now + 3_600_000,
-            },
-            now,
-        )
-    }
-
     fn token(&self, user: &str) -> String {
         self.token_with(user, CONTACTS)
     }

@@ -3,10 +3,9 @@
 //! `Person`) and parse valid bodies without a `Value`; what they answer must stay exactly
 //! what the typed projection (`people.get`) and the exact validation path answer.
 
-use std::time::Duration;
+mod common;
 
-use orgsync_emulator::auth::IssuedToken;
-use orgsync_emulator::{EmulatorConfig, EmulatorHandle, spawn};
+use common::{Env, env};
 use orgsync_wire::people::BatchCreateContactsRequest;
 use orgsync_wire::scopes::{CONTACTS, CONTACTS_READONLY};
 use serde_json::{Value, json};
@@ -15,35 +14,7 @@ const ORGSYNC_FIELDS: &str =
     "names,emailAddresses,phoneNumbers,organizations,externalIds,clientData,memberships,metadata";
 const ALL_FIELDS: &str = "addresses,ageRanges,biographies,birthdays,calendarUrls,clientData,coverPhotos,emailAddresses,events,externalIds,genders,imClients,interests,locales,locations,memberships,metadata,miscKeywords,names,nicknames,occupations,organizations,phoneNumbers,photos,relations,sipAddresses,skills,urls,userDefined";
 
-struct Env {
-    h: EmulatorHandle,
-    c: reqwest::Client,
-}
-
-async fn env() -> Env {
-    let h = spawn(EmulatorConfig::for_tests(0)).await.expect("spawn");
-    h.emulator.people.set_mutation_hold(Duration::ZERO);
-    Env {
-        h,
-        c: reqwest::Client::new(),
-    }
-}
-
 impl Env {
-    fn token(&self, user: &str, scope: &str) -> String {
-        let emu = &self.h.emulator;
-        let now = emu.clock.now_ms();
-        emu.tokens.write().issue(
-            IssuedToken {
-                subject: Some(user.into()),
-                client_id: "test".into(),
-                scopes: vec![scope.into()],
-                expires_at_ms: now + 3_600_000,
-            },
-            now,
-        )
-    }
-
     /// Status and the exact body text.
     async fn raw(&self, tok: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let url = format!("{}{}", self.h.base_url, path);
@@ -113,7 +84,7 @@ fn rich(i: usize, group: &str) -> Value {
 #[tokio::test]
 async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
     let e = env().await;
-    let tok = e.token("u@example.com", CONTACTS);
+    let tok = e.token_with("u@example.com", CONTACTS);
     let (s, text) = e
         .raw(
             &tok,
@@ -237,7 +208,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
 #[tokio::test]
 async fn name_sort_orders_are_unchanged() {
     let e = env().await;
-    let tok = e.token("u@example.com", CONTACTS);
+    let tok = e.token_with("u@example.com", CONTACTS);
     let names = [
         json!([{"givenName": "bob", "familyName": "Zed"}]),
         json!([{"givenName": "Alice", "familyName": "young"}]),
@@ -297,7 +268,7 @@ async fn name_sort_orders_are_unchanged() {
 #[tokio::test]
 async fn batch_create_errors_are_unchanged() {
     let e = env().await;
-    let tok = e.token("u@example.com", CONTACTS);
+    let tok = e.token_with("u@example.com", CONTACTS);
     let ok = r#"{"contactPerson": {"names": [{"givenName": "A"}]}}"#;
     let with =
         |second: &str| format!(r#"{{"contacts": [{ok}, {second}], "readMask": "metadata"}}"#);
@@ -385,7 +356,7 @@ async fn batch_create_errors_are_unchanged() {
     assert_eq!(s, 200, "{text}");
 
     // A syntax error answers before the scope check; a valid body after it.
-    let ro = e.token("u@example.com", CONTACTS_READONLY);
+    let ro = e.token_with("u@example.com", CONTACTS_READONLY);
     let (s, m) = e.error(&ro, "{").await;
     assert_eq!(s, 400, "{m}");
     assert!(m.starts_with("Invalid JSON payload received. EOF"), "{m}");
