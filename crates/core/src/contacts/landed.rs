@@ -64,28 +64,8 @@ pub fn fresh_creates_landed(
             return None;
         }
         let (hash, tokens) = directory.prepared_marks(id)?;
-        let mut owned = String::new();
-        for (i, t) in tokens.iter().enumerate() {
-            if i > 0 {
-                owned.push(' ');
-            }
-            owned.push_str(t);
-        }
-        let mut have: Vec<(&str, &str)> = c
-            .client_data
-            .iter()
-            .filter(|(k, _)| k.trim().starts_with(markers::PREFIX))
-            .map(|(k, v)| (k.trim(), v.trim()))
-            .collect();
-        have.sort_unstable();
-        let mut want = [
-            (markers::SOURCE, markers::SOURCE_VALUE),
-            (markers::ID, id),
-            (markers::HASH, hash),
-            (markers::OWNED, owned.as_str()),
-        ];
-        want.sort_unstable();
-        if have != want {
+        let entries = c.client_data.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        if !markers::are_exactly(entries, id, hash, tokens, None) {
             return None;
         }
         let in_group = |g: &str| c.groups.iter().any(|x| x == g);

@@ -79,6 +79,35 @@ pub(crate) fn build(
     v
 }
 
+/// Whether a contact's `orgsync.*` entries (given as every `clientData` key and value)
+/// are exactly the markers [`build`] makes for it: keys and values trimmed, order
+/// ignored. The planner's in-sync test and the fresh path's marker check share it.
+pub(crate) fn are_exactly<'a>(
+    entries: impl Iterator<Item = (&'a str, &'a str)>,
+    id: &str,
+    hash: &str,
+    tokens: &BTreeSet<String>,
+    photo: Option<&str>,
+) -> bool {
+    let mut have: Vec<(&str, &str)> = entries
+        .filter(|(k, _)| k.starts_with(PREFIX))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    have.sort_unstable();
+    let want = build(id, hash, tokens, photo);
+    let mut want: Vec<(&str, &str)> = want
+        .iter()
+        .map(|c| {
+            (
+                c.key.as_deref().unwrap_or("").trim(),
+                c.value.as_deref().unwrap_or("").trim(),
+            )
+        })
+        .collect();
+    want.sort_unstable();
+    have == want
+}
+
 /// For the executor, after a successful photo upload: record its etag, so the next
 /// plan does not upload it again. Send with update mask `clientData`.
 pub fn set_photo(p: &mut Person, photo_etag: &str) {

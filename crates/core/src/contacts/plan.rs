@@ -877,21 +877,14 @@ fn in_sync(p: &Person, w: Want<'_>, group: Option<&str>) -> bool {
         return false;
     }
     // Markers exactly as `merge` would write them.
+    let entries = p.client_data.iter().map(|c| {
+        (
+            c.key.as_deref().unwrap_or(""),
+            c.value.as_deref().unwrap_or(""),
+        )
+    });
     let photo = p.client_data_value(markers::PHOTO);
-    let mut have: Vec<(String, String)> = p
-        .client_data
-        .iter()
-        .filter(|c| is_orgsync_key(c))
-        .map(|c| (trimmed(&c.key), trimmed(&c.value)))
-        .collect();
-    have.sort();
-    let want: Vec<(String, String)> = sorted(
-        markers::build(&d.directory_id, w.hash, w.tokens, photo)
-            .iter()
-            .map(|c| (trimmed(&c.key), trimmed(&c.value)))
-            .collect(),
-    );
-    if have != want {
+    if !markers::are_exactly(entries, &d.directory_id, w.hash, w.tokens, photo) {
         return false;
     }
     // Names (lenient: the hash is current).
