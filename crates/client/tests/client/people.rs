@@ -34,6 +34,14 @@ pub fn contact(given: &str, marker: &str) -> Person {
 
 const FIELDS: &str = "names,clientData,memberships,metadata";
 
+/// A new contact group with only a name.
+fn named_group(name: &str) -> ContactGroup {
+    ContactGroup {
+        name: Some(name.into()),
+        ..Default::default()
+    }
+}
+
 /// Each contact as JSON, for [`new_contacts`].
 pub fn serialised(people: &[Person]) -> Vec<String> {
     people
@@ -60,13 +68,7 @@ async fn pre_serialised_creates_get_the_memberships_spliced_in() {
     let user = env.non_admin().await;
     let people = env.client.people(&user);
     let group = people
-        .contact_groups_create(
-            ContactGroup {
-                name: Some("Spliced".into()),
-                ..Default::default()
-            },
-            None,
-        )
+        .contact_groups_create(named_group("Spliced"), None)
         .await
         .unwrap()
         .resource_name
@@ -311,24 +313,12 @@ async fn contact_groups_and_members() {
     let user = env.non_admin().await;
     let people = env.client.people(&user);
     let group = people
-        .contact_groups_create(
-            ContactGroup {
-                name: Some("Directory".into()),
-                ..Default::default()
-            },
-            None,
-        )
+        .contact_groups_create(named_group("Directory"), None)
         .await
         .unwrap();
     let gname = group.resource_name.clone().unwrap();
     let dup = people
-        .contact_groups_create(
-            ContactGroup {
-                name: Some("Directory".into()),
-                ..Default::default()
-            },
-            None,
-        )
+        .contact_groups_create(named_group("Directory"), None)
         .await
         .unwrap_err();
     assert!(dup.is(ErrorKind::Conflict), "{dup}");
