@@ -95,9 +95,10 @@ impl std::fmt::Debug for AccessToken {
 /// Why no token could be had. Every message says what to do about it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
-    #[error("service-account key file {path}: {problem}. {hint}")]
+    /// `origin` says where the key was: "file PATH" or the setting that held it inline.
+    #[error("service-account key {origin}: {problem}. {hint}")]
     KeyFile {
-        path: String,
+        origin: String,
         problem: String,
         hint: String,
     },
@@ -380,9 +381,9 @@ impl ServiceAccount {
     /// Load a key file (`service-account.json`).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, AuthError> {
         let path = path.as_ref();
-        let shown = path.display().to_string();
+        let shown = format!("file {}", path.display());
         let text = std::fs::read_to_string(path).map_err(|e| AuthError::KeyFile {
-            path: shown.clone(),
+            origin: shown.clone(),
             problem: match e.kind() {
                 std::io::ErrorKind::NotFound => "no such file".into(),
                 std::io::ErrorKind::PermissionDenied => "permission denied".into(),
@@ -393,14 +394,20 @@ impl ServiceAccount {
         Self::parse(&text, &shown)
     }
 
-    /// Parse key-file JSON held in memory (e.g. from an environment variable).
+    /// Parse key-file JSON held in memory.
     pub fn from_json(json: &str) -> Result<Self, AuthError> {
-        Self::parse(json, "<inline JSON>")
+        Self::parse(json, "given inline")
+    }
+
+    /// [`Self::from_json`] for a key held in a setting, which errors then name
+    /// (`origin`: e.g. "in GCP_SEVERICE_ACCOUNT_KYE"). Errors never quote the key.
+    pub fn from_json_named(json: &str, origin: &str) -> Result<Self, AuthError> {
+        Self::parse(json, origin)
     }
 
     fn parse(json: &str, shown: &str) -> Result<Self, AuthError> {
         let fail = |problem: String, hint: &str| AuthError::KeyFile {
-            path: shown.to_string(),
+            origin: shown.to_string(),
             problem,
             hint: hint.to_string(),
         };
@@ -429,12 +436,12 @@ impl ServiceAccount {
 
     /// Use an already-parsed key.
     pub fn from_key(key: ServiceAccountKey) -> Result<Self, AuthError> {
-        Self::from_key_named(key, "<key>")
+        Self::from_key_named(key, "given as a parsed key")
     }
 
     fn from_key_named(key: ServiceAccountKey, shown: &str) -> Result<Self, AuthError> {
         let fail = |problem: &str| AuthError::KeyFile {
-            path: shown.to_string(),
+            origin: shown.to_string(),
             problem: problem.to_string(),
             hint: KEY_HINT.to_string(),
         };

@@ -12,7 +12,7 @@ use orgsync_client::{
 };
 use orgsync_store::{BackendKind, Store};
 
-use crate::config::{Config, ConfigError, QuotaConfig, StateConfig};
+use crate::config::{Config, ConfigError, KeySource, QuotaConfig, StateConfig};
 
 /// Pacing from the configured quotas. People reads and writes share the People quota.
 pub fn pacing(quotas: &QuotaConfig) -> Pacing {
@@ -41,15 +41,16 @@ pub fn client_config(config: &Config) -> ClientConfig {
     }
 }
 
-/// The service account of the config (key file or inline key).
+/// The service account of the config (key file or inline key). Errors name the file and
+/// the setting that gave it, give the client's one piece of advice, and never quote the key.
 pub fn service_account(config: &Config) -> Result<ServiceAccount, ConfigError> {
+    let source = config.service_account_key_source()?;
     let json = config.service_account_key_json()?;
-    ServiceAccount::from_json(&json).map_err(|e| {
-        ConfigError::Invalid(format!(
-            "the service-account key is not usable: {e}; download a JSON key for the service \
-             account (IAM → Service accounts → Keys) and point [google] service_account_key_file at it"
-        ))
-    })
+    let origin = match source {
+        KeySource::File { path, setting } => format!("file {} (from {setting})", path.display()),
+        KeySource::Inline { setting, .. } => format!("in {setting}"),
+    };
+    ServiceAccount::from_json_named(&json, &origin).map_err(|e| ConfigError::Key(e.to_string()))
 }
 
 /// A client that authenticates as the config's service account (domain-wide delegation).

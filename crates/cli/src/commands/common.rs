@@ -10,6 +10,9 @@ use crate::exit::{CodedError, Exit};
 pub fn load_config(global: &Global) -> anyhow::Result<Config> {
     let loaded = config::load(global.config.as_deref())
         .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
     if let Some(file) = &loaded.file {
         tracing::debug!(file = %file.display(), "configuration loaded");
     }

@@ -57,6 +57,10 @@ pub struct GoogleConfig {
     pub domain: Option<String>,
     /// Requests per minute per impersonated user and API (pacing to stay under quota).
     pub quotas: QuotaConfig,
+    /// The environment variable that gave the key (file or inline), for messages; set by
+    /// [`load_from`], `None` when the config file did.
+    #[serde(skip)]
+    pub key_setting: Option<String>,
 }
 
 impl std::fmt::Debug for GoogleConfig {
@@ -72,6 +76,7 @@ impl std::fmt::Debug for GoogleConfig {
             .field("customer", &self.customer)
             .field("domain", &self.domain)
             .field("quotas", &self.quotas)
+            .field("key_setting", &self.key_setting)
             .finish()
     }
 }
@@ -235,6 +240,25 @@ pub enum ConfigError {
     Invalid(String),
     #[error("environment variable {name}: {message}")]
     Env { name: String, message: String },
+    /// A value in the config file that does not fit its setting (secrets redacted).
+    #[error("config file {path}: {message}")]
+    FileValue { path: PathBuf, message: String },
+    /// The service-account key was read but is not usable; the message names where it
+    /// came from and never quotes it.
+    #[error("{0}")]
+    Key(String),
+    /// The service-account key (a file or an inline value) cannot be read; never
+    /// carries the key's content.
+    #[error(
+        "cannot read the service-account key file {path} (from {setting}): {problem}. Check \
+         the path, or download a JSON key for the service account (Cloud console → IAM & \
+         Admin → Service accounts → Keys → Add key → JSON)"
+    )]
+    KeyFile {
+        path: PathBuf,
+        setting: String,
+        problem: String,
+    },
 }
 
 /// Where the config came from, for `--help`-style diagnostics.
@@ -242,15 +266,128 @@ pub enum ConfigError {
 pub struct Loaded {
     pub config: Config,
     pub file: Option<PathBuf>,
+    /// Problems that did not stop the load (a `.env` line that is not `NAME=VALUE`), for
+    /// the caller to show; they never quote a value.
+    pub warnings: Vec<String>,
+}
+
+/// Where the service-account key is: a file, or the key JSON itself in a setting.
+#[derive(Debug, Clone, Copy)]
+pub enum KeySource<'a> {
+    File {
+        path: &'a Path,
+        /// The setting that named it, for messages.
+        setting: &'a str,
+    },
+    Inline {
+        json: &'a str,
+        setting: &'a str,
+    },
+}
+
+impl KeySource<'_> {
+    /// The setting the key came from.
+    pub fn setting(&self) -> &str {
+        match self {
+            KeySource::File { setting, .. } | KeySource::Inline { setting, .. } => setting,
+        }
+    }
+}
+
+/// An I/O error as a short reason ("no such file", "permission denied").
+fn io_problem(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// Load the configuration from `explicit` (or `./orgsync.toml` if present) and the
-/// process environment.
+/// process environment, plus `./.env` (the process environment wins over it).
 pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
-    // The baseline script kept its settings in `.env`; read it if present (never fail on it).
-    let _ = dotenvy::dotenv();
-    let env: Vec<(String, String)> = std::env::vars().collect();
-    load_from(explicit, &env)
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    let dotenv = read_dotenv(Path::new(".env"));
+    for (name, value) in dotenv.vars {
+        if !env.iter().any(|(k, _)| *k == name) {
+            env.push((name, value));
+        }
+    }
+    let mut loaded = load_from(explicit, &env)?;
+    loaded.warnings.splice(0..0, dotenv.warnings);
+    Ok(loaded)
+}
+
+/// What a `.env` file holds: its variables, and a warning per line that could not be read.
+#[derive(Debug, Default)]
+pub struct DotEnv {
+    pub vars: Vec<(String, String)>,
+    pub warnings: Vec<String>,
+}
+
+/// Read a `.env` file the way the baseline script's python-dotenv did: a line that is not
+/// `NAME=VALUE` is skipped with a warning and every other line is still read (dotenvy's
+/// own loader stops at the first bad line). The first definition of a name wins. A missing
+/// file is no `.env`. Warnings name the line, never its text (it may hold a secret).
+pub fn read_dotenv(path: &Path) -> DotEnv {
+    let mut out = DotEnv::default();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    for item in dotenvy::from_read_iter(text.as_bytes()) {
+        match item {
+            Ok((name, value)) => {
+                if !out.vars.iter().any(|(k, _)| *k == name) {
+                    out.vars.push((name, value));
+                }
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                let first = line.lines().next().unwrap_or("");
+                let where_ = text
+                    .lines()
+                    .position(|l| l == first)
+                    .map(|i| format!("line {}", i + 1))
+                    .unwrap_or_else(|| "a line".into());
+                out.warnings.push(format!(
+                    "{}: {where_} is not NAME=VALUE and was skipped (the other lines were read)",
+                    path.display()
+                ));
+            }
+            Err(e) => {
+                out.warnings
+                    .push(format!("{}: cannot be read ({e}); ignored", path.display()));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Settings that name files. In the config file a relative path is relative to that
+/// file; from the environment it is relative to the working directory, as a shell user
+/// (and the baseline script, for `GCP_SEVERICE_ACCOUNT_KYE`) expects.
+const PATH_KEYS: &[&[&str]] = &[
+    &["google", "service_account_key_file"],
+    &["state", "path"],
+    &["mail", "welcome", "template_file"],
+    &["auth", "client_secret_file"],
+    &["auth", "token_file"],
+    &["serve", "sink", "secret_file"],
+];
+
+/// Whether a setting named `key` holds a secret: its value never appears in an error.
+/// `*_file` settings are paths, not secrets.
+fn is_secret_key(key: &str) -> bool {
+    !key.ends_with("_file")
+        && [
+            "secret",
+            "token",
+            "password",
+            "private_key",
+            "service_account_key",
+        ]
+        .iter()
+        .any(|s| key.contains(s))
 }
 
 /// [`load`] with an explicit environment (testable without touching the process env).
@@ -267,70 +404,202 @@ pub fn load_from(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Lo
                 path: path.clone(),
                 source,
             })?;
-            text.parse::<toml::Table>()
+            let table = text
+                .parse::<toml::Table>()
                 .map_err(|e| ConfigError::Parse {
                     path: path.clone(),
-                    message: e.to_string(),
-                })?
+                    message: syntax_error_message(&text, &e),
+                })?;
+            let mut table = table;
+            if let Some(dir) = path.parent() {
+                resolve_relative(&mut table, dir);
+            }
+            // The file's own values are checked before the environment is layered on, so
+            // an error names the file.
+            let mut redactor = Redactor::default();
+            redactor.collect(&table);
+            deserialize(&table).map_err(|e| ConfigError::FileValue {
+                path: path.clone(),
+                message: redactor.scrub(&e.to_string()).trim_end().replace('\n', " "),
+            })?;
+            table
         }
         None => toml::Table::new(),
     };
-    apply_baseline_env(&mut table, env);
-    apply_env_overrides(&mut table, env)?;
-    let mut config: Config = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-    // Relative paths in a config file are relative to that file, not to the cwd.
-    if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
-        resolve_relative(&mut config, dir);
-    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let baseline_key = apply_baseline_env(&mut table, env, &cwd);
+    let env_key = apply_env_overrides(&mut table, env, &cwd)?;
+    let mut redactor = Redactor::default();
+    redactor.collect(&table);
+    let mut config: Config =
+        deserialize(&table).map_err(|e| ConfigError::Invalid(redactor.scrub(&e.to_string())))?;
+    config.google.key_setting = env_key.or(baseline_key);
     config.validate()?;
-    Ok(Loaded { config, file })
+    Ok(Loaded {
+        config,
+        file,
+        warnings: Vec::new(),
+    })
 }
 
-fn resolve_relative(config: &mut Config, dir: &Path) {
+fn deserialize(table: &toml::Table) -> Result<Config, toml::de::Error> {
+    toml::Value::Table(table.clone()).try_into()
+}
+
+/// A TOML syntax error as "line L, column C: what", without the source line toml would
+/// quote: that line may hold a key or a secret.
+fn syntax_error_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message.to_string(),
+    }
+}
+
+/// Removes the values of secret settings from error text (serde and toml quote the
+/// offending value: `invalid type: integer `123…`, expected a string`).
+#[derive(Default)]
+struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    fn collect(&mut self, table: &toml::Table) {
+        for (key, value) in table {
+            match value {
+                toml::Value::Table(t) => self.collect(t),
+                v if is_secret_key(key) => self.add_value(v),
+                _ => {}
+            }
+        }
+    }
+
+    fn add_value(&mut self, value: &toml::Value) {
+        match value {
+            toml::Value::String(s) => self.add(s),
+            toml::Value::Array(items) => items.iter().for_each(|v| self.add_value(v)),
+            toml::Value::Table(t) => t.values().for_each(|v| self.add_value(v)),
+            other => self.add(&other.to_string()),
+        }
+    }
+
+    fn add(&mut self, secret: &str) {
+        if !secret.is_empty() {
+            self.secrets.push(secret.to_string());
+            // Error text may show a string escaped or as it appeared in the source.
+            let escaped = toml::Value::String(secret.into()).to_string();
+            self.secrets.push(escaped.trim_matches('"').to_string());
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let mut secrets: Vec<&String> = self.secrets.iter().collect();
+        // Longest first, so a secret that contains another is removed whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let mut out = text.to_string();
+        for s in secrets {
+            if !s.is_empty() {
+                out = out.replace(s.as_str(), "<redacted>");
+            }
+        }
+        out
+    }
+}
+
+fn table_at<'a>(table: &'a mut toml::Table, path: &[&str]) -> Option<&'a mut toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut cursor = table;
+    for key in parents {
+        cursor = cursor.get_mut(*key)?.as_table_mut()?;
+    }
+    cursor.get_mut(*last)
+}
+
+/// Make the relative paths of [`PATH_KEYS`] in `table` relative to `dir`.
+fn resolve_relative(table: &mut toml::Table, dir: &Path) {
     if dir.as_os_str().is_empty() {
         return;
     }
-    if let Some(p) = &config.google.service_account_key_file
-        && p.is_relative()
-    {
-        config.google.service_account_key_file = Some(dir.join(p));
-    }
-    if config.state.path.is_relative() {
-        config.state.path = dir.join(&config.state.path);
-    }
-    for p in [
-        &mut config.mail.welcome.template_file,
-        &mut config.auth.client_secret_file,
-        &mut config.auth.token_file,
-    ] {
-        if let Some(path) = p.as_ref()
-            && path.is_relative()
+    for key in PATH_KEYS {
+        if let Some(toml::Value::String(p)) = table_at(table, key)
+            && Path::new(p.as_str()).is_relative()
         {
-            *p = Some(dir.join(path));
+            *p = dir.join(p.as_str()).to_string_lossy().into_owned();
         }
     }
 }
 
-/// The names the baseline Python script used in its `.env` file.
-fn apply_baseline_env(table: &mut toml::Table, env: &[(String, String)]) {
+/// `google.endpoint` parsed whole at load time, so a typo is reported here, naming the
+/// setting, rather than as a failed request later.
+fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+    let bad = |why: String| {
+        ConfigError::Invalid(format!(
+            "google.endpoint {endpoint:?} is not a usable URL: {why} (expected e.g. \
+             http://127.0.0.1:8085 for the emulator; leave it out for Google)"
+        ))
+    };
+    let url = url::Url::parse(endpoint).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(format!(
+            "the scheme is {:?}, not http or https",
+            url.scheme()
+        )));
+    }
+    if url.host().is_none() {
+        return Err(bad("it has no host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it has a query or fragment".into()));
+    }
+    Ok(())
+}
+
+/// Whether a key-setting value is the key JSON itself rather than a path to it.
+fn looks_like_inline_json(value: &str) -> bool {
+    value.trim_start().starts_with('{')
+}
+
+/// The names the baseline Python script used in its `.env` file. Returns the variable
+/// that gave the service-account key, if one did.
+fn apply_baseline_env(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+    cwd: &Path,
+) -> Option<String> {
     let get = |name: &str| {
         env.iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
-            .filter(|v| !v.is_empty())
+            .filter(|v| !v.trim().is_empty())
     };
     let google = table
         .entry("google")
         .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-    let Some(google) = google.as_table_mut() else {
-        return;
-    };
-    // The baseline misspelt the key name; accept the correct spelling too.
+    let google = google.as_table_mut()?;
+    let mut key_from = None;
+    // The baseline misspelt the key name; accept the correct spelling too. Its value is
+    // a path (relative to the working directory, as the script's
+    // `from_service_account_file` read it) or, since the name says KEY, the key JSON
+    // itself: a container passes secrets that way.
     for name in ["GCP_SEVERICE_ACCOUNT_KYE", "GCP_SERVICE_ACCOUNT_KEY"] {
         if let Some(v) = get(name) {
-            google.insert("service_account_key_file".into(), toml::Value::String(v));
+            key_from = Some(name.to_string());
+            if looks_like_inline_json(&v) {
+                google.remove("service_account_key_file");
+                google.insert("service_account_key".into(), toml::Value::String(v));
+            } else {
+                google.remove("service_account_key");
+                let path = cwd.join(v.trim());
+                google.insert(
+                    "service_account_key_file".into(),
+                    toml::Value::String(path.to_string_lossy().into_owned()),
+                );
+            }
         }
     }
     if let Some(v) = get("YOUR_CUSTOMER_ID") {
@@ -339,13 +608,23 @@ fn apply_baseline_env(table: &mut toml::Table, env: &[(String, String)]) {
     if let Some(v) = get("YOUR_ADMIN_EMAIL") {
         google.insert("admin_subject".into(), toml::Value::String(v));
     }
+    key_from
 }
 
 /// `ORGSYNC__GOOGLE__ADMIN_SUBJECT=x` sets `[google] admin_subject = "x"`.
+///
+/// A value is read as the type the setting expects: first as a plain string (so
+/// `ADMIN_SUBJECT=123` and a digits-only secret stay strings), and only if the setting
+/// does not take a string, as a TOML scalar or array (`true`, `8`, `0.3`, `["a","b"]`).
+/// An error names the variable and the setting, and never quotes a secret's value.
+///
+/// Returns the variable that gave the service-account key, if one did.
 fn apply_env_overrides(
     table: &mut toml::Table,
     env: &[(String, String)],
-) -> Result<(), ConfigError> {
+    cwd: &Path,
+) -> Result<Option<String>, ConfigError> {
+    let mut key_from = None;
     let mut vars: Vec<&(String, String)> = env
         .iter()
         .filter(|(k, _)| k.starts_with(ENV_PREFIX))
@@ -362,35 +641,94 @@ fn apply_env_overrides(
                 message: "expected ORGSYNC__SECTION__KEY".into(),
             });
         }
-        let value = parse_env_value(raw);
-        let mut cursor = &mut *table;
-        for (i, key) in path.iter().enumerate() {
-            if i + 1 == path.len() {
-                cursor.insert(key.clone(), value.clone());
-            } else {
-                let next = cursor
-                    .entry(key.clone())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                cursor = next.as_table_mut().ok_or_else(|| ConfigError::Env {
-                    name: name.clone(),
-                    message: format!("`{key}` is not a section"),
-                })?;
+        let dotted = path.join(".");
+        let key = path.last().map(String::as_str).unwrap_or_default();
+        let secret = is_secret_key(key);
+        if key == "service_account_key_file" && looks_like_inline_json(raw) {
+            return Err(ConfigError::Env {
+                name: name.clone(),
+                message: "holds JSON, not a path: put the key itself in \
+                          ORGSYNC__GOOGLE__SERVICE_ACCOUNT_KEY, or the key file's path here"
+                    .into(),
+            });
+        }
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        let string = if PATH_KEYS.contains(&keys.as_slice()) {
+            toml::Value::String(cwd.join(raw).to_string_lossy().into_owned())
+        } else {
+            toml::Value::String(raw.clone())
+        };
+        // A key set here replaces a key of the other form from a lower layer.
+        let other_form = match dotted.as_str() {
+            "google.service_account_key" => Some("service_account_key_file"),
+            "google.service_account_key_file" => Some("service_account_key"),
+            _ => None,
+        };
+        if let Some(other) = other_form {
+            key_from = Some(name.clone());
+            if let Some(google) = table.get_mut("google").and_then(|g| g.as_table_mut()) {
+                google.remove(other);
             }
         }
+        let mut first_error = None;
+        let mut accepted = false;
+        for value in [Some(string), parse_env_value(raw)].into_iter().flatten() {
+            let mut candidate = table.clone();
+            set_path(&mut candidate, &path, value).map_err(|message| ConfigError::Env {
+                name: name.clone(),
+                message,
+            })?;
+            match deserialize(&candidate) {
+                Ok(_) => {
+                    *table = candidate;
+                    accepted = true;
+                    break;
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if !accepted {
+            let detail = first_error.map(|e| e.message().trim().to_string());
+            let message = match (secret, detail) {
+                (true, _) | (_, None) => format!("not a valid value for {dotted}"),
+                (false, Some(d)) => {
+                    let mut redactor = Redactor::default();
+                    redactor.collect(table);
+                    format!("not a valid value for {dotted}: {}", redactor.scrub(&d))
+                }
+            };
+            return Err(ConfigError::Env {
+                name: name.clone(),
+                message,
+            });
+        }
+    }
+    Ok(key_from)
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let mut cursor = table;
+    for (i, key) in path.iter().enumerate() {
+        if i + 1 == path.len() {
+            cursor.insert(key.clone(), value);
+            return Ok(());
+        }
+        let next = cursor
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = next
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
     }
     Ok(())
 }
 
-fn parse_env_value(raw: &str) -> toml::Value {
-    // A TOML scalar or array if it parses as one (`true`, `8`, `0.3`, `["a","b"]`),
-    // otherwise the raw string (emails, paths, URLs).
+/// `raw` as a TOML scalar or array, when it is one (`true`, `8`, `0.3`, `["a","b"]`).
+fn parse_env_value(raw: &str) -> Option<toml::Value> {
     let doc = format!("v = {raw}");
-    match doc.parse::<toml::Table>() {
-        Ok(mut t) => t
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.into())),
-        Err(_) => toml::Value::String(raw.into()),
-    }
+    doc.parse::<toml::Table>().ok()?.remove("v")
 }
 
 impl Config {
@@ -420,38 +758,72 @@ impl Config {
             ));
         }
         self.mail.validate()?;
-        if let Some(endpoint) = &self.google.endpoint
-            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        if let Some(endpoint) = &self.google.endpoint {
+            validate_endpoint(endpoint)?;
+        }
+        let q = &self.google.quotas;
+        for (name, value) in [
+            ("directory_per_minute", q.directory_per_minute),
+            ("people_per_minute", q.people_per_minute),
+            ("gmail_per_minute", q.gmail_per_minute),
+            ("calendar_per_minute", q.calendar_per_minute),
+        ] {
+            if value == Some(0) {
+                return Err(ConfigError::Invalid(format!(
+                    "google.quotas.{name} = 0 would allow no requests at all: set it to the \
+                     per-minute limit shown in the Cloud console (APIs & Services → Quotas), \
+                     or leave it out for the default"
+                )));
+            }
+        }
+        if let Some(path) = &self.google.service_account_key_file
+            && looks_like_inline_json(&path.to_string_lossy())
         {
-            return Err(ConfigError::Invalid(format!(
-                "google.endpoint must be an http(s) URL, got {endpoint:?}"
-            )));
+            return Err(ConfigError::Invalid(
+                "google.service_account_key_file holds JSON, not a path: give the key file's \
+                 path, or put the key itself in google.service_account_key"
+                    .into(),
+            ));
         }
         Ok(())
     }
 
-    /// The service-account key JSON, from the file or inline, with errors that say
-    /// which file and what to do.
-    pub fn service_account_key_json(&self) -> Result<String, ConfigError> {
+    /// Where the service-account key comes from, with errors that say which setting to
+    /// set. The key is not read here.
+    pub fn service_account_key_source(&self) -> Result<KeySource<'_>, ConfigError> {
+        let setting = self.google.key_setting.as_deref();
         if let Some(inline) = &self.google.service_account_key {
-            return Ok(inline.clone());
+            return Ok(KeySource::Inline {
+                json: inline,
+                setting: setting.unwrap_or("google.service_account_key"),
+            });
         }
-        let path = self
-            .google
-            .service_account_key_file
-            .as_ref()
-            .ok_or_else(|| {
-                ConfigError::Invalid(
+        match &self.google.service_account_key_file {
+            Some(path) => Ok(KeySource::File {
+                path,
+                setting: setting.unwrap_or("google.service_account_key_file"),
+            }),
+            None => Err(ConfigError::Invalid(
                 "no service-account key: set [google] service_account_key_file in orgsync.toml \
                  (or ORGSYNC__GOOGLE__SERVICE_ACCOUNT_KEY_FILE); `orgsync emulator --data-dir DIR` \
                  writes one for local use"
                     .into(),
-            )
-            })?;
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })
+            )),
+        }
+    }
+
+    /// The service-account key JSON, from the file or inline.
+    pub fn service_account_key_json(&self) -> Result<String, ConfigError> {
+        match self.service_account_key_source()? {
+            KeySource::Inline { json, .. } => Ok(json.to_string()),
+            KeySource::File { path, setting } => {
+                std::fs::read_to_string(path).map_err(|e| ConfigError::KeyFile {
+                    path: path.to_path_buf(),
+                    setting: setting.to_string(),
+                    problem: io_problem(&e),
+                })
+            }
+        }
     }
 
     /// The admin to impersonate for Directory reads.
@@ -588,5 +960,180 @@ mod tests {
         let mut c = Config::default();
         c.google.service_account_key = Some("{\"private_key\":\"SECRET\"}".into());
         assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    const KEY_JSON: &str = "{\"type\": \"service_account\", \"private_key\": \"-----BEGIN PRIVATE KEY-----SECRETKEYBYTES\"}";
+
+    #[test]
+    fn inline_key_in_the_baseline_variable_is_taken_as_the_key_and_never_echoed() {
+        let loaded = load_from(None, &env(&[("GCP_SEVERICE_ACCOUNT_KYE", KEY_JSON)])).unwrap();
+        let g = &loaded.config.google;
+        assert_eq!(g.service_account_key.as_deref(), Some(KEY_JSON));
+        assert_eq!(g.service_account_key_file, None);
+        let source = loaded.config.service_account_key_source().unwrap();
+        assert_eq!(source.setting(), "GCP_SEVERICE_ACCOUNT_KYE");
+        assert!(!format!("{:?}", loaded.config).contains("SECRETKEYBYTES"));
+    }
+
+    #[test]
+    fn key_file_setting_holding_json_is_refused_without_echoing_it() {
+        let err = load_from(
+            None,
+            &env(&[("ORGSYNC__GOOGLE__SERVICE_ACCOUNT_KEY_FILE", KEY_JSON)]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ORGSYNC__GOOGLE__SERVICE_ACCOUNT_KEY"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("SECRETKEYBYTES") && !err.contains("config file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_key_file_is_named_as_a_key_file_not_a_config_file() {
+        let loaded = load_from(
+            None,
+            &env(&[("GCP_SEVERICE_ACCOUNT_KYE", "/nonexistent/sa.json")]),
+        )
+        .unwrap();
+        let err = loaded
+            .config
+            .service_account_key_json()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("service-account key file /nonexistent/sa.json"),
+            "{err}"
+        );
+        assert!(
+            err.contains("GCP_SEVERICE_ACCOUNT_KYE") && err.contains("no such file"),
+            "{err}"
+        );
+        assert!(!err.contains("config file"), "{err}");
+    }
+
+    #[test]
+    fn baseline_key_path_is_relative_to_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "");
+        let c = load_from(
+            Some(&path),
+            &env(&[("GCP_SEVERICE_ACCOUNT_KYE", "sa.json")]),
+        )
+        .unwrap()
+        .config;
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.google.service_account_key_file.unwrap(),
+            cwd.join("sa.json")
+        );
+    }
+
+    #[test]
+    fn digits_only_env_values_stay_strings_where_a_string_is_expected() {
+        let c = load_from(
+            None,
+            &env(&[
+                ("ORGSYNC__GOOGLE__ADMIN_SUBJECT", "123"),
+                ("ORGSYNC__SERVE__SINK__SECRET", "1234567890123456789"),
+                ("ORGSYNC__CONTACTS__INCLUDE_PHOTOS", "true"),
+            ]),
+        )
+        .unwrap()
+        .config;
+        assert_eq!(c.google.admin_subject.as_deref(), Some("123"));
+        assert_eq!(c.serve.sink.secret.as_deref(), Some("1234567890123456789"));
+        assert!(c.contacts.include_photos);
+    }
+
+    #[test]
+    fn env_type_errors_name_the_setting_and_never_quote_a_secret() {
+        let err = load_from(None, &env(&[("ORGSYNC__CONTACTS__CONCURRENCY", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ORGSYNC__CONTACTS__CONCURRENCY"), "{err}");
+        assert!(err.contains("contacts.concurrency"), "{err}");
+        // A secret section given as a value: the error names it without the value.
+        let err = load_from(
+            None,
+            &env(&[("ORGSYNC__SERVE__SINK", "hunter2-secret-value")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ORGSYNC__SERVE__SINK"), "{err}");
+    }
+
+    #[test]
+    fn file_type_errors_never_quote_a_secret_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[serve.sink]\nsecret = 1234567890123456789\n");
+        let err = load_from(Some(&path), &[]).unwrap_err().to_string();
+        assert!(!err.contains("1234567890123456789"), "{err}");
+        assert!(err.contains("secret"), "{err}");
+    }
+
+    #[test]
+    fn toml_syntax_errors_give_the_line_but_never_quote_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[google]\nservice_account_key = \"{ private_key: TOPSECRET\n",
+        );
+        let err = load_from(Some(&path), &[]).unwrap_err().to_string();
+        assert!(!err.contains("TOPSECRET"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn endpoint_is_parsed_whole_when_the_config_loads() {
+        for bad in [
+            "http://[::1",
+            "http://",
+            "ftp://127.0.0.1:1",
+            "127.0.0.1:8085",
+        ] {
+            let err = load_from(None, &env(&[("ORGSYNC__GOOGLE__ENDPOINT", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("google.endpoint"), "{bad}: {err}");
+        }
+        let ok = load_from(
+            None,
+            &env(&[("ORGSYNC__GOOGLE__ENDPOINT", "http://[::1]:8085")]),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn zero_quota_is_refused_instead_of_silently_disabling_pacing() {
+        let err = load_from(
+            None,
+            &env(&[("ORGSYNC__GOOGLE__QUOTAS__PEOPLE_PER_MINUTE", "0")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("google.quotas.people_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn dotenv_bad_line_is_reported_and_the_lines_after_it_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(
+            &path,
+            "YOUR_CUSTOMER_ID=C0123\njust some broken words\nYOUR_ADMIN_EMAIL=boss@example.com\n",
+        )
+        .unwrap();
+        let read = read_dotenv(&path);
+        let names: Vec<&str> = read.vars.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"YOUR_CUSTOMER_ID"), "{names:?}");
+        assert!(names.contains(&"YOUR_ADMIN_EMAIL"), "{names:?}");
+        assert_eq!(read.warnings.len(), 1, "{:?}", read.warnings);
+        assert!(read.warnings[0].contains("line 2"), "{:?}", read.warnings);
+        assert!(!read.warnings[0].contains("broken"), "{:?}", read.warnings);
     }
 }
