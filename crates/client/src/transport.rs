@@ -641,7 +641,11 @@ impl GoogleClient {
                 }
                 Err((e, maybe_sent)) => {
                     self.inner.stats.request(call.method_id, None, latency_ms);
-                    let kind = if maybe_sent && !call.idempotent {
+                    // A request that could not even be built (a malformed URL) fails the
+                    // same way every time: retrying only hides it.
+                    let kind = if e.is_builder() {
+                        ErrorKind::Permanent
+                    } else if maybe_sent && !call.idempotent {
                         ErrorKind::OutcomeUnknown
                     } else {
                         ErrorKind::Retryable
@@ -662,6 +666,8 @@ impl GoogleClient {
                         reason: Some(
                             if e.is_timeout() {
                                 "timeout"
+                            } else if e.is_builder() {
+                                "invalid_request_url"
                             } else {
                                 "transport"
                             }
