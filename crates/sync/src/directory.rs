@@ -75,7 +75,11 @@ pub async fn read_directory(
         projection: Some(projection.to_string()),
         ..UsersListParams::default()
     };
-    let users: Vec<User> = directory.users_list(base.clone()).try_collect().await?;
+    let users: Vec<User> = directory
+        .users_list(base.clone())
+        .try_collect()
+        .await
+        .map_err(|e| explain_denied(e, google))?;
 
     let mut read = DirectoryRead {
         users,
@@ -89,7 +93,11 @@ pub async fn read_directory(
     for group in groups {
         read.groups.add_group(&group);
         let mut members = std::pin::pin!(directory.members_list(&group, true, None));
-        while let Some(member) = members.try_next().await? {
+        while let Some(member) = members
+            .try_next()
+            .await
+            .map_err(|e| explain_denied(e, google))?
+        {
             let is_user = member
                 .kind_of_member
                 .as_deref()
@@ -110,8 +118,28 @@ pub async fn read_directory(
             .users_list(params)
             .try_filter_map(|u| async move { Ok(u.id) })
             .try_collect()
-            .await?;
+            .await
+            .map_err(|e| explain_denied(e, google))?;
         read.query_ids.insert(query, ids);
     }
     Ok(read)
+}
+
+/// A Directory 403 (`Not Authorized to access this resource/api`) almost always means the
+/// impersonated subject is not an administrator: say so, and name the setting.
+fn explain_denied(mut e: Error, google: &GoogleConfig) -> Error {
+    if let Error::Api(api) = &mut e
+        && api.status == Some(403)
+        && api.kind == orgsync_client::ErrorKind::Auth
+    {
+        let subject = google.admin_subject.as_deref().unwrap_or("(not set)");
+        api.message = format!(
+            "{}. The Directory API answers only an administrator: [google] admin_subject \
+             ({subject}) must be a Workspace admin whose role has the Admin API privileges \
+             Users → Read (and Groups → Read for group scopes), and the service account's \
+             domain-wide delegation must include the admin.directory scopes",
+            api.message.trim_end_matches('.')
+        );
+    }
+    e
 }

@@ -821,3 +821,20 @@ async fn a_failing_photo_upload_never_fails_the_user_and_is_retried_next_run() {
     assert_eq!(third.totals.photos, 0);
     assert_eq!(writes(&third), 0);
 }
+
+#[tokio::test]
+async fn a_non_admin_subject_is_named_with_what_to_fix() {
+    let mut env = Env::start(org(6, 0)).await;
+    let users = env.users().await;
+    let non_admin = users
+        .values()
+        .find(|u| u.is_admin != Some(true))
+        .and_then(|u| u.primary_email.clone())
+        .expect("a non-admin user");
+    env.config.google.admin_subject = Some(non_admin.clone());
+    let err = format!("{:#}", env.try_run(&sync()).await.unwrap_err());
+    assert!(err.contains("403"), "{err}");
+    assert!(err.contains("admin_subject"), "{err}");
+    assert!(err.contains(&non_admin), "{err}");
+    assert!(err.contains("Users → Read"), "{err}");
+}
