@@ -36,8 +36,9 @@ pub struct AgendaArgs {
     /// Calendar id (default: the user's primary calendar).
     #[arg(long, default_value = "primary")]
     pub calendar: String,
-    /// How many days ahead to look.
-    #[arg(long, default_value_t = 7, conflicts_with = "until")]
+    /// How many days ahead to look (1 to 36600, about a century).
+    #[arg(long, default_value_t = 7, conflicts_with = "until",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DAYS)))]
     pub days: u32,
     /// Look ahead up to and including this date (YYYY-MM-DD) or instant (RFC 3339).
     #[arg(long)]
@@ -63,14 +64,9 @@ pub async fn run(global: &Global, cmd: CalendarCommand) -> anyhow::Result<Exit> 
     let now = Utc::now();
     let until = match &args.until {
         Some(s) => parse_until(s, &zone)?,
-        None => now + Duration::days(i64::from(args.days.max(1))),
+        None => now + Duration::days(i64::from(args.days)),
     };
-    if until <= now {
-        return Err(usage(&format!(
-            "--until {} is not in the future",
-            args.until.as_deref().unwrap_or("")
-        )));
-    }
+    check_window(now, until, args.until.as_deref())?;
     let (client, subject) = match &args.user {
         Some(user) => (
             auth::delegated_client(&config)
@@ -174,6 +170,29 @@ impl Zone {
                 .map(|t| t.with_timezone(&Utc)),
         }
     }
+}
+
+/// The longest agenda window: about a century. A wider one is a typo, and far enough out
+/// a date leaves the years RFC 3339 can write (0000-9999) or overflows the clock.
+const MAX_DAYS: u32 = 36_600;
+
+/// The window must end in the future and at most [`MAX_DAYS`] from now.
+fn check_window(
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    until_arg: Option<&str>,
+) -> anyhow::Result<()> {
+    let shown = until_arg.unwrap_or_default();
+    if until <= now {
+        return Err(usage(&format!("--until {shown} is not in the future")));
+    }
+    if until - now > Duration::days(i64::from(MAX_DAYS)) {
+        return Err(usage(&format!(
+            "--until {shown} is more than {MAX_DAYS} days (about a century) ahead: give a \
+             nearer date"
+        )));
+    }
+    Ok(())
 }
 
 /// `YYYY-MM-DD` (through the end of that day in the display zone) or RFC 3339.
@@ -349,6 +368,38 @@ fn print_table(rows: &[Row]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agenda_window_past_ten_years_is_refused_before_any_call() {
+        let now = Utc::now();
+        let zone = Zone::Named(chrono_tz::UTC);
+        let far = parse_until("9999-12-31", &zone).unwrap();
+        let err = check_window(now, far, Some("9999-12-31")).unwrap_err();
+        assert!(err.to_string().contains("about a century"), "{err}");
+        let code = err.downcast_ref::<CodedError>().map(|c| c.code);
+        assert_eq!(code, Some(Exit::Config));
+        let ok = now + Duration::days(i64::from(MAX_DAYS));
+        assert!(check_window(now, ok, None).is_ok());
+        assert!(check_window(now, now, None).is_err());
+    }
+
+    #[test]
+    fn days_flag_is_bounded_by_clap_not_by_an_overflow() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct T {
+            #[command(flatten)]
+            a: AgendaArgs,
+        }
+        for bad in ["0", "36601", "3000000", "99999999"] {
+            assert!(
+                T::try_parse_from(["t", "--days", bad]).is_err(),
+                "--days {bad}"
+            );
+        }
+        let t = T::try_parse_from(["t", "--days", "36600"]).unwrap();
+        assert_eq!(t.a.days, 36_600);
+    }
 
     fn event(json: serde_json::Value) -> Event {
         serde_json::from_value(json).unwrap()
