@@ -66,17 +66,22 @@ pub struct Attachment {
 
 impl Attachment {
     /// Read `path`; the content type is guessed from the extension
-    /// (`application/octet-stream` when unknown).
+    /// (`application/octet-stream` when unknown). Only a regular file whose size fits in a
+    /// message is read, and never more than that: a device (`/dev/zero`), a pipe or a
+    /// 3 GB file is refused from its metadata before a byte is read.
     pub fn from_path(path: &Path) -> Result<Attachment, MailError> {
-        let data = std::fs::read(path).map_err(|e| MailError::Attachment {
-            path: path.display().to_string(),
-            problem: format!("cannot read it ({e})"),
+        let shown = || path.display().to_string();
+        let data = read_file_bounded(path, MAX_MESSAGE_BYTES).map_err(|problem| {
+            MailError::Attachment {
+                path: shown(),
+                problem,
+            }
         })?;
         let filename = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .ok_or_else(|| MailError::Attachment {
-                path: path.display().to_string(),
+                path: shown(),
                 problem: "it has no file name".into(),
             })?;
         let content_type = mime_guess::from_path(path)
@@ -89,6 +94,78 @@ impl Attachment {
             data,
         })
     }
+
+    /// Read every attachment, after checking from the files' metadata alone that together
+    /// they fit in one message (base64 grows them by a third), so nothing large is read
+    /// only to be refused.
+    pub fn from_paths(paths: &[impl AsRef<Path>]) -> Result<Vec<Attachment>, MailError> {
+        let mut encoded = 0usize;
+        for path in paths {
+            let path = path.as_ref();
+            let len = regular_file_len(path).map_err(|problem| MailError::Attachment {
+                path: path.display().to_string(),
+                problem,
+            })?;
+            encoded = encoded.saturating_add(base64_len(len));
+        }
+        if encoded > MAX_MESSAGE_BYTES {
+            return Err(MailError::TooLarge { size: encoded });
+        }
+        paths
+            .iter()
+            .map(|p| Attachment::from_path(p.as_ref()))
+            .collect()
+    }
+}
+
+/// Size of `n` bytes once base64-encoded in 76-character lines (CRLF).
+fn base64_len(n: u64) -> usize {
+    let chars = n.div_ceil(3).saturating_mul(4);
+    let lines = chars.div_ceil(76);
+    usize::try_from(chars.saturating_add(lines.saturating_mul(2))).unwrap_or(usize::MAX)
+}
+
+/// The size of a regular file, or why it cannot be attached or read as a body.
+fn regular_file_len(path: &Path) -> Result<u64, String> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => format!("cannot read it ({e})"),
+    })?;
+    if !meta.is_file() {
+        return Err(if meta.is_dir() {
+            "it is a directory".into()
+        } else {
+            "it is not a regular file (a device, pipe or socket cannot be attached)".into()
+        });
+    }
+    Ok(meta.len())
+}
+
+/// Read a regular file of at most `limit` bytes, checking its metadata first and never
+/// reading past `limit` (the file may grow meanwhile). The error says why, for a message
+/// that names the file.
+pub fn read_file_bounded(path: &Path, limit: usize) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let too_big = |len: u64| {
+        format!(
+            "it is {len} bytes; a message holds at most {limit} bytes (35 MiB). Share large \
+             files as links instead"
+        )
+    };
+    let len = regular_file_len(path)?;
+    if len > limit as u64 {
+        return Err(too_big(len));
+    }
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it ({e})"))?;
+    let mut data = Vec::with_capacity(len as usize);
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| format!("cannot read it ({e})"))?;
+    if data.len() > limit {
+        return Err(too_big(data.len() as u64));
+    }
+    Ok(data)
 }
 
 /// A message to build. Addresses are `user@domain` or `Display Name <user@domain>`.
@@ -105,8 +182,13 @@ pub struct OutgoingMail {
 }
 
 impl OutgoingMail {
+    /// Recipients as Gmail counts them: `--to "a@x,b@x"` is two.
     pub fn recipient_count(&self) -> usize {
-        self.to.len() + self.cc.len() + self.bcc.len()
+        [&self.to, &self.cc, &self.bcc]
+            .iter()
+            .flat_map(|list| list.iter())
+            .map(|item| split_addresses(item).len())
+            .sum()
     }
 }
 
@@ -156,10 +238,48 @@ pub fn parse_mailbox(input: &str) -> Result<Mailbox, MailError> {
     {
         return Err(bad("expected user@domain"));
     }
+    // RFC 5321 §4.1.2 dot-string: no empty atom (leading, trailing or doubled dot).
+    if local.split('.').any(str::is_empty) {
+        return Err(bad("the part before @ has an empty part between dots"));
+    }
+    if let Some(why) = domain_problem(domain) {
+        return Err(bad(&why));
+    }
     Ok(Mailbox {
         name,
         email: email.to_string(),
     })
+}
+
+/// Why `domain` is no host name a mail can go to, if it is not (RFC 1035 §2.3.1 as relaxed
+/// by RFC 1123 §2.1: labels of 1-63 letters, digits and hyphens, not starting or ending
+/// with a hyphen; at most 253 characters). Internationalised names must be given in
+/// their A-label (`xn--`) form, as Gmail's API expects.
+fn domain_problem(domain: &str) -> Option<String> {
+    if domain.len() > 253 {
+        return Some("the domain is longer than 253 characters".into());
+    }
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Some("the domain has an empty label (two dots, or a dot at an end)".into());
+        }
+        if label.len() > 63 {
+            return Some(format!(
+                "the domain label {label:?} is longer than 63 characters"
+            ));
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Some(format!(
+                "the domain label {label:?} may hold only letters, digits and hyphens"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!(
+                "the domain label {label:?} starts or ends with a hyphen"
+            ));
+        }
+    }
+    None
 }
 
 /// Split `a@x, b@y` lists as given on the command line and parse each address.
@@ -567,6 +687,77 @@ pub fn welcome_mail(
 mod tests {
     use super::*;
     use mail_parser::{MessageParser, MimeHeaders as _};
+
+    #[test]
+    fn a_device_is_refused_before_a_byte_is_read() {
+        for path in ["/dev/zero", "/dev/urandom"] {
+            let e = Attachment::from_path(Path::new(path))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("not a regular file"), "{path}: {e}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let e = Attachment::from_path(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("directory"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_attachment_is_refused_from_its_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        // Sparse: 3 GB of metadata, no data on disk. Reading it would take 3 GB of memory.
+        std::fs::File::create(&path)
+            .unwrap()
+            .set_len(3 * 1024 * 1024 * 1024)
+            .unwrap();
+        let e = Attachment::from_paths(&[&path]).unwrap_err();
+        assert!(matches!(e, MailError::TooLarge { .. }), "{e}");
+        let e = Attachment::from_path(&path).unwrap_err().to_string();
+        assert!(e.contains("3221225472 bytes"), "{e}");
+        // Several attachments that fit one by one but not together.
+        let a = dir.path().join("a.bin");
+        std::fs::File::create(&a)
+            .unwrap()
+            .set_len(20 * 1024 * 1024)
+            .unwrap();
+        let e = Attachment::from_paths(&[&a, &a]).unwrap_err();
+        assert!(matches!(e, MailError::TooLarge { .. }), "{e}");
+    }
+
+    #[test]
+    fn comma_separated_recipients_are_counted_one_by_one() {
+        let m = OutgoingMail {
+            to: vec!["a@example.com,b@example.com, c@example.com".into()],
+            cc: vec!["\"Doe, Jane\" <jane@example.com>".into()],
+            ..OutgoingMail::default()
+        };
+        assert_eq!(m.recipient_count(), 4);
+    }
+
+    #[test]
+    fn malformed_domains_and_dot_strings_are_refused() {
+        for bad in [
+            "a@-example..com",
+            "a@example..com",
+            "a@-example.com",
+            "a@example-.com",
+            "a@.example.com",
+            "a@example.com.",
+            "a@exa_mple.com",
+            ".a@example.com",
+            "a..b@example.com",
+            "a.@example.com",
+        ] {
+            assert!(parse_mailbox(bad).is_err(), "{bad} was accepted");
+        }
+        for good in [
+            "a@example.com",
+            "a.b+tag@sub.ex-ample.com",
+            "x@xn--bcher-kva.example",
+        ] {
+            assert!(parse_mailbox(good).is_ok(), "{good} was refused");
+        }
+    }
 
     fn sample() -> OutgoingMail {
         OutgoingMail {

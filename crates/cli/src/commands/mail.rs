@@ -109,12 +109,7 @@ async fn send(config: &Config, args: SendArgs) -> anyhow::Result<Exit> {
         .as_deref()
         .map(|p| read_text(p, "--html"))
         .transpose()?;
-    let attachments = args
-        .attach
-        .iter()
-        .map(|p| Attachment::from_path(p))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(mail_error)?;
+    let attachments = Attachment::from_paths(&args.attach).map_err(mail_error)?;
 
     // Resolve who sends before building, so From is right; a dry run needs no login.
     let (client, subject, from) = if args.dry_run {
@@ -210,14 +205,23 @@ fn sender_client(
 }
 
 fn read_text(path: &Path, flag: &str) -> anyhow::Result<String> {
+    let limit = mail::MAX_MESSAGE_BYTES;
     let bytes = if path == Path::new("-") {
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-            .map_err(|e| usage(&format!("{flag}: cannot read standard input ({e})")))?;
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin(), limit as u64 + 1),
+            &mut buf,
+        )
+        .map_err(|e| usage(&format!("{flag}: cannot read standard input ({e})")))?;
+        if buf.len() > limit {
+            return Err(usage(&format!(
+                "{flag}: standard input is over {limit} bytes, more than a message holds"
+            )));
+        }
         buf
     } else {
-        std::fs::read(path)
-            .map_err(|e| usage(&format!("{flag} {}: cannot read it ({e})", path.display())))?
+        mail::read_file_bounded(path, limit)
+            .map_err(|problem| usage(&format!("{flag} {}: {problem}", path.display())))?
     };
     String::from_utf8(bytes)
         .map_err(|_| usage(&format!("{flag} {}: not UTF-8 text", path.display())))
