@@ -288,6 +288,35 @@ async fn serve_opens_channels_applies_pushes_and_channels_stop_all_closes_them()
     e.emu.shutdown().await.unwrap();
 }
 
+#[tokio::test]
+async fn channels_renew_and_stop_work_with_the_loopback_config_and_no_public_url() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The README's loopback config: no [serve] public_url.
+    let e = env(3, &format!("[serve]\nlisten = \"127.0.0.1:{port}\"\n")).await;
+    let renewed = orgsync(&e.config, &["channels", "renew", "--json"]).await;
+    assert_eq!(renewed.code, 0, "{}", renewed.stderr);
+    assert_eq!(json(&renewed)["created"].as_array().unwrap().len(), 5);
+    let live = orgsync(&e.config, &["channels", "list", "--json"]).await;
+    let live = json(&live);
+    let expected = format!("http://127.0.0.1:{port}/hooks/directory");
+    for c in live.as_array().unwrap() {
+        assert_eq!(c["address"], expected.as_str(), "{c}");
+    }
+    let stopped = orgsync(&e.config, &["channels", "stop", "--all", "--json"]).await;
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert_eq!(json(&stopped)["stopped"].as_array().unwrap().len(), 5);
+    let stats = orgsync_emulator::directory::push::push_stats(&e.emu.emulator);
+    assert!(
+        stats.iter().all(|c| c.stopped),
+        "Google still has live channels"
+    );
+    e.emu.shutdown().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------
 // Welcome mail and --report-to
 

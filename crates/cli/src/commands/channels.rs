@@ -6,6 +6,7 @@
 use clap::Subcommand;
 use orgsync_daemon::channels::{self, ChannelCtx, ChannelReport};
 use orgsync_store::Channel;
+use orgsync_sync::config::ServeConfig;
 use orgsync_sync::context::{open_store, service_account_client};
 
 use crate::cli::Global;
@@ -74,12 +75,14 @@ pub async fn run(global: &Global, cmd: ChannelsCommand) -> anyhow::Result<Exit> 
     }
     let client = service_account_client(&config)
         .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
-    let webhook_url = config.serve.public_url.clone().ok_or_else(|| {
-        CodedError::new(
-            Exit::Config,
-            "[serve] public_url is not set: channels must point at the URL Google posts to",
-        )
-    })?;
+    // Stopping needs no URL; renewing opens channels that must point where Google posts.
+    let webhook_url = match &cmd {
+        ChannelsCommand::Renew { .. } => {
+            let live = store.list_live_channels(now).await?;
+            renewal_url(&config.serve, &live)?
+        }
+        _ => String::new(),
+    };
     let ctx = ChannelCtx {
         client: &client,
         store: store.as_ref(),
@@ -137,4 +140,82 @@ pub async fn run(global: &Global, cmd: ChannelsCommand) -> anyhow::Result<Exit> 
     } else {
         Exit::Partial
     })
+}
+
+/// Where renewed channels point: `[serve] public_url` when set; else where the live
+/// channels already point (what `serve` registered, e.g. its loopback URL); else the
+/// loopback URL `serve` derives from `[serve] listen`.
+fn renewal_url(serve: &ServeConfig, live: &[Channel]) -> anyhow::Result<String> {
+    if let Some(url) = &serve.public_url {
+        return Ok(url.clone());
+    }
+    let mut addresses: Vec<&str> = live.iter().map(|c| c.address.as_str()).collect();
+    addresses.sort_unstable();
+    addresses.dedup();
+    if let [one] = addresses.as_slice() {
+        return Ok((*one).to_string());
+    }
+    match serve.listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() && addr.port() != 0 => {
+            Ok(format!("http://{addr}{}", serve.webhook_path))
+        }
+        _ => Err(CodedError::new(
+            Exit::Config,
+            "[serve] public_url is not set and the live channels do not share one address: set \
+             public_url to the https URL Google posts notifications to",
+        )
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(address: &str) -> Channel {
+        let now = chrono::Utc::now();
+        Channel {
+            id: "c".into(),
+            resource_id: "r".into(),
+            resource_uri: None,
+            token: orgsync_store::ChannelToken::new("t"),
+            event: "add".into(),
+            address: address.into(),
+            expiration: now,
+            created_at: now,
+            stopped_at: None,
+            replaced_by: None,
+        }
+    }
+
+    #[test]
+    fn renew_with_the_loopback_config_needs_no_public_url() {
+        let serve = ServeConfig::default();
+        // No channels yet: the URL serve itself registers on its loopback listener.
+        assert_eq!(
+            renewal_url(&serve, &[]).unwrap(),
+            "http://127.0.0.1:8080/hooks/directory"
+        );
+        // Live channels: keep pointing where they point.
+        let live = [
+            channel("http://127.0.0.1:9/h"),
+            channel("http://127.0.0.1:9/h"),
+        ];
+        assert_eq!(renewal_url(&serve, &live).unwrap(), "http://127.0.0.1:9/h");
+        // A public URL, once set, wins.
+        let public = ServeConfig {
+            public_url: Some("https://hooks.example.com/d".into()),
+            ..ServeConfig::default()
+        };
+        assert_eq!(
+            renewal_url(&public, &live).unwrap(),
+            "https://hooks.example.com/d"
+        );
+        // A non-loopback listener with no public URL and no channels cannot be guessed.
+        let exposed = ServeConfig {
+            listen: "0.0.0.0:8080".into(),
+            ..ServeConfig::default()
+        };
+        assert!(renewal_url(&exposed, &[]).is_err());
+    }
 }
