@@ -128,7 +128,18 @@ async fn orgsync(config: &Path, args: &[&str]) -> Out {
 }
 
 /// Run `orgsync auth login --no-browser` and play the browser with the URL it prints.
-async fn cli_login(env: &Env, tamper: impl FnOnce(url::Url) -> url::Url) -> (Out, url::Url) {
+async fn cli_login(
+    env: &Env,
+    tamper: impl FnOnce(url::Url) -> url::Url + Send + 'static,
+) -> (Out, url::Url) {
+    cli_login_visits(env, vec![Box::new(tamper)]).await
+}
+
+type Tamper = Box<dyn FnOnce(url::Url) -> url::Url + Send>;
+
+/// [`cli_login`] with several visits to the authorization URL, each redirect tampered
+/// with by its own step, in order.
+async fn cli_login_visits(env: &Env, visits: Vec<Tamper>) -> (Out, url::Url) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
         .arg("--config")
         .arg(&env.config)
@@ -161,7 +172,9 @@ async fn cli_login(env: &Env, tamper: impl FnOnce(url::Url) -> url::Url) -> (Out
     })
     .await
     .expect("URL printed in time");
-    browse(url.as_str(), tamper).await;
+    for tamper in visits {
+        browse(url.as_str(), tamper).await;
+    }
     let mut rest = String::new();
     while let Some(line) = lines.next_line().await.unwrap() {
         rest.push_str(&line);
@@ -273,17 +286,49 @@ async fn login_stores_a_private_token_and_status_shows_it_without_secrets() {
 }
 
 #[tokio::test]
-async fn a_redirect_with_another_state_fails_and_saves_nothing() {
+async fn a_redirect_with_another_state_is_ignored_and_the_login_keeps_waiting() {
     let env = env().await;
-    let (out, _) = cli_login(&env, |u| with_query(u, "state", "forged-by-another-page")).await;
+    // A forged redirect first (another page, a stale tab), then the real one.
+    let (out, _) = cli_login_visits(
+        &env,
+        vec![
+            Box::new(|u| with_query(u, "state", "forged-by-another-page")),
+            Box::new(|u| u),
+        ],
+    )
+    .await;
     assert_eq!(
-        out.code, 2,
+        out.code, 0,
         "stdout: {}\nstderr: {}",
         out.stdout, out.stderr
     );
-    assert!(out.stderr.contains("`state`"), "{}", out.stderr);
+    assert!(env.token.exists());
+    // Only the real redirect's code was exchanged.
+    assert_eq!(grants(&env, "authorization_code").await, (1, 0));
+}
+
+#[tokio::test]
+async fn a_redirect_with_another_state_alone_saves_nothing() {
+    let env = env().await;
+    let secret = auth::read_client_secret(&env.dir.path().join("client_secret.json")).unwrap();
+    let mut options = LoginOptions::new(secret);
+    options.timeout = Duration::from_secs(3);
+    let (tx, rx) = tokio::sync::oneshot::channel::<u16>();
+    let result = auth::login(&options, move |url| {
+        let url = url.to_string();
+        tokio::spawn(async move {
+            let status = browse(&url, |u| with_query(u, "state", "forged-by-another-page")).await;
+            let _ = tx.send(status);
+        });
+    })
+    .await;
+    // The forged redirect is refused, and the login waits for its own until the timeout.
+    assert_eq!(rx.await.unwrap(), 400);
+    assert!(
+        matches!(result, Err(auth::LoginError::Timeout(_))),
+        "{result:?}"
+    );
     assert!(!env.token.exists());
-    // The code was never exchanged.
     assert_eq!(grants(&env, "authorization_code").await, (0, 0));
 }
 
@@ -464,10 +509,19 @@ async fn logout_revokes_and_deletes_the_token_file() {
     assert!(out.stdout.contains("access revoked"), "{}", out.stdout);
     assert!(!env.token.exists());
     assert_eq!(env.emu.emulator.oauth.read().refresh_token_count(), 0);
+}
 
+#[tokio::test]
+async fn logging_out_twice_succeeds_with_nothing_to_do() {
+    let env = env().await;
+    let (out, _) = cli_login(&env, |u| u).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let first = orgsync(&env.config, &["auth", "logout"]).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
     let again = orgsync(&env.config, &["auth", "logout"]).await;
-    assert_eq!(again.code, 2);
-    assert!(again.stderr.contains("not logged in"), "{}", again.stderr);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("not logged in"), "{}", again.stdout);
+    assert!(again.stdout.contains("nothing to do"), "{}", again.stdout);
 }
 
 #[tokio::test]

@@ -67,12 +67,6 @@ pub enum LoginError {
     NotLoggedIn(PathBuf),
     #[error("cannot open the loopback listener for the login redirect: {0}")]
     Listener(std::io::Error),
-    #[error(
-        "the login redirect carried a different `state` than this login sent; it did not \
-         come from the sign-in you started (another tab or page?). Nothing was saved; run \
-         `orgsync auth login` again"
-    )]
-    StateMismatch,
     #[error("sign-in was refused: {error}{}; nothing was saved", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Denied {
         error: String,
@@ -410,7 +404,6 @@ pub struct LoginOutcome {
 enum Callback {
     Code(String),
     Denied(String, Option<String>),
-    StateMismatch,
 }
 
 /// Run the installed-app flow: bind `127.0.0.1:0`, hand the authorization URL to
@@ -484,7 +477,6 @@ where
     }
     let code = match heard {
         Err(_) | Ok(None) => return Err(LoginError::Timeout(options.timeout)),
-        Ok(Some(Callback::StateMismatch)) => return Err(LoginError::StateMismatch),
         Ok(Some(Callback::Denied(error, description))) => {
             return Err(LoginError::Denied { error, description });
         }
@@ -555,13 +547,21 @@ fn on_redirect(
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b))
                 == 0
     });
-    let (status, text, outcome) = if !state_ok {
-        (
+    if !state_ok {
+        // Not this login's redirect (another page, a stale tab, a forgery): refuse it and
+        // keep waiting for the real one until the timeout, so a stray request cannot
+        // cancel the login the person is completing.
+        tracing::warn!("ignored a sign-in redirect whose `state` is not this login's");
+        return (
             StatusCode::BAD_REQUEST,
-            "This sign-in did not come from the orgsync login you started. Nothing was saved.",
-            Callback::StateMismatch,
+            page(
+                "This sign-in did not come from the orgsync login you started. Nothing was \
+                 saved; the login is still waiting for its own sign-in.",
+            ),
         )
-    } else if let Some(error) = error {
+            .into_response();
+    }
+    let (status, text, outcome) = if let Some(error) = error {
         (
             StatusCode::OK,
             "Sign-in was not completed. You can close this window.",

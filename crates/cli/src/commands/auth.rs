@@ -99,7 +99,18 @@ pub async fn run(global: &Global, cmd: AuthCommand) -> anyhow::Result<Exit> {
         }
         AuthCommand::Logout(args) => {
             let path = auth::token_file(&config, args.token_file.as_deref()).map_err(coded)?;
-            let out = auth::logout(&path).await.map_err(coded)?;
+            let out = match auth::logout(&path).await {
+                Ok(out) => out,
+                // Logging out twice is not an error: the goal (no stored login) is met.
+                Err(auth::LoginError::NotLoggedIn(_)) => {
+                    println!(
+                        "not logged in (no token file at {}): nothing to do",
+                        path.display()
+                    );
+                    return Ok(Exit::Ok);
+                }
+                Err(e) => return Err(coded(e)),
+            };
             let who = out.account.as_deref().unwrap_or("the stored account");
             if out.revoked {
                 println!(
