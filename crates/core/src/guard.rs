@@ -78,10 +78,7 @@ impl SafetyGuard {
         )
     }
 
-    /// Check a users reconcile plan.
-    /// The same check from counts: used before any address book is read, with the
-    /// previous run's sources as `managed` and the sources that left as `deletions`
-    /// (a prediction that costs no API call), and per user with that user's plan.
+    /// The same check from counts, per user with that user's plan.
     pub fn check_contact_counts(
         &self,
         managed: usize,
@@ -99,6 +96,33 @@ impl SafetyGuard {
         )
     }
 
+    /// The run-level prediction, before any address book is read (it costs no API call):
+    /// of the previous run's `sources` colleagues, `gone` are gone. Each source is a
+    /// contact in up to `books` address books, so the message gives both counts: "81 of
+    /// 97 colleagues" alone hides that about 7,800 contacts are at stake.
+    pub fn check_source_counts(
+        &self,
+        sources: usize,
+        gone: usize,
+        books: usize,
+        directory_empty: bool,
+        read_count: usize,
+    ) -> GuardVerdict {
+        let what = format!(
+            "colleagues orgsync copies, about {} contacts in {books} address books",
+            gone.saturating_mul(books)
+        );
+        self.check(
+            &what,
+            sources,
+            gone,
+            directory_empty,
+            read_count,
+            CONTACTS_HINT,
+        )
+    }
+
+    /// Check a users reconcile plan.
     pub fn check_users(&self, plan: &UsersPlan) -> GuardVerdict {
         self.check(
             "active app users",
@@ -146,5 +170,28 @@ impl SafetyGuard {
                 ),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_level_guard_names_colleagues_and_the_contacts_at_stake() {
+        let guard = SafetyGuard::default();
+        let GuardVerdict::Stop { reason, .. } = guard.check_source_counts(97, 81, 97, false, 97)
+        else {
+            panic!("81 of 97 gone must stop the run");
+        };
+        assert!(reason.contains("81 of 97 colleagues"), "{reason}");
+        assert!(
+            reason.contains("about 7857 contacts in 97 address books"),
+            "{reason}"
+        );
+        assert_eq!(
+            guard.check_source_counts(97, 10, 97, false, 97),
+            GuardVerdict::Proceed
+        );
     }
 }

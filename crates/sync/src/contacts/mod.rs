@@ -183,7 +183,7 @@ pub async fn run(
     };
     let mut verdict = GuardVerdict::Proceed;
     if options.mode != Mode::Undo {
-        verdict = predict_guard(&*store, &guard, &source_ids, &directory).await?;
+        verdict = predict_guard(&*store, &guard, &source_ids, targets.len(), &directory).await?;
     }
     let mut report = ContactsReport {
         mode: options.mode,
@@ -282,6 +282,7 @@ async fn predict_guard(
     store: &dyn Store,
     guard: &SafetyGuard,
     source_ids: &[String],
+    books: usize,
     directory: &DesiredDirectory,
 ) -> anyhow::Result<GuardVerdict> {
     let previous: Vec<String> = match store
@@ -300,9 +301,10 @@ async fn predict_guard(
         .iter()
         .filter(|id| !now.contains(id.as_str()))
         .count();
-    Ok(guard.check_contact_counts(
+    Ok(guard.check_source_counts(
         previous.len(),
         gone,
+        books,
         directory.is_empty(),
         directory.read_count,
     ))
