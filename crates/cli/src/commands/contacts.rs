@@ -35,8 +35,8 @@ pub struct TargetArgs {
     /// At most N targets (in email order).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Users processed in parallel (default: [contacts] concurrency).
-    #[arg(long, value_name = "N")]
+    /// Users processed in parallel, at least 1 (default: [contacts] concurrency).
+    #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
@@ -170,5 +170,27 @@ fn print_plan(report: &ContactsReport) {
                 u.actions.len() - SHOWN
             );
         }
+    }
+}
+
+/// `--concurrency` must be at least 1, as `[contacts] concurrency` must: 0 is refused,
+/// never quietly turned into 1.
+fn parse_concurrency(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (the number of users worked on at once)".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod concurrency_flag_tests {
+    use super::*;
+
+    #[test]
+    fn concurrency_zero_is_refused_like_the_config_file_refuses_it() {
+        assert!(parse_concurrency("0").is_err());
+        assert_eq!(parse_concurrency("16"), Ok(16));
+        assert!(parse_concurrency("-1").is_err());
     }
 }
