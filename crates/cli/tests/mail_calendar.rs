@@ -918,3 +918,84 @@ async fn the_emulator_data_dir_config_logs_in_with_no_manual_setup() {
     assert!(status.stdout.contains(ADMIN), "{}", status.stdout);
     emu.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn agenda_with_an_absurd_window_is_a_usage_error_not_a_panic() {
+    let env = env().await;
+    for args in [
+        ["--days", "99999999"],
+        ["--days", "3000000"],
+        ["--days", "0"],
+        ["--until", "9999-12-31"],
+    ] {
+        let mut full = vec!["calendar", "agenda", "--user", &env.users[0]];
+        full.extend(args);
+        let out = orgsync(&env.config, &full).await;
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+    }
+    // Nothing reached the Calendar API.
+    let stats = stats(&env).await;
+    assert!(
+        stats["calls_by_method"]["calendar.events.list"].is_null(),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn attaching_a_device_or_a_huge_file_is_refused_from_metadata() {
+    let env = env().await;
+    let huge = env.dir.path().join("huge.bin");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(3 * 1024 * 1024 * 1024)
+        .unwrap();
+    for (attach, says) in [
+        ("/dev/zero", "not a regular file"),
+        (huge.to_str().unwrap(), "35 MiB"),
+    ] {
+        let out = orgsync(
+            &env.config,
+            &[
+                "mail",
+                "send",
+                "--to",
+                &env.users[1],
+                "--subject",
+                "s",
+                "--body",
+                "b",
+                "--attach",
+                attach,
+                "--dry-run",
+            ],
+        )
+        .await;
+        assert_eq!(out.code, 2, "{attach}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{attach}: {}", out.stderr);
+    }
+}
+
+#[tokio::test]
+async fn dry_run_counts_each_comma_separated_recipient() {
+    let env = env().await;
+    let to = format!("{},{},{}", env.users[0], env.users[1], env.users[2]);
+    let out = orgsync(
+        &env.config,
+        &[
+            "mail",
+            "send",
+            "--to",
+            &to,
+            "--subject",
+            "s",
+            "--body",
+            "b",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out)["recipients"], 3);
+}
