@@ -252,3 +252,20 @@ async fn users_stream_survives_faults() {
     let ids: HashSet<_> = users.iter().map(|u| u.id.clone()).collect();
     assert_eq!(ids.len(), 1201);
 }
+
+#[tokio::test]
+async fn a_malformed_endpoint_fails_once_as_permanent_not_retryable() {
+    let env = super::common::env(1).await;
+    let client =
+        env.client_with(|c| c.endpoints = orgsync_client::Endpoints::emulator("http://[::1"));
+    let err = client
+        .directory()
+        .users_list(Default::default())
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permanent, "{err}");
+    let api = err.api().expect("an API error");
+    assert_eq!(api.attempts, 1, "{err}");
+    assert_eq!(api.reason.as_deref(), Some("invalid_request_url"));
+}
