@@ -2,8 +2,10 @@
 domain-wide delegation, and how API calls check the bearer token (reference §4.1, §7.2)."""
 
 import json
+from pathlib import Path
 
 import google_auth_httplib2
+import googleapiclient
 import httplib2
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -101,6 +103,68 @@ def test_one_undelegated_scope_among_delegated_ones_is_refused(emulator):
         creds.refresh(token_request())
     msg = str(ei.value)
     assert "unauthorized_client" in msg or "access_denied" in msg, msg
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        SCOPE + "gmail.settings.sharing",
+        SCOPE + "drive",
+        SCOPE + "admin.directory.rolemanagement.readonly",
+        SCOPE + "calendar.settings.readonly",
+    ],
+)
+def test_undelegated_real_scope_is_unauthorized_client_not_invalid_scope(emulator, scope):
+    creds = emulator.credentials(ADMIN, [scope])
+    with pytest.raises(RefreshError) as ei:
+        creds.refresh(token_request())
+    assert "unauthorized_client" in str(ei.value), ei.value
+
+
+def test_made_up_scope_is_invalid_scope(emulator):
+    creds = emulator.credentials(ADMIN, [SCOPE + "gmail.bogus"])
+    with pytest.raises(RefreshError) as ei:
+        creds.refresh(token_request())
+    assert "invalid_scope" in str(ei.value), ei.value
+
+
+def _discovery_scopes(names=None) -> set[str]:
+    """The `auth.oauth2.scopes` keys of the discovery documents the client ships."""
+    docs = Path(googleapiclient.__file__).parent / "discovery_cache" / "documents"
+    files = [docs / f"{n}.json" for n in names] if names else sorted(docs.glob("*.json"))
+    assert files and all(f.is_file() for f in files), docs
+    scopes: set[str] = set()
+    for f in files:
+        doc = json.loads(f.read_text())
+        scopes |= set(doc.get("auth", {}).get("oauth2", {}).get("scopes", {}))
+    return scopes
+
+
+def _grant_error(emulator, scopes) -> str:
+    """The token endpoint's refusal for ADMIN and `scopes` ('' when a token is issued)."""
+    try:
+        emulator.credentials(ADMIN, sorted(scopes)).refresh(token_request())
+    except RefreshError as e:
+        return str(e)
+    return ""
+
+
+def test_every_scope_in_the_clients_discovery_documents_is_a_known_scope(emulator):
+    """Each scope any Google API publishes is recognised: undelegated ones are
+    unauthorized_client, never invalid_scope."""
+    served = _discovery_scopes(["admin.directory_v1", "people.v1", "gmail.v1", "calendar.v3"])
+    every = _discovery_scopes()
+    assert served <= every and len(every) > 500, len(every)
+    undelegated = every - set(emulator.control("GET", "delegation")[0]["scopes"])
+    # One made-up scope among them makes the whole request invalid_scope, so a request
+    # answered unauthorized_client had no unknown scope in it.
+    bogus = _grant_error(emulator, undelegated | {SCOPE + "gmail.bogus"})
+    assert "invalid_scope" in bogus, bogus
+    got = _grant_error(emulator, undelegated)
+    if "unauthorized_client" not in got:
+        # Name the offenders, one request each.
+        unknown = [s for s in sorted(undelegated) if "unauthorized_client" not in _grant_error(emulator, {s})]
+        pytest.fail(f"{got}; not known as real scopes: {unknown[:20]}")
 
 
 def test_unknown_subject_is_invalid_grant(emulator):

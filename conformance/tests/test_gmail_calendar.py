@@ -91,6 +91,123 @@ def test_gmail_unknown_message_is_404_legacy_envelope(emulator, members):
     assert ei.value.error_details and ei.value.error_details[0]["reason"] == "notFound"
 
 
+# --- users.labels -----------------------------------------------------------------
+
+SYSTEM_LABELS = {
+    "INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT", "CHAT",
+    "CATEGORY_PERSONAL", "CATEGORY_SOCIAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES",
+    "CATEGORY_FORUMS",
+}
+
+
+def gmail_with(emulator, subject, scopes):
+    return build(
+        "gmail",
+        "v1",
+        credentials=emulator.credentials(subject, scopes),
+        client_options={"api_endpoint": emulator.base_url},
+        static_discovery=True,
+    )
+
+
+def send_text(svc, to, subject):
+    msg = EmailMessage()
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content("labels test body")
+    raw = base64.urlsafe_b64encode(msg.as_bytes()).decode()
+    return svc.users().messages().send(userId="me", body={"raw": raw}).execute()
+
+
+def test_gmail_quickstart_lists_labels(emulator, members):
+    # Google's Gmail Python quickstart, with its scope, against the emulator.
+    service = gmail_with(emulator, members[6], [SCOPE + "gmail.readonly"])
+    results = service.users().labels().list(userId="me").execute()
+    labels = results.get("labels", [])
+    assert SYSTEM_LABELS <= {label["name"] for label in labels}, labels
+    for label in labels:
+        assert label["type"] in ("system", "user"), label
+        assert "messagesTotal" not in label, "list carries no counts"
+
+
+def test_gmail_label_get_counts_a_delivered_message(emulator, members):
+    sender, rcpt = members[6], members[7]
+    reader = gmail_with(emulator, rcpt, [SCOPE + "gmail.readonly"])
+    before = reader.users().labels().get(userId="me", id="INBOX").execute()
+    send_text(gmail(emulator, sender), rcpt, unique("Counted"))
+    after = reader.users().labels().get(userId="me", id="INBOX").execute()
+    assert after["id"] == "INBOX" and after["type"] == "system"
+    for field in ("messagesTotal", "messagesUnread", "threadsTotal", "threadsUnread"):
+        assert after[field] == before[field] + 1, (field, before, after)
+    sent = gmail(emulator, sender).users().labels().get(userId="me", id="SENT").execute()
+    assert sent["messagesTotal"] >= 1
+
+
+def test_gmail_user_label_create_patch_apply_delete(emulator, members):
+    owner, sender = members[8], members[6]
+    svc = gmail_with(emulator, owner, [SCOPE + "gmail.modify"])
+    name = unique("Label")
+    label = svc.users().labels().create(
+        userId="me",
+        body={"name": name, "labelListVisibility": "labelShow", "messageListVisibility": "show"},
+    ).execute()
+    assert label["id"].startswith("Label_") and label["type"] == "user"
+    assert label["name"] == name
+
+    with pytest.raises(HttpError) as ei:
+        svc.users().labels().create(userId="me", body={"name": name.upper()}).execute()
+    assert ei.value.resp.status == 409, ei.value
+    assert "Label name exists or conflicts" in str(ei.value)
+
+    renamed = name + "/sub"
+    patched = svc.users().labels().patch(
+        userId="me",
+        id=label["id"],
+        body={"name": renamed, "color": {"textColor": "#ffffff", "backgroundColor": "#16a766"}},
+    ).execute()
+    assert patched["name"] == renamed
+    assert patched["labelListVisibility"] == "labelShow"
+    assert patched["color"] == {"textColor": "#ffffff", "backgroundColor": "#16a766"}
+
+    send_text(gmail(emulator, sender), owner, unique("Tagged"))
+    mid = svc.users().messages().list(userId="me", maxResults=1).execute()["messages"][0]["id"]
+    svc.users().messages().modify(userId="me", id=mid, body={"addLabelIds": [label["id"]]}).execute()
+    got = svc.users().labels().get(userId="me", id=label["id"]).execute()
+    assert got["messagesTotal"] == 1 and got["threadsTotal"] == 1, got
+
+    svc.users().labels().delete(userId="me", id=label["id"]).execute()
+    names = {l["name"] for l in svc.users().labels().list(userId="me").execute()["labels"]}
+    assert renamed not in names
+    msg = svc.users().messages().get(userId="me", id=mid, format="minimal").execute()
+    assert label["id"] not in msg["labelIds"], msg
+    with pytest.raises(HttpError) as ei:
+        svc.users().labels().get(userId="me", id=label["id"]).execute()
+    assert ei.value.resp.status == 404
+
+
+def test_gmail_system_labels_are_protected(emulator, members):
+    svc = gmail_with(emulator, members[8], [SCOPE + "gmail.modify"])
+    with pytest.raises(HttpError) as ei:
+        svc.users().labels().delete(userId="me", id="INBOX").execute()
+    assert ei.value.resp.status == 400
+    assert ei.value.reason == "Invalid delete request"
+    with pytest.raises(HttpError) as ei:
+        svc.users().labels().patch(userId="me", id="STARRED", body={"name": "Fav"}).execute()
+    assert ei.value.resp.status == 400
+    assert ei.value.reason == "Invalid update request"
+    with pytest.raises(HttpError) as ei:
+        svc.users().labels().create(userId="me", body={"name": "Inbox"}).execute()
+    assert ei.value.resp.status == 409
+
+
+def test_gmail_label_writes_need_a_label_scope(emulator, members):
+    svc = gmail_with(emulator, members[8], [SCOPE + "gmail.readonly"])
+    with pytest.raises(HttpError) as ei:
+        svc.users().labels().create(userId="me", body={"name": unique("nope")}).execute()
+    assert ei.value.resp.status == 403
+    assert ei.value.error_details[0]["reason"] == "insufficientPermissions"
+
+
 def test_calendar_events_list_single_events_ordered_by_start(emulator, members):
     # Seed the calendar through the client: a weekly series across Berlin's DST change
     # (29 March 2026), an all-day event and a one-off, inserted out of order.

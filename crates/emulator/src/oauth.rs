@@ -14,8 +14,8 @@
 //! use wall time), while codes and tokens age by the emulator clock (`clock/advance`), and `sub` must be
 //! a live user of the Directory. Secrets never reach logs or `Debug` output.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, LazyLock};
 
 use axum::Json;
 use axum::Router;
@@ -68,50 +68,24 @@ pub const DEFAULT_DELEGATED_SCOPES: &[&str] = &[
     scopes::CALENDAR_EVENTS_READONLY,
 ];
 
-/// Scopes the emulator recognises; anything else is `invalid_scope`, as at Google.
-const KNOWN_SCOPES: &[&str] = &[
-    scopes::DIRECTORY_USER,
-    scopes::DIRECTORY_USER_READONLY,
-    scopes::DIRECTORY_GROUP,
-    scopes::DIRECTORY_GROUP_READONLY,
-    scopes::DIRECTORY_GROUP_MEMBER_READONLY,
-    "https://www.googleapis.com/auth/admin.directory.group.member",
-    "https://www.googleapis.com/auth/admin.directory.user.alias",
-    "https://www.googleapis.com/auth/admin.directory.user.alias.readonly",
-    "https://www.googleapis.com/auth/admin.directory.user.security",
-    "https://www.googleapis.com/auth/admin.directory.orgunit",
-    "https://www.googleapis.com/auth/admin.directory.orgunit.readonly",
-    "https://www.googleapis.com/auth/admin.directory.domain.readonly",
-    "https://www.googleapis.com/auth/admin.directory.customer.readonly",
-    "https://www.googleapis.com/auth/admin.directory.userschema.readonly",
-    scopes::CLOUD_PLATFORM,
-    scopes::CONTACTS,
-    scopes::CONTACTS_READONLY,
-    "https://www.googleapis.com/auth/contacts.other.readonly",
-    "https://www.googleapis.com/auth/directory.readonly",
-    "https://www.googleapis.com/auth/user.emails.read",
-    scopes::GMAIL_SEND,
-    scopes::GMAIL_COMPOSE,
-    scopes::GMAIL_MODIFY,
-    scopes::GMAIL_READONLY,
-    "https://www.googleapis.com/auth/gmail.labels",
-    "https://www.googleapis.com/auth/gmail.metadata",
-    "https://www.googleapis.com/auth/gmail.insert",
-    scopes::MAIL_GOOGLE_COM,
-    scopes::CALENDAR,
-    scopes::CALENDAR_READONLY,
-    scopes::CALENDAR_EVENTS,
-    scopes::CALENDAR_EVENTS_READONLY,
-    scopes::OPENID,
-    scopes::USERINFO_EMAIL,
-    "https://www.googleapis.com/auth/userinfo.profile",
-    "email",
-    "profile",
-];
+/// Every scope Google's APIs publish, one per line (the file's header names its source:
+/// the `auth.oauth2.scopes` keys of Google's discovery documents).
+const GOOGLE_SCOPES: &str = include_str!("oauth_scopes.txt");
 
-/// Whether Google would recognise this scope.
+static KNOWN_SCOPES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+    GOOGLE_SCOPES
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+});
+
+/// Whether Google would recognise this scope. A string that is no Google scope is
+/// `invalid_scope`; a real one that was not delegated is `unauthorized_client`
+/// (https://developers.google.com/identity/protocols/oauth2/service-account), so the
+/// two must not be confused for scopes of APIs the emulator does not serve.
 pub fn is_known_scope(scope: &str) -> bool {
-    KNOWN_SCOPES.contains(&scope)
+    KNOWN_SCOPES.contains(scope)
 }
 
 /// A service account and the scopes delegated to it domain-wide.
@@ -592,12 +566,16 @@ fn jwt_bearer(emu: &Emulator, fields: &Fields) -> Result<TokenResponse, OAuthErr
         return Err(invalid_grant(messages::BAD_TIME));
     }
 
+    // A string that is no Google scope fails first, as `invalid_scope`, even when other
+    // scopes in the request are not delegated either.
     let requested = parse_scopes(claims.get("scope").and_then(Value::as_str).unwrap_or(""))?;
 
     let subject = match claims.get("sub").and_then(Value::as_str) {
         None | Some("") => None,
         Some(sub) => {
-            // Domain-wide delegation: every scope must be delegated to this client.
+            // Domain-wide delegation: every scope must be delegated to this client. A real
+            // scope the admin did not enter (say `gmail.settings.sharing` or `drive`) is
+            // `unauthorized_client` with HTTP 401, never `invalid_scope`.
             if !requested.iter().all(|s| delegated.contains(s)) {
                 return Err(OAuthError::new(
                     StatusCode::UNAUTHORIZED,
@@ -1080,6 +1058,44 @@ mod tests {
         assert!(parse_scopes("").is_err());
         assert!(parse_scopes(&format!("{},{}", scopes::CONTACTS, scopes::GMAIL_SEND)).is_err());
         assert!(parse_scopes("https://www.googleapis.com/auth/bogus").is_err());
+    }
+
+    #[test]
+    fn scope_list_is_sorted_unique_and_covers_every_scope_orgsync_names() {
+        let listed: Vec<&str> = GOOGLE_SCOPES
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        assert!(listed.len() > 500, "{} scopes", listed.len());
+        assert!(
+            listed.windows(2).all(|w| w[0] < w[1]),
+            "sorted, no duplicates"
+        );
+        assert!(listed.iter().all(|l| l.trim() == *l && !l.contains(' ')));
+        for s in DEFAULT_DELEGATED_SCOPES.iter().chain(&[
+            scopes::DIRECTORY_GROUP,
+            scopes::MAIL_GOOGLE_COM,
+            scopes::OPENID,
+            scopes::USERINFO_EMAIL,
+            "email",
+            "profile",
+            // Real scopes of APIs the emulator does not serve.
+            "https://www.googleapis.com/auth/gmail.settings.sharing",
+            "https://www.googleapis.com/auth/drive",
+            "https://www.googleapis.com/auth/admin.directory.rolemanagement",
+            "https://www.googleapis.com/auth/calendar.settings.readonly",
+            "https://www.googleapis.com/auth/user.birthday.read",
+        ]) {
+            assert!(is_known_scope(s), "{s}");
+        }
+        for bogus in [
+            "https://www.googleapis.com/auth/bogus",
+            "https://www.googleapis.com/auth/drive ",
+            "drive",
+            "",
+        ] {
+            assert!(!is_known_scope(bogus), "{bogus:?}");
+        }
     }
 
     #[test]

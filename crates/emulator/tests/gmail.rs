@@ -1,12 +1,16 @@
 //! Gmail v1 over real loopback HTTP: JSON `raw` and upload sends, byte-exact
 //! `format=raw`, the `format=full` MIME tree, drafts, search and paging, delivery to
-//! recipients in the domain, and Google's errors for size, recipients and scopes.
+//! recipients in the domain, and Google's errors for size, recipients and scopes; labels
+//! and `messages.modify` in `gmail/labels.rs`.
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_wire::scopes;
 use serde_json::{Value, json};
+
+#[path = "gmail/labels.rs"]
+mod labels;
 
 struct Env {
     h: EmulatorHandle,

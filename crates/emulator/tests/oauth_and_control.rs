@@ -339,6 +339,60 @@ async fn undelegated_scope_is_unauthorized_client_401() {
     );
 }
 
+/// Real Google scopes outside the APIs the emulator serves, or outside orgsync's needs.
+const REAL_UNDELEGATED: [&str; 4] = [
+    "https://www.googleapis.com/auth/gmail.settings.sharing",
+    "https://www.googleapis.com/auth/drive",
+    "https://www.googleapis.com/auth/admin.directory.rolemanagement.readonly",
+    "https://www.googleapis.com/auth/calendar.settings.readonly",
+];
+
+#[tokio::test]
+async fn undelegated_real_scope_is_unauthorized_client_not_invalid_scope() {
+    let h = start(0).await;
+    let key = key_of(&h);
+    for scope in REAL_UNDELEGATED {
+        // Alone, and next to a delegated scope: both are a delegation problem.
+        for asked in [scope.to_string(), format!("{} {scope}", scopes::CONTACTS)] {
+            let c = claims(&h, &key, Some(ADMIN), &asked);
+            let got = grant(&h, &sign(&key.private_key, Some(&key.private_key_id), &c)).await;
+            assert_oauth_error(
+                &got,
+                401,
+                "unauthorized_client",
+                messages::UNAUTHORIZED_CLIENT,
+            );
+        }
+    }
+    // A made-up scope is still `invalid_scope`, even next to an undelegated real one.
+    let asked = format!(
+        "{} https://www.googleapis.com/auth/gmail.bogus",
+        REAL_UNDELEGATED[0]
+    );
+    let c = claims(&h, &key, Some(ADMIN), &asked);
+    let got = grant(&h, &sign(&key.private_key, Some(&key.private_key_id), &c)).await;
+    assert_oauth_error(&got, 400, "invalid_scope", messages::INVALID_SCOPE);
+}
+
+#[tokio::test]
+async fn delegating_a_real_scope_of_another_api_makes_the_grant_succeed() {
+    let h = start(0).await;
+    let key = key_of(&h);
+    let (status, body) = control(
+        &h,
+        reqwest::Method::PUT,
+        "delegation",
+        Some(json!({"scopes": [REAL_UNDELEGATED[0], REAL_UNDELEGATED[1]]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let asked = format!("{} {}", REAL_UNDELEGATED[0], REAL_UNDELEGATED[1]);
+    let c = claims(&h, &key, Some(ADMIN), &asked);
+    let (status, body) = grant(&h, &sign(&key.private_key, Some(&key.private_key_id), &c)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], asked.as_str());
+}
+
 #[tokio::test]
 async fn unknown_subject_is_invalid_grant() {
     let h = start(0).await;
@@ -648,6 +702,47 @@ async fn authorization_endpoint_validates_before_redirecting() {
     let loc = loc.unwrap();
     assert_eq!(query_of(&loc, "error").as_deref(), Some("invalid_request"));
     assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+    assert!(query_of(&loc, "code").is_none());
+}
+
+#[tokio::test]
+async fn installed_app_flow_consents_to_real_scopes_of_any_api_and_refuses_made_up_ones() {
+    let h = start(0).await;
+    let p = pkce();
+    let (client_id, _) = client_of(&h);
+    let redirect = "http://127.0.0.1:53682/";
+    let ask = |scope: String| {
+        vec![
+            ("client_id", client_id.clone()),
+            ("redirect_uri", redirect.to_string()),
+            ("response_type", "code".to_string()),
+            ("scope", scope),
+            ("code_challenge", p.challenge.clone()),
+            ("code_challenge_method", "S256".to_string()),
+            ("state", "s2".to_string()),
+        ]
+    };
+    fn refs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+        v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    // A user may consent to any real scope; nothing is delegated in this flow.
+    let real = format!("{} {}", REAL_UNDELEGATED[0], REAL_UNDELEGATED[1]);
+    let params = ask(real.clone());
+    let (status, loc) = authorize(&h, &refs(&params)).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let loc = loc.unwrap();
+    assert_eq!(query_of(&loc, "error"), None, "{loc}");
+    let code = query_of(&loc, "code").expect("code in redirect");
+    let (status, body) = exchange(&h, &code, redirect, &p.verifier).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], real.as_str());
+
+    let params = ask("https://www.googleapis.com/auth/drive.bogus".into());
+    let (status, loc) = authorize(&h, &refs(&params)).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let loc = loc.unwrap();
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("invalid_scope"));
     assert!(query_of(&loc, "code").is_none());
 }
 

@@ -1,6 +1,7 @@
 //! Gmail v1: `messages.send` (JSON `raw` and the `/upload/` endpoint, `uploadType=media`
-//! and `multipart`), `drafts.create|get|list|send|delete`, `messages.list|get`,
-//! `messages.attachments.get` and `getProfile`, over per-user mailboxes.
+//! and `multipart`), `drafts.create|get|list|send|delete`, `messages.list|get|modify`,
+//! `messages.attachments.get`, `labels.list|get|create|patch|update|delete` (see
+//! [`labels`]) and `getProfile`, over per-user mailboxes.
 //!
 //! Each user's mailbox keeps the exact bytes of every message (so `format=raw` is
 //! byte-exact) plus the few decoded fields that searching needs; `format=full` parses
@@ -35,6 +36,7 @@
 //!   (403, Google's messages).
 //! - `uploadType=resumable` is not implemented (400 saying so); orgsync does not use it.
 
+mod labels;
 mod mime;
 mod search;
 
@@ -167,6 +169,12 @@ struct Mailbox {
     history_id: u64,
     /// When this user's recent sends happened (rolling 24 h window).
     sends: VecDeque<i64>,
+    /// The user's own labels in creation order (system labels are fixed, see [`labels`]).
+    #[serde(default)]
+    labels: Vec<labels::UserLabel>,
+    /// The number of the last user label id handed out (`Label_<n>`); never reused.
+    #[serde(default)]
+    last_label: u64,
 }
 
 /// One message of one mailbox, as stored.
@@ -1209,6 +1217,21 @@ pub fn routes() -> Router<Arc<Emulator>> {
             post(messages_send_upload),
         )
         .route("/gmail/v1/users/{userId}/messages/{id}", get(messages_get))
+        .route(
+            "/gmail/v1/users/{userId}/messages/{id}/modify",
+            post(labels::messages_modify),
+        )
+        .route(
+            "/gmail/v1/users/{userId}/labels",
+            get(labels::labels_list).post(labels::labels_create),
+        )
+        .route(
+            "/gmail/v1/users/{userId}/labels/{id}",
+            get(labels::labels_get)
+                .patch(labels::labels_patch)
+                .put(labels::labels_update)
+                .delete(labels::labels_delete),
+        )
         .route(
             "/gmail/v1/users/{userId}/messages/{messageId}/attachments/{id}",
             get(attachments_get),
