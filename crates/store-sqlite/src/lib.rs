@@ -105,7 +105,46 @@ fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
     }
 }
 
+/// The full (extended) SQLite result code of a driver error.
+fn sqlite_extended_code(e: &sqlx::Error) -> Option<i32> {
+    match e {
+        sqlx::Error::Database(db) => db.code()?.parse::<i32>().ok(),
+        _ => None,
+    }
+}
+
+/// A read-only pool on `options` and the schema version it finds (0 for a file never
+/// migrated). The version is read here because SQLite reports a WAL file it cannot read
+/// at the first query, not at connect.
+async fn read_only_pool(
+    options: SqliteConnectOptions,
+) -> std::result::Result<(SqlitePool, i64), sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(BUSY_TIMEOUT + StdDuration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    let migrated: bool = sqlx::query_scalar(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let version = if migrated {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT max(version) FROM _sqlx_migrations WHERE success = 1",
+        )
+        .fetch_one(&pool)
+        .await?
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    Ok((pool, version))
+}
+
 const SQLITE_READONLY: i32 = 8;
+/// `SQLITE_READONLY_DIRECTORY`: <https://www.sqlite.org/rescode.html#readonly_directory>.
+const SQLITE_READONLY_DIRECTORY: i32 = 1544;
 const SQLITE_CANTOPEN: i32 = 14;
 
 /// A migration failure as one sentence, SQLite's message stated once.
@@ -362,20 +401,17 @@ impl SqliteStore {
             .read_only(true)
             .create_if_missing(false)
             .busy_timeout(BUSY_TIMEOUT);
-        let pool_options = || {
-            SqlitePoolOptions::new()
-                .max_connections(4)
-                .acquire_timeout(BUSY_TIMEOUT + StdDuration::from_secs(5))
-        };
-        let pool = match pool_options().connect_with(options.clone()).await {
-            Ok(pool) => pool,
+        let no_sidecars = !sidecar(path, "-shm").exists() && !sidecar(path, "-wal").exists();
+        let (pool, found) = match read_only_pool(options.clone()).await {
+            Ok(opened) => opened,
+            // SQLite could not create the -shm file it needs to read a WAL database
+            // (SQLITE_READONLY_DIRECTORY, or CANTOPEN on older versions).
             Err(e)
-                if sqlite_code(&e) == Some(SQLITE_CANTOPEN)
-                    && !sidecar(path, "-shm").exists()
-                    && !sidecar(path, "-wal").exists() =>
+                if no_sidecars
+                    && (sqlite_extended_code(&e) == Some(SQLITE_READONLY_DIRECTORY)
+                        || sqlite_code(&e) == Some(SQLITE_CANTOPEN)) =>
             {
-                pool_options()
-                    .connect_with(options.immutable(true))
+                read_only_pool(options.immutable(true))
                     .await
                     .map_err(|e| open_err(sqlite_message(&e)))?
             }
@@ -384,15 +420,6 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             target: target.clone(),
-        };
-        let found = match store.schema_version().await {
-            Ok(v) => v,
-            // No migrations table: an empty file, never migrated.
-            Err(StoreError::Database(e)) if e.to_string().contains("no such table") => 0,
-            Err(e) => {
-                store.pool.close().await;
-                return Err(e);
-            }
         };
         let expected = latest_migration();
         if found != expected {
@@ -411,22 +438,27 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// Take the write lock and give it back: on a file this process cannot write (a
-    /// read-only file, directory or mount, where SQLite quietly opens read-only), this fails
-    /// with `SQLITE_READONLY` now rather than at the first write of a run.
+    /// Make a write and roll it back: on a file this process cannot write (a read-only
+    /// file, directory or mount, where SQLite quietly opens the database read-only) this
+    /// fails with `SQLITE_READONLY` now rather than at the first write of a run. (`BEGIN
+    /// IMMEDIATE` alone succeeds on a read-only database: it is the first page write that
+    /// fails.)
     async fn check_writable(&self) -> Result<()> {
-        let denied = |e: &sqlx::Error| {
-            matches!(sqlite_code(e), Some(SQLITE_READONLY | SQLITE_CANTOPEN))
-        };
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await;
-        match tx {
-            Ok(tx) => tx.rollback().await.map_err(db_err),
-            Err(e) if denied(&e) => Err(StoreError::ReadOnly {
-                target: self.target.to_string(),
-                reason: sqlite_message(&e),
-                hint: READ_ONLY_HINT.into(),
-            }),
+        let mut tx = self.write_tx().await?;
+        let probe = sqlx::query("CREATE TABLE _orgsync_write_probe (x)")
+            .execute(&mut *tx)
+            .await;
+        let rolled_back = tx.rollback().await;
+        match probe {
+            Err(e) if matches!(sqlite_code(&e), Some(SQLITE_READONLY | SQLITE_CANTOPEN)) => {
+                Err(StoreError::ReadOnly {
+                    target: self.target.to_string(),
+                    reason: sqlite_message(&e),
+                    hint: READ_ONLY_HINT.into(),
+                })
+            }
             Err(e) => Err(db_err(e)),
+            Ok(_) => rolled_back.map_err(db_err),
         }
     }
 
