@@ -218,7 +218,10 @@ async fn a_read_only_connection_reads_refuses_writes_and_never_migrates() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(err.contains("schema version 0") && err.contains("migrate"), "{err}");
+    assert!(
+        err.contains("schema version 0") && err.contains("migrate"),
+        "{err}"
+    );
     let tables: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
     )

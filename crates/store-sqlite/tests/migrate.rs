@@ -93,7 +93,9 @@ async fn a_read_only_open_creates_no_lock_file_and_never_writes() {
         ro.get_sync_state("s", "k").await.unwrap().as_deref(),
         Some("v")
     );
-    let write = ro.set_sync_state("s", "k", "changed", chrono::Utc::now()).await;
+    let write = ro
+        .set_sync_state("s", "k", "changed", chrono::Utc::now())
+        .await;
     assert!(write.is_err(), "a read-only store accepted a write");
     ro.close().await;
 
@@ -106,9 +108,10 @@ async fn a_read_only_open_creates_no_lock_file_and_never_writes() {
     let mut files_after = listing(dir.path());
     files_after.retain(|name| {
         let name = name.to_string_lossy();
-        !(name.ends_with("-shm") || name.ends_with("-wal") && {
-            std::fs::metadata(dir.path().join(&*name)).unwrap().len() == 0
-        })
+        !(name.ends_with("-shm")
+            || name.ends_with("-wal") && {
+                std::fs::metadata(dir.path().join(&*name)).unwrap().len() == 0
+            })
     });
     assert_eq!(files_after, files_before, "files created or left behind");
     assert!(std::fs::read(&db).unwrap() == before, "the file changed");
@@ -131,7 +134,10 @@ async fn a_read_only_open_of_an_unmigrated_file_says_to_run_a_writing_command() 
         .await
         .unwrap();
     pool.close().await;
-    let err = SqliteStore::open_read_only(&db).await.unwrap_err().to_string();
+    let err = SqliteStore::open_read_only(&db)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains(&db.display().to_string()), "{err}");
     assert!(err.contains("schema version 0"), "{err}");
     assert!(err.contains("orgsync users sync"), "{err}");
@@ -140,7 +146,10 @@ async fn a_read_only_open_of_an_unmigrated_file_says_to_run_a_writing_command() 
         .await
         .unwrap_err()
         .to_string();
-    assert!(missing.contains("none.db") && missing.contains("does not exist"), "{missing}");
+    assert!(
+        missing.contains("none.db") && missing.contains("does not exist"),
+        "{missing}"
+    );
     assert!(!dir.path().join("none.db").exists());
 }
 

@@ -113,7 +113,10 @@ mod tests {
             expected: 5,
         }
         .to_string();
-        assert!(older.contains("/x.db") && older.contains("migrate"), "{older}");
+        assert!(
+            older.contains("/x.db") && older.contains("migrate"),
+            "{older}"
+        );
         let newer = StoreError::SchemaMismatch {
             target: "state file /x.db".into(),
             found: 6,

@@ -35,7 +35,14 @@
 //! stops before reading a single address book. Each user's real plan is also checked
 //! before that user's first write (catching, say, a lost state file); a user stopped
 //! there gets no write and the run exits 3.
+//!
+//! # One writing run at a time
+//!
+//! `sync` and `undo` hold the [`lease::RUN_LEASE`] store lease for the whole run (see
+//! [`lease`]); a second one waits for it, or fails at once with [`lease::LeaseError::Held`]
+//! when asked not to wait. `plan` and `--dry-run` write nothing and take no lease.
 
+pub mod lease;
 mod photos;
 mod report;
 mod target;
@@ -73,7 +80,7 @@ const STATE_SCOPE: &str = "contacts";
 const SOURCES_KEY: &str = "sources";
 
 /// What the caller asks for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ContactsOptions {
     pub mode: Mode,
     /// Sync/undo: decide and report, write nothing.
@@ -88,6 +95,46 @@ pub struct ContactsOptions {
     pub concurrency: Option<usize>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// How a writing run takes the [`lease::RUN_LEASE`] lease.
+    pub lease: LeaseOptions,
+}
+
+impl std::fmt::Debug for ContactsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactsOptions")
+            .field("mode", &self.mode)
+            .field("dry_run", &self.dry_run)
+            .field("force", &self.force)
+            .field("users", &self.users)
+            .field("limit", &self.limit)
+            .field("concurrency", &self.concurrency)
+            .field("progress", &self.progress)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// Called when a run finds the lease held and starts (or goes on) waiting.
+pub type OnLeaseWait = Arc<dyn Fn(&orgsync_store::Lease) + Send + Sync>;
+
+/// How a writing run takes the lease.
+#[derive(Clone, Default)]
+pub struct LeaseOptions {
+    /// Fail at once with [`lease::LeaseError::Held`] instead of waiting.
+    pub no_wait: bool,
+    /// Told when the run starts waiting for another holder (default: a warning in the log).
+    pub on_wait: Option<OnLeaseWait>,
+    pub timing: lease::LeaseTiming,
+}
+
+impl std::fmt::Debug for LeaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseOptions")
+            .field("no_wait", &self.no_wait)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "<callback>"))
+            .field("timing", &self.timing)
+            .finish()
+    }
 }
 
 impl ContactsOptions {
@@ -100,6 +147,7 @@ impl ContactsOptions {
             limit: None,
             concurrency: None,
             progress: false,
+            lease: LeaseOptions::default(),
         }
     }
 }
@@ -129,9 +177,73 @@ pub fn mapping_options(config: &Config) -> MappingOptions {
     }
 }
 
+/// Whether a run with these options writes (and so needs the lease).
+pub fn writes(options: &ContactsOptions) -> bool {
+    options.mode != Mode::Plan && !options.dry_run
+}
+
 /// Run the contacts job. Errors are for the run as a whole (directory read, state
-/// store); a user's failure is recorded in the report and the others go on.
+/// store, the lease: [`lease::LeaseError`]); a user's failure is recorded in the report
+/// and the others go on.
+///
+/// A writing run first takes the [`lease::RUN_LEASE`] lease (waiting for another run
+/// unless `options.lease.no_wait`) and releases it at the end, on success or error.
 pub async fn run(
+    client: &GoogleClient,
+    store: Arc<dyn Store>,
+    config: &Config,
+    options: &ContactsOptions,
+) -> anyhow::Result<ContactsReport> {
+    if !writes(options) {
+        return run_unleased(client, store, config, options).await;
+    }
+    let holder = lease::holder_id();
+    let timing = options.lease.timing;
+    let held = if options.lease.no_wait {
+        lease::RunLease::try_acquire(store.clone(), lease::RUN_LEASE, &holder, timing)
+            .await
+            .map_err(lease::LeaseError::Store)?
+            .map_err(lease::LeaseError::Held)?
+    } else {
+        let on_wait = options.lease.on_wait.clone();
+        lease::RunLease::acquire_waiting(store.clone(), lease::RUN_LEASE, &holder, timing, |l| {
+            match &on_wait {
+                Some(tell) => tell(l),
+                None => tracing::warn!(
+                    holder = %l.holder,
+                    since = %lease::since(l),
+                    "another contacts run holds the lease; waiting"
+                ),
+            }
+        })
+        .await
+        .map_err(lease::LeaseError::Store)?
+    };
+    tracing::debug!(holder = %held.holder(), "contacts-run lease taken");
+    let result = run_under_lease(&held, client, store, config, options).await;
+    held.release().await;
+    result
+}
+
+/// A run under a lease the caller holds (a long-lived holder takes it once and runs many
+/// times). If the lease is lost the run stops at once — its in-flight requests are dropped
+/// — and fails with [`lease::LeaseError::Lost`].
+pub async fn run_under_lease(
+    lease: &lease::RunLease,
+    client: &GoogleClient,
+    store: Arc<dyn Store>,
+    config: &Config,
+    options: &ContactsOptions,
+) -> anyhow::Result<ContactsReport> {
+    tokio::select! {
+        biased;
+        reason = lease.lost() => Err(lease::LeaseError::Lost(reason).into()),
+        report = run_unleased(client, store, config, options) => report,
+    }
+}
+
+/// The run itself; the caller holds the lease if it writes.
+async fn run_unleased(
     client: &GoogleClient,
     store: Arc<dyn Store>,
     config: &Config,
