@@ -205,10 +205,17 @@ impl RunLease {
     /// Resolves with the reason once the lease is lost; never while it is held.
     pub async fn lost(&self) -> String {
         let mut rx = self.lost.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(reason) => reason.clone().unwrap_or_default(),
-            // The renewer ended without losing it (released): never resolves.
-            Err(_) => std::future::pending().await,
+        loop {
+            // Cloned out at once: the borrow must not live across an await (the run
+            // future is sent between threads).
+            let current = rx.borrow_and_update().clone();
+            if let Some(reason) = current {
+                return reason;
+            }
+            if rx.changed().await.is_err() {
+                // The renewer ended without losing it (released): never resolves.
+                return std::future::pending().await;
+            }
         }
     }
 

@@ -434,3 +434,75 @@ fn progress_bar(enabled: bool, len: usize) -> Option<ProgressBar> {
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context;
+    use orgsync_emulator::EmulatorConfig;
+
+    /// A run whose lease is lost mid-run (another holder took it) stops writing and fails
+    /// with [`lease::LeaseError::Lost`] instead of finishing beside the new holder.
+    #[tokio::test]
+    async fn a_run_that_loses_its_lease_stops_and_says_so() {
+        let emu = orgsync_emulator::spawn(EmulatorConfig {
+            // Slow enough that the run is still going when the lease is taken away.
+            latency_ms: 200,
+            ..EmulatorConfig::for_tests(8)
+        })
+        .await
+        .unwrap();
+        let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).unwrap();
+        let config = context::emulator_config(
+            &emu.base_url,
+            serde_json::to_string(&key).unwrap(),
+            &emu.emulator.config.admin_email(),
+        );
+        let client = context::service_account_client(&config).unwrap();
+        let store = context::open_store(&config.state).await.unwrap();
+        let timing = lease::LeaseTiming {
+            ttl: Duration::from_secs(5),
+            renew_every: Duration::from_millis(200),
+            poll_every: Duration::from_millis(50),
+        };
+        let held = lease::RunLease::try_acquire(store.clone(), lease::RUN_LEASE, "us", timing)
+            .await
+            .unwrap()
+            .unwrap();
+        let thief = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            thief.release_lease(lease::RUN_LEASE, "us").await.unwrap();
+            let ttl = chrono::Duration::seconds(60);
+            assert!(
+                thief
+                    .try_acquire_lease(lease::RUN_LEASE, "them", chrono::Utc::now(), ttl)
+                    .await
+                    .unwrap()
+            );
+        });
+        let options = ContactsOptions {
+            concurrency: Some(1),
+            ..ContactsOptions::new(Mode::Sync)
+        };
+        let err = run_under_lease(&held, &client, store.clone(), &config, &options)
+            .await
+            .expect_err("the run went on without its lease");
+        let lost = err.downcast_ref::<lease::LeaseError>();
+        assert!(
+            matches!(lost, Some(lease::LeaseError::Lost(reason)) if reason.contains("them")),
+            "{err:#}"
+        );
+        held.release().await;
+        assert_eq!(
+            store
+                .get_lease(lease::RUN_LEASE)
+                .await
+                .unwrap()
+                .unwrap()
+                .holder,
+            "them",
+            "releasing a lost lease freed the new holder's"
+        );
+    }
+}
