@@ -20,7 +20,8 @@ use crate::commands;
 the Gmail and Calendar APIs.\n\nIt ships a local Workspace emulator: `orgsync demo` runs the \
 whole contacts job against it, and `orgsync emulator` serves it for development.",
     after_help = "Exit codes: 0 done, 1 some targets failed, 2 configuration or auth error, \
-3 stopped by the safety guard (re-run with --force if intended)."
+3 stopped by the safety guard (re-run with --force if intended), 4 another contacts run is in \
+progress (--no-wait)."
 )]
 pub struct Cli {
     #[command(flatten)]

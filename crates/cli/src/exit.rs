@@ -12,6 +12,8 @@ pub enum Exit {
     Config = 2,
     /// The safety guard stopped the run before writing; re-run with --force if intended.
     Guard = 3,
+    /// Another run holds the run lease and --no-wait was given: nothing was done.
+    InProgress = 4,
 }
 
 impl From<Exit> for ExitCode {

@@ -171,3 +171,224 @@ async fn an_unknown_user_or_a_missing_key_is_a_configuration_error() {
         out.stderr
     );
 }
+
+// ---- one writing run at a time (the contacts-run lease) ---------------------------------
+
+/// The lease as the store shows it, read without writing (`None` until a run holds it).
+async fn lease_holder(state: &Path) -> Option<orgsync_store::Lease> {
+    use orgsync_store::Store;
+    let store = orgsync_store_sqlite::SqliteStore::open_read_only(state)
+        .await
+        .ok()?;
+    let lease = store.get_lease("contacts-run").await.ok().flatten();
+    store.close().await;
+    lease
+}
+
+/// Regression: two `contacts sync` runs at once both wrote; one then reported "duplicates
+/// merged 290" (phones showed every colleague twice meanwhile). Now the second waits for
+/// the first (and says so), and `--no-wait` exits 4 while a run holds the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sync_waits_for_the_first_and_no_wait_exits_4() {
+    let e = env(12).await;
+    let planned =
+        json(&orgsync(&e.config, &["contacts", "plan", "--json"], &[]).await)["totals"]["created"]
+            .as_u64()
+            .unwrap();
+    assert!(planned > 0);
+    // Slow Google down so that the first run is still writing while the others start.
+    let emu = e.emu.emulator.clone();
+    let mut faults = emu.faults.settings();
+    faults.latency_ms = 60;
+    emu.faults.set(faults).unwrap();
+
+    let config = e.config.clone();
+    let first = tokio::spawn(async move {
+        orgsync(
+            &config,
+            &["contacts", "sync", "--json", "--concurrency", "1"],
+            &[],
+        )
+        .await
+    });
+    let state = e.config.with_file_name("state.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let held = loop {
+        if let Some(lease) = lease_holder(&state).await {
+            break lease;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && !first.is_finished(),
+            "the first run never took the lease"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        held.holder.contains(':'),
+        "the holder names host and pid: {}",
+        held.holder
+    );
+
+    let config = e.config.clone();
+    let second =
+        tokio::spawn(async move { orgsync(&config, &["contacts", "sync", "--json"], &[]).await });
+    let refused = orgsync(&e.config, &["contacts", "sync", "--no-wait"], &[]).await;
+    assert_eq!(refused.code, 4, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("another contacts run is in progress")
+            && refused.stderr.contains(&held.holder),
+        "{}",
+        refused.stderr
+    );
+
+    let first = first.await.unwrap();
+    let second = second.await.unwrap();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("holds the lease; waiting")
+            && second.stderr.contains(&held.holder)
+            && second.stderr.contains("--no-wait"),
+        "the second run did not wait: {}",
+        second.stderr
+    );
+    let (first, second) = (json(&first), json(&second));
+    assert_eq!(first["totals"]["created"].as_u64(), Some(planned));
+    assert_eq!(
+        second["totals"]["created"], 0,
+        "the second run wrote again what the first wrote"
+    );
+    assert_eq!(first["totals"]["duplicatesMerged"], 0);
+    assert_eq!(second["totals"]["duplicatesMerged"], 0);
+    assert!(
+        lease_holder(&state).await.is_none(),
+        "the lease was not released"
+    );
+}
+
+// ---- read-only state -------------------------------------------------------------------
+//
+// The tests run as root, where file permissions do not stop a write. So the binary is run
+// as `nobody` through `setpriv` (util-linux) on files prepared for that user; run as an
+// ordinary user, the same permissions apply to the binary directly.
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// The real binary as an unprivileged user (see above); `None` when that is not possible
+/// here (root without `setpriv`).
+async fn orgsync_unprivileged(config: &Path, args: &[&str]) -> Option<Out> {
+    let bin = env!("CARGO_BIN_EXE_orgsync");
+    let mut cmd = if running_as_root() {
+        let mut cmd = tokio::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        cmd
+    } else {
+        tokio::process::Command::new(bin)
+    };
+    let out = cmd
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("ORGSYNC_CONFIG")
+        .output()
+        .await;
+    match out {
+        Ok(out) => Some(Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }),
+        Err(e) => {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "WARNING: skipping a read-only state test: cannot run setpriv ({e})"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(unix)]
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Regression: with a read-only state file, `contacts sync` started, failed every user at
+/// its first state write and exited 1. It must fail once, before any work, with exit 2 and a
+/// message naming the file and what to do.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_read_only_state_file_fails_the_sync_up_front_with_exit_2() {
+    let e = env(3).await;
+    assert_eq!(orgsync(&e.config, &["contacts", "sync"], &[]).await.code, 0);
+    let dir = e.config.parent().unwrap();
+    let state = dir.join("state.db");
+    if running_as_root() {
+        // Everything belongs to `nobody`, who may write the directory but not the file.
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    chmod(&state, 0o444);
+    let Some(out) = orgsync_unprivileged(&e.config, &["contacts", "sync"]).await else {
+        return;
+    };
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&state.display().to_string()) && out.stderr.contains("read-only"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty(), "the run started: {}", out.stdout);
+    chmod(&state, 0o600);
+}
+
+/// Regression: in a read-only state directory even `users list` and `contacts plan` failed,
+/// because opening the store wanted to create `<path>.migrate-lock`. Commands that only read
+/// must work; one that writes fails up front, naming the lock file.
+#[cfg(unix)]
+#[tokio::test]
+async fn read_only_commands_work_in_a_read_only_state_directory() {
+    let e = env(3).await;
+    assert_eq!(orgsync(&e.config, &["contacts", "sync"], &[]).await.code, 0);
+    let dir = e.config.parent().unwrap();
+    // Readable by the unprivileged user, writable by no one but root.
+    for file in ["state.db", "sa.json", "orgsync.toml"] {
+        chmod(&dir.join(file), 0o444);
+    }
+    chmod(dir, 0o555);
+    let run = |args: &'static [&'static str]| orgsync_unprivileged(&e.config, args);
+    let Some(users) = run(&["users", "list"]).await else {
+        chmod(dir, 0o755);
+        return;
+    };
+    assert_eq!(users.code, 0, "users list: {}", users.stderr);
+    let plan = run(&["contacts", "plan", "--json"]).await.unwrap();
+    assert_eq!(plan.code, 0, "contacts plan: {}", plan.stderr);
+    assert_eq!(json(&plan)["totals"]["created"], 0, "{}", plan.stdout);
+    let dry = run(&["contacts", "sync", "--dry-run"]).await.unwrap();
+    assert_eq!(dry.code, 0, "contacts sync --dry-run: {}", dry.stderr);
+    let channels = run(&["channels", "list"]).await.unwrap();
+    assert_eq!(channels.code, 0, "channels list: {}", channels.stderr);
+
+    let sync = run(&["contacts", "sync"]).await.unwrap();
+    assert_eq!(sync.code, 2, "{}\n{}", sync.stdout, sync.stderr);
+    assert!(
+        sync.stderr.contains("state.db.migrate-lock") && sync.stderr.contains("write access"),
+        "{}",
+        sync.stderr
+    );
+    chmod(dir, 0o755);
+}

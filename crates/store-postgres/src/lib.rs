@@ -18,6 +18,7 @@
 mod rows;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -66,32 +67,113 @@ fn limit(n: u32) -> i64 {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// How errors name this database (`PostgreSQL database postgres://USER@HOST:PORT/DB`,
+    /// never with a password).
+    target: Arc<str>,
+}
+
+/// How errors name the database `options` connect to (no password: the options' own
+/// fields, not the URL, are used).
+fn describe(options: &PgConnectOptions) -> String {
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    format!(
+        "PostgreSQL database postgres://{}@{host}/{}",
+        options.get_username(),
+        options.get_database().unwrap_or("")
+    )
+}
+
+/// The server's message of a driver error, once (sqlx's wrapper text adds nothing).
+fn pg_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLSTATE {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The version of the newest migration this build embeds.
+fn latest_migration() -> i64 {
+    MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
 }
 
 impl PgStore {
     /// Connect to `url` (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?options]` or
     /// `postgresql://…`) and apply migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(Self::parse(url)?, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    fn parse(url: &str) -> Result<PgConnectOptions> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(StoreError::InvalidUrl(url.to_owned()));
+            return Err(StoreError::InvalidUrl(redact_url(url)));
         }
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact_url(url))))?;
-        Self::connect_with(options, DEFAULT_MAX_CONNECTIONS).await
+        PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::InvalidUrl(format!("{}: {e}", redact_url(url))))
     }
 
     /// Connect with explicit options (e.g. a `search_path` via
     /// [`PgConnectOptions::options`]) and pool size, and apply migrations.
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        let store = Self::pool_for(options, max_connections).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connect for reading only: no migration, every transaction read-only
+    /// (`default_transaction_read_only`), and the schema must be the one this build
+    /// expects, else [`StoreError::SchemaMismatch`].
+    pub async fn connect_read_only(url: &str) -> Result<Self> {
+        Self::connect_read_only_with(Self::parse(url)?).await
+    }
+
+    /// [`Self::connect_read_only`] with explicit options.
+    pub async fn connect_read_only_with(options: PgConnectOptions) -> Result<Self> {
+        let options = options.options([("default_transaction_read_only", "on")]);
+        let store = Self::pool_for(options, 4).await?;
+        let found = match store.schema_version().await {
+            Ok(v) => v,
+            // No migrations table: a database orgsync never migrated.
+            Err(StoreError::Database(e)) if e.to_string().contains("does not exist") => 0,
+            Err(e) => {
+                store.pool.close().await;
+                return Err(e);
+            }
+        };
+        let expected = latest_migration();
+        if found != expected {
+            store.pool.close().await;
+            return Err(StoreError::SchemaMismatch {
+                target: store.target.to_string(),
+                found,
+                expected,
+            });
+        }
+        Ok(store)
+    }
+
+    async fn pool_for(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        let target: Arc<str> = describe(&options).into();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(StdDuration::from_secs(20))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Connect(Box::new(e)))?;
-        let store = PgStore { pool };
-        store.migrate().await?;
-        Ok(store)
+            .map_err(|e| StoreError::Open {
+                target: target.to_string(),
+                reason: pg_message(&e),
+            })?;
+        Ok(PgStore { pool, target })
     }
 
     /// The underlying pool (for diagnostics and tests).
@@ -243,7 +325,16 @@ impl Store for PgStore {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Migrate(Box::new(e)))
+            .map_err(|e| StoreError::Migrate {
+                target: self.target.to_string(),
+                reason: match &e {
+                    sqlx::migrate::MigrateError::Execute(e) => pg_message(e),
+                    sqlx::migrate::MigrateError::ExecuteMigration(e, v) => {
+                        format!("migration {v}: {}", pg_message(e))
+                    }
+                    other => other.to_string(),
+                },
+            })
     }
 
     async fn schema_version(&self) -> Result<i64> {

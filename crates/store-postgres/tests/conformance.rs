@@ -181,3 +181,71 @@ async fn two_instances_share_the_job_queue_without_overlap() {
     second.close().await;
     teardown.await;
 }
+
+/// The read-only connection of `users list` and friends: it reads a migrated schema,
+/// refuses writes, and never migrates an unmigrated one (it says to run a writing command).
+#[tokio::test]
+async fn a_read_only_connection_reads_refuses_writes_and_never_migrates() {
+    let Some((store, options, schema, teardown)) = isolated().await else {
+        return;
+    };
+    let now = orgsync_store::conformance::t0();
+    store.set_sync_state("s", "k", "v", now).await.unwrap();
+    let ro = PgStore::connect_read_only_with(options.clone())
+        .await
+        .expect("read-only connection");
+    assert_eq!(
+        ro.get_sync_state("s", "k").await.unwrap().as_deref(),
+        Some("v")
+    );
+    assert!(
+        ro.set_sync_state("s", "k", "w", now).await.is_err(),
+        "a read-only connection wrote"
+    );
+    ro.close().await;
+
+    // An empty schema: refused with what to do, and left unmigrated.
+    let empty = format!("{schema}_empty");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {empty}")))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = PgStore::connect_read_only_with(
+        PgConnectOptions::from_str(&base_url())
+            .unwrap()
+            .options([("search_path", empty.as_str())]),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("schema version 0") && err.contains("migrate"),
+        "{err}"
+    );
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(&empty)
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "a read-only connection migrated");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {empty} CASCADE")))
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    teardown.await;
+}
+
+/// Open errors name the database without its password and state the server's message once.
+#[tokio::test]
+async fn open_errors_name_the_database_without_its_password() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let err = PgStore::connect("postgres://orgsync:hunter2@127.0.0.1:1/orgsync")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("127.0.0.1:1/orgsync"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}

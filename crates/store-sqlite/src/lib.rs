@@ -18,7 +18,9 @@
 
 mod rows;
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
@@ -67,10 +69,164 @@ pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
 }
 
 /// The sidecar lock file that serialises migrations of the database at `db`.
-fn migrate_lock_path(db: &std::path::Path) -> std::path::PathBuf {
+fn migrate_lock_path(db: &Path) -> PathBuf {
+    sidecar(db, ".migrate-lock")
+}
+
+/// `db` with `suffix` appended to its file name (`state.db` → `state.db-wal`).
+fn sidecar(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
-    name.push(".migrate-lock");
-    std::path::PathBuf::from(name)
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// How errors name the database at `path`.
+fn file_target(path: &Path) -> String {
+    format!("state file {}", path.display())
+}
+
+/// SQLite's own message of a driver error, once, with its result code
+/// (<https://www.sqlite.org/rescode.html>); sqlx's wrapper text adds nothing for a reader.
+fn sqlite_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => match db.code() {
+            Some(code) => format!("{} (SQLite code {code})", db.message()),
+            None => db.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The primary SQLite result code of a driver error (`SQLITE_READONLY` = 8, …).
+fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
+    match e {
+        sqlx::Error::Database(db) => db.code()?.parse::<i32>().ok().map(|c| c & 0xff),
+        _ => None,
+    }
+}
+
+/// The full (extended) SQLite result code of a driver error.
+fn sqlite_extended_code(e: &sqlx::Error) -> Option<i32> {
+    match e {
+        sqlx::Error::Database(db) => db.code()?.parse::<i32>().ok(),
+        _ => None,
+    }
+}
+
+/// A read-only pool on `options` and the schema version it finds (0 for a file never
+/// migrated). The version is read here because SQLite reports a WAL file it cannot read
+/// at the first query, not at connect.
+async fn read_only_pool(
+    options: SqliteConnectOptions,
+) -> std::result::Result<(SqlitePool, i64), sqlx::Error> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(BUSY_TIMEOUT + StdDuration::from_secs(5))
+        .connect_with(options)
+        .await?;
+    let migrated: bool = sqlx::query_scalar(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let version = if migrated {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT max(version) FROM _sqlx_migrations WHERE success = 1",
+        )
+        .fetch_one(&pool)
+        .await?
+        .unwrap_or(0)
+    } else {
+        0
+    };
+    Ok((pool, version))
+}
+
+const SQLITE_READONLY: i32 = 8;
+/// `SQLITE_READONLY_DIRECTORY`: <https://www.sqlite.org/rescode.html#readonly_directory>.
+const SQLITE_READONLY_DIRECTORY: i32 = 1544;
+const SQLITE_CANTOPEN: i32 = 14;
+
+/// A migration failure as one sentence, SQLite's message stated once.
+fn migrate_reason(e: &sqlx::migrate::MigrateError) -> String {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::Execute(e) => sqlite_message(e),
+        MigrateError::ExecuteMigration(e, version) => {
+            format!("migration {version}: {}", sqlite_message(e))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The version of the newest migration this build embeds.
+fn latest_migration() -> i64 {
+    MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// What to do about a state file orgsync cannot write.
+const READ_ONLY_HINT: &str = "commands that write state need write access to the file and to \
+     its directory (for the -wal, -shm and .migrate-lock files next to it): fix the ownership or \
+     permissions, or point [state] path at a writable location; read-only commands (`users \
+     list`, `contacts plan`, `channels list`) work as it is";
+
+/// Owner-only permissions (`0600`) for a file orgsync creates next to the database: the
+/// store holds channel tokens. Set explicitly, so the result does not depend on the umask.
+#[cfg(unix)]
+fn make_private(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+}
+
+/// Create the database file `path`, empty and `0600`, unless it exists; SQLite then opens
+/// it as a new database. (SQLite itself would create it with `0644` under the usual umask.)
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    if path.try_exists()? {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        #[cfg(unix)]
+        Ok(file) => make_private(&file),
+        #[cfg(not(unix))]
+        Ok(_) => Ok(()),
+        // Another opener created it first (under its own migrate lock); fine.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Give the `-wal` and `-shm` files no more access than the database file has (SQLite
+/// normally does this itself; a file left by an older version or another tool may not).
+#[cfg(unix)]
+fn align_sidecar_modes(db: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(db) else {
+        return;
+    };
+    let db_mode = meta.permissions().mode() & 0o777;
+    for suffix in ["-wal", "-shm"] {
+        let path = sidecar(db, suffix);
+        if let Ok(m) = std::fs::metadata(&path) {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & !db_mode != 0 {
+                // Best effort: SQLite already gives them the database file's mode; this
+                // only fails on a file owned by someone else, which we cannot fix here.
+                let _ = std::fs::set_permissions(
+                    &path,
+                    std::fs::Permissions::from_mode(mode & db_mode),
+                );
+            }
+        }
+    }
 }
 
 /// An exclusive advisory lock (`flock`) held while migrations run; released on drop, and by
@@ -78,24 +234,21 @@ fn migrate_lock_path(db: &std::path::Path) -> std::path::PathBuf {
 struct MigrateLock(std::fs::File);
 
 impl MigrateLock {
-    async fn acquire(path: std::path::PathBuf) -> Result<Self> {
+    async fn acquire(path: PathBuf) -> std::io::Result<Self> {
         let file = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .and_then(|f| f.lock().map(|()| f))
-                .map_err(|e| {
-                    std::io::Error::new(
-                        e.kind(),
-                        format!("cannot lock {} for migrations: {e}", path.display()),
-                    )
-                })
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).truncate(false).write(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let file = options.open(&path)?;
+            // An empty file, but keep it as private as the database next to it.
+            #[cfg(unix)]
+            let _ = make_private(&file);
+            file.lock()?;
+            Ok(file)
         })
         .await
-        .map_err(|e| StoreError::Connect(Box::new(std::io::Error::other(e))))?
-        .map_err(|e| StoreError::Connect(Box::new(e)))?;
+        .map_err(std::io::Error::other)??;
         Ok(MigrateLock(file))
     }
 }
@@ -114,6 +267,8 @@ fn limit(n: u32) -> i64 {
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// How errors name this database (`state file PATH`).
+    target: Arc<str>,
 }
 
 impl SqliteStore {
@@ -130,19 +285,43 @@ impl SqliteStore {
     }
 
     /// Open a database file at `path` (created if missing) and apply migrations.
-    pub async fn open_path(path: impl AsRef<std::path::Path>) -> Result<Self> {
+    pub async fn open_path(path: impl AsRef<Path>) -> Result<Self> {
         Self::connect_with(SqliteConnectOptions::new().filename(path), false).await
     }
 
     /// Open with explicit options. An in-memory database lives in one connection, so the
     /// pool is limited to one connection that is never recycled.
+    ///
+    /// A file is created `0600` (on Unix) with its lock file, and a file this process cannot
+    /// write is refused here, once, with [`StoreError::ReadOnly`] — not at the first write
+    /// of a run that has already started.
     pub async fn connect_with(options: SqliteConnectOptions, in_memory: bool) -> Result<Self> {
+        let path = options.get_filename().to_path_buf();
+        let target: Arc<str> = if in_memory {
+            "the in-memory SQLite database".into()
+        } else {
+            file_target(&path).into()
+        };
+        let open_err = |reason: String| StoreError::Open {
+            target: target.to_string(),
+            reason,
+        };
         // Held from before the first connection until the migrations are applied: the
         // first connection to a new file switches it to WAL, which needs an exclusive lock
         // that SQLite refuses at once ("database is locked") rather than waiting for it.
-        let lock = match (!in_memory).then(|| migrate_lock_path(options.get_filename())) {
-            Some(path) => Some(MigrateLock::acquire(path).await?),
-            None => None,
+        let lock = if in_memory {
+            None
+        } else {
+            let lock_path = migrate_lock_path(&path);
+            let lock = MigrateLock::acquire(lock_path.clone()).await.map_err(|e| {
+                open_err(format!(
+                    "cannot create or lock {}: {e}; {READ_ONLY_HINT}",
+                    lock_path.display()
+                ))
+            })?;
+            create_private_file(&path)
+                .map_err(|e| open_err(format!("cannot create it: {e}; {READ_ONLY_HINT}")))?;
+            Some(lock)
         };
         let options = options
             .create_if_missing(true)
@@ -166,17 +345,121 @@ impl SqliteStore {
         .acquire_timeout(BUSY_TIMEOUT + StdDuration::from_secs(5))
         .connect_with(options)
         .await
-        .map_err(|e| StoreError::Connect(Box::new(e)))?;
-        let store = SqliteStore { pool };
-        let migrated = store.migrate().await;
+        .map_err(|e| open_err(sqlite_message(&e)))?;
+        let store = SqliteStore {
+            pool,
+            target: target.clone(),
+        };
+        let ready = async {
+            if !in_memory {
+                store.check_writable().await?;
+            }
+            store.migrate().await
+        }
+        .await;
         drop(lock);
-        migrated?;
+        if let Err(e) = ready {
+            store.pool.close().await;
+            return Err(e);
+        }
+        #[cfg(unix)]
+        if !in_memory {
+            align_sidecar_modes(&path);
+        }
+        Ok(store)
+    }
+
+    /// Open an existing database file for reading only: no lock file, no file created, no
+    /// migration, so it works in a read-only directory or mount. The schema must be the one
+    /// this build expects, else [`StoreError::SchemaMismatch`] says to run a writing
+    /// command first. Every write fails.
+    ///
+    /// SQLite can read a WAL database without write access when its `-shm` file exists or
+    /// can be created (<https://www.sqlite.org/wal.html#readonly>). When neither is true, no
+    /// process has the database open for writing (a writer would have created them), and
+    /// the file is opened `immutable` instead.
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let target: Arc<str> = file_target(path).into();
+        let open_err = |reason: String| StoreError::Open {
+            target: target.to_string(),
+            reason,
+        };
+        match path.try_exists() {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(open_err(
+                    "it does not exist; run a command that writes state (e.g. `orgsync users \
+                     sync` or `orgsync contacts sync`) to create it"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(open_err(e.to_string())),
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(BUSY_TIMEOUT);
+        let no_sidecars = !sidecar(path, "-shm").exists() && !sidecar(path, "-wal").exists();
+        let (pool, found) = match read_only_pool(options.clone()).await {
+            Ok(opened) => opened,
+            // SQLite could not create the -shm file it needs to read a WAL database
+            // (SQLITE_READONLY_DIRECTORY, or CANTOPEN on older versions).
+            Err(e)
+                if no_sidecars
+                    && (sqlite_extended_code(&e) == Some(SQLITE_READONLY_DIRECTORY)
+                        || sqlite_code(&e) == Some(SQLITE_CANTOPEN)) =>
+            {
+                read_only_pool(options.immutable(true))
+                    .await
+                    .map_err(|e| open_err(sqlite_message(&e)))?
+            }
+            Err(e) => return Err(open_err(sqlite_message(&e))),
+        };
+        let store = SqliteStore {
+            pool,
+            target: target.clone(),
+        };
+        let expected = latest_migration();
+        if found != expected {
+            store.pool.close().await;
+            return Err(StoreError::SchemaMismatch {
+                target: target.to_string(),
+                found,
+                expected,
+            });
+        }
         Ok(store)
     }
 
     /// The underlying pool (for diagnostics and tests).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Make a write and roll it back: on a file this process cannot write (a read-only
+    /// file, directory or mount, where SQLite quietly opens the database read-only) this
+    /// fails with `SQLITE_READONLY` now rather than at the first write of a run. (`BEGIN
+    /// IMMEDIATE` alone succeeds on a read-only database: it is the first page write that
+    /// fails.)
+    async fn check_writable(&self) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        let probe = sqlx::query("CREATE TABLE _orgsync_write_probe (x)")
+            .execute(&mut *tx)
+            .await;
+        let rolled_back = tx.rollback().await;
+        match probe {
+            Err(e) if matches!(sqlite_code(&e), Some(SQLITE_READONLY | SQLITE_CANTOPEN)) => {
+                Err(StoreError::ReadOnly {
+                    target: self.target.to_string(),
+                    reason: sqlite_message(&e),
+                    hint: READ_ONLY_HINT.into(),
+                })
+            }
+            Err(e) => Err(db_err(e)),
+            Ok(_) => rolled_back.map_err(db_err),
+        }
     }
 
     async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
@@ -329,7 +612,10 @@ impl Store for SqliteStore {
         MIGRATOR
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Migrate(Box::new(e)))
+            .map_err(|e| StoreError::Migrate {
+                target: self.target.to_string(),
+                reason: migrate_reason(&e),
+            })
     }
 
     async fn schema_version(&self) -> Result<i64> {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use orgsync_daemon::channels::{self, ChannelCtx, ChannelReport};
 use orgsync_store::Channel;
 use orgsync_sync::config::ServeConfig;
-use orgsync_sync::context::{open_store, service_account_client};
+use orgsync_sync::context::{open_store, open_store_read_only, service_account_client};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
@@ -40,9 +40,13 @@ pub enum ChannelsCommand {
 
 pub async fn run(global: &Global, cmd: ChannelsCommand) -> anyhow::Result<Exit> {
     let config = load_config(global)?;
-    let store = open_store(&config.state)
-        .await
-        .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+    // `list` only reads: it works on a read-only state file.
+    let store = if matches!(cmd, ChannelsCommand::List { .. }) {
+        open_store_read_only(&config.state).await
+    } else {
+        open_store(&config.state).await
+    }
+    .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
     let now = chrono::Utc::now();
     if let ChannelsCommand::List { all, json } = cmd {
         let list: Vec<Channel> = if all {

@@ -1,7 +1,12 @@
 //! `orgsync contacts plan|sync|undo`: the Directory → Contacts job.
 
+use std::sync::Arc;
+
 use clap::{Args, Subcommand};
-use orgsync_sync::contacts::{self, ContactsOptions, ContactsReport, Mode, UserStatus};
+use orgsync_sync::contacts::lease::{self, LeaseError};
+use orgsync_sync::contacts::{
+    self, ContactsOptions, ContactsReport, LeaseOptions, Mode, UserStatus,
+};
 use orgsync_sync::context;
 
 use super::common::{load_config, print_json};
@@ -22,8 +27,14 @@ pub enum ContactsCommand {
     /// `leavers = "keep"`), personal contacts never touched. Unchanged users cost one
     /// read. A run that would delete more than `max_delete_share` of the contacts it
     /// manages stops before writing (exit 3) unless --force.
+    ///
+    /// Only one run writes at a time: while another `contacts sync` or `undo` holds the
+    /// run lease in the state store, this one waits for it (or exits 4 with --no-wait).
     Sync(SyncArgs),
     /// Remove every contact and the label orgsync created, for the selected users.
+    ///
+    /// Waits for another writing contacts run like `sync` does (or exits 4 with
+    /// --no-wait).
     Undo(UndoArgs),
 }
 
@@ -57,6 +68,16 @@ pub struct SyncArgs {
     /// failure to mail is reported, never fails the sync.
     #[arg(long, value_name = "EMAIL")]
     pub report_to: Vec<String>,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// If another contacts run is writing, exit at once with code 4 instead of waiting
+    /// for it to finish.
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -66,18 +87,33 @@ pub struct UndoArgs {
     /// Count what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub wait: WaitArgs,
 }
 
 pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> {
-    let (mode, targets, dry_run, force, mut report_to) = match cmd {
-        ContactsCommand::Plan(t) => (Mode::Plan, t, true, false, Vec::new()),
-        ContactsCommand::Sync(s) => (Mode::Sync, s.targets, s.dry_run, s.force, s.report_to),
-        ContactsCommand::Undo(u) => (Mode::Undo, u.targets, u.dry_run, false, Vec::new()),
+    let (mode, targets, dry_run, force, mut report_to, no_wait) = match cmd {
+        ContactsCommand::Plan(t) => (Mode::Plan, t, true, false, Vec::new(), false),
+        ContactsCommand::Sync(s) => (
+            Mode::Sync,
+            s.targets,
+            s.dry_run,
+            s.force,
+            s.report_to,
+            s.wait.no_wait,
+        ),
+        ContactsCommand::Undo(u) => (
+            Mode::Undo,
+            u.targets,
+            u.dry_run,
+            false,
+            Vec::new(),
+            u.wait.no_wait,
+        ),
     };
     let config = load_config(global)?;
     let client = context::service_account_client(&config)
         .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
-    let store = context::open_store(&config.state).await?;
     let options = ContactsOptions {
         mode,
         dry_run,
@@ -86,8 +122,32 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
         limit: targets.limit,
         concurrency: targets.concurrency,
         progress: !targets.json,
+        lease: LeaseOptions {
+            no_wait,
+            on_wait: Some(Arc::new(|l: &orgsync_store::Lease| {
+                eprintln!(
+                    "another contacts run (holder {}, since {}) holds the lease; waiting… \
+                     (--no-wait to exit instead)",
+                    l.holder,
+                    lease::since(l)
+                );
+            })),
+            ..LeaseOptions::default()
+        },
     };
-    let report = contacts::run(&client, store, &config, &options).await?;
+    // A run that writes nothing reads the store without locking, creating or migrating it
+    // (it works on a read-only state file); one that writes is refused here, once, if the
+    // store cannot be written.
+    let store = if contacts::writes(&options) {
+        context::open_store(&config.state).await?
+    } else {
+        context::open_store_read_only(&config.state).await?
+    };
+    let report = contacts::run(&client, store.clone(), &config, &options).await;
+    // Closing checkpoints SQLite's write-ahead log into the file and removes the -wal and
+    // -shm files, so a reader without write access finds a plain file.
+    store.close().await;
+    let report = report.map_err(lease_exit)?;
     if mode == Mode::Sync {
         report_to.extend(config.mail.report_to.iter().cloned());
     }
@@ -103,6 +163,16 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
         print!("{}", report.render_text());
     }
     Ok(exit_code(&report))
+}
+
+/// The exit code of a lease failure: 4 when another run holds it (--no-wait), 1 when it
+/// was lost mid-run (the run stopped part-way).
+fn lease_exit(err: anyhow::Error) -> anyhow::Error {
+    match err.downcast_ref::<LeaseError>() {
+        Some(e @ LeaseError::Held(_)) => CodedError::new(Exit::InProgress, e.to_string()).into(),
+        Some(e @ LeaseError::Lost(_)) => CodedError::new(Exit::Partial, e.to_string()).into(),
+        _ => err,
+    }
 }
 
 /// Mail the summary; a failure is logged and printed, never fatal.

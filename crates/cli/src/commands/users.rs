@@ -6,7 +6,7 @@
 
 use clap::Subcommand;
 use orgsync_store::{AppUser, UserQuery};
-use orgsync_sync::context::{open_store, service_account_client};
+use orgsync_sync::context::{open_store, open_store_read_only, service_account_client};
 use orgsync_sync::users::{ReconcileOptions, UsersError, UsersReport, reconcile};
 
 use crate::cli::Global;
@@ -119,7 +119,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             }
         }
         UsersCommand::List { all, json } => {
-            let store = open_store(&config.state)
+            let store = open_store_read_only(&config.state)
                 .await
                 .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
             let mut users: Vec<AppUser> = Vec::new();
@@ -158,7 +158,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         UsersCommand::Show { email, json } => {
-            let store = open_store(&config.state)
+            let store = open_store_read_only(&config.state)
                 .await
                 .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
             let user = store.get_user_by_email(email.trim()).await?;

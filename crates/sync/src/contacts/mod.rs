@@ -35,7 +35,14 @@
 //! stops before reading a single address book. Each user's real plan is also checked
 //! before that user's first write (catching, say, a lost state file); a user stopped
 //! there gets no write and the run exits 3.
+//!
+//! # One writing run at a time
+//!
+//! `sync` and `undo` hold the [`lease::RUN_LEASE`] store lease for the whole run (see
+//! [`lease`]); a second one waits for it, or fails at once with [`lease::LeaseError::Held`]
+//! when asked not to wait. `plan` and `--dry-run` write nothing and take no lease.
 
+pub mod lease;
 mod photos;
 mod report;
 mod target;
@@ -73,7 +80,7 @@ const STATE_SCOPE: &str = "contacts";
 const SOURCES_KEY: &str = "sources";
 
 /// What the caller asks for.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ContactsOptions {
     pub mode: Mode,
     /// Sync/undo: decide and report, write nothing.
@@ -88,6 +95,46 @@ pub struct ContactsOptions {
     pub concurrency: Option<usize>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// How a writing run takes the [`lease::RUN_LEASE`] lease.
+    pub lease: LeaseOptions,
+}
+
+impl std::fmt::Debug for ContactsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactsOptions")
+            .field("mode", &self.mode)
+            .field("dry_run", &self.dry_run)
+            .field("force", &self.force)
+            .field("users", &self.users)
+            .field("limit", &self.limit)
+            .field("concurrency", &self.concurrency)
+            .field("progress", &self.progress)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// Called when a run finds the lease held and starts (or goes on) waiting.
+pub type OnLeaseWait = Arc<dyn Fn(&orgsync_store::Lease) + Send + Sync>;
+
+/// How a writing run takes the lease.
+#[derive(Clone, Default)]
+pub struct LeaseOptions {
+    /// Fail at once with [`lease::LeaseError::Held`] instead of waiting.
+    pub no_wait: bool,
+    /// Told when the run starts waiting for another holder (default: a warning in the log).
+    pub on_wait: Option<OnLeaseWait>,
+    pub timing: lease::LeaseTiming,
+}
+
+impl std::fmt::Debug for LeaseOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseOptions")
+            .field("no_wait", &self.no_wait)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "<callback>"))
+            .field("timing", &self.timing)
+            .finish()
+    }
 }
 
 impl ContactsOptions {
@@ -100,6 +147,7 @@ impl ContactsOptions {
             limit: None,
             concurrency: None,
             progress: false,
+            lease: LeaseOptions::default(),
         }
     }
 }
@@ -129,9 +177,73 @@ pub fn mapping_options(config: &Config) -> MappingOptions {
     }
 }
 
+/// Whether a run with these options writes (and so needs the lease).
+pub fn writes(options: &ContactsOptions) -> bool {
+    options.mode != Mode::Plan && !options.dry_run
+}
+
 /// Run the contacts job. Errors are for the run as a whole (directory read, state
-/// store); a user's failure is recorded in the report and the others go on.
+/// store, the lease: [`lease::LeaseError`]); a user's failure is recorded in the report
+/// and the others go on.
+///
+/// A writing run first takes the [`lease::RUN_LEASE`] lease (waiting for another run
+/// unless `options.lease.no_wait`) and releases it at the end, on success or error.
 pub async fn run(
+    client: &GoogleClient,
+    store: Arc<dyn Store>,
+    config: &Config,
+    options: &ContactsOptions,
+) -> anyhow::Result<ContactsReport> {
+    if !writes(options) {
+        return run_unleased(client, store, config, options).await;
+    }
+    let holder = lease::holder_id();
+    let timing = options.lease.timing;
+    let held = if options.lease.no_wait {
+        lease::RunLease::try_acquire(store.clone(), lease::RUN_LEASE, &holder, timing)
+            .await
+            .map_err(lease::LeaseError::Store)?
+            .map_err(lease::LeaseError::Held)?
+    } else {
+        let on_wait = options.lease.on_wait.clone();
+        lease::RunLease::acquire_waiting(store.clone(), lease::RUN_LEASE, &holder, timing, |l| {
+            match &on_wait {
+                Some(tell) => tell(l),
+                None => tracing::warn!(
+                    holder = %l.holder,
+                    since = %lease::since(l),
+                    "another contacts run holds the lease; waiting"
+                ),
+            }
+        })
+        .await
+        .map_err(lease::LeaseError::Store)?
+    };
+    tracing::debug!(holder = %held.holder(), "contacts-run lease taken");
+    let result = run_under_lease(&held, client, store, config, options).await;
+    held.release().await;
+    result
+}
+
+/// A run under a lease the caller holds (a long-lived holder takes it once and runs many
+/// times). If the lease is lost the run stops at once — its in-flight requests are dropped
+/// — and fails with [`lease::LeaseError::Lost`].
+pub async fn run_under_lease(
+    lease: &lease::RunLease,
+    client: &GoogleClient,
+    store: Arc<dyn Store>,
+    config: &Config,
+    options: &ContactsOptions,
+) -> anyhow::Result<ContactsReport> {
+    tokio::select! {
+        biased;
+        reason = lease.lost() => Err(lease::LeaseError::Lost(reason).into()),
+        report = run_unleased(client, store, config, options) => report,
+    }
+}
+
+/// The run itself; the caller holds the lease if it writes.
+async fn run_unleased(
     client: &GoogleClient,
     store: Arc<dyn Store>,
     config: &Config,
@@ -323,4 +435,76 @@ fn progress_bar(enabled: bool, len: usize) -> Option<ProgressBar> {
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context;
+    use orgsync_emulator::EmulatorConfig;
+
+    /// A run whose lease is lost mid-run (another holder took it) stops writing and fails
+    /// with [`lease::LeaseError::Lost`] instead of finishing beside the new holder.
+    #[tokio::test]
+    async fn a_run_that_loses_its_lease_stops_and_says_so() {
+        let emu = orgsync_emulator::spawn(EmulatorConfig {
+            // Slow enough that the run is still going when the lease is taken away.
+            latency_ms: 200,
+            ..EmulatorConfig::for_tests(8)
+        })
+        .await
+        .unwrap();
+        let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).unwrap();
+        let config = context::emulator_config(
+            &emu.base_url,
+            serde_json::to_string(&key).unwrap(),
+            &emu.emulator.config.admin_email(),
+        );
+        let client = context::service_account_client(&config).unwrap();
+        let store = context::open_store(&config.state).await.unwrap();
+        let timing = lease::LeaseTiming {
+            ttl: Duration::from_secs(5),
+            renew_every: Duration::from_millis(200),
+            poll_every: Duration::from_millis(50),
+        };
+        let held = lease::RunLease::try_acquire(store.clone(), lease::RUN_LEASE, "us", timing)
+            .await
+            .unwrap()
+            .unwrap();
+        let thief = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            thief.release_lease(lease::RUN_LEASE, "us").await.unwrap();
+            let ttl = chrono::Duration::seconds(60);
+            assert!(
+                thief
+                    .try_acquire_lease(lease::RUN_LEASE, "them", chrono::Utc::now(), ttl)
+                    .await
+                    .unwrap()
+            );
+        });
+        let options = ContactsOptions {
+            concurrency: Some(1),
+            ..ContactsOptions::new(Mode::Sync)
+        };
+        let err = run_under_lease(&held, &client, store.clone(), &config, &options)
+            .await
+            .expect_err("the run went on without its lease");
+        let lost = err.downcast_ref::<lease::LeaseError>();
+        assert!(
+            matches!(lost, Some(lease::LeaseError::Lost(reason)) if reason.contains("them")),
+            "{err:#}"
+        );
+        held.release().await;
+        assert_eq!(
+            store
+                .get_lease(lease::RUN_LEASE)
+                .await
+                .unwrap()
+                .unwrap()
+                .holder,
+            "them",
+            "releasing a lost lease freed the new holder's"
+        );
+    }
 }
