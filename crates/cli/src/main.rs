@@ -2,7 +2,7 @@
 //! directory. This binary is thin: it parses arguments (clap), loads configuration,
 //! and calls the library crates. Exit codes are part of the interface (see README):
 //! 0 all done, 1 some targets failed, 2 configuration or auth error, 3 stopped by the
-//! safety guard.
+//! safety guard, 4 another contacts run holds the lease (`--no-wait`).
 
 mod cli;
 mod commands;
