@@ -26,8 +26,8 @@
 //!   413 `uploadTooLarge`. The JSON `raw` form is for messages up to 5 MiB (the
 //!   simple-upload size of the uploads guide; larger JSON sends fail at Google's front
 //!   end with 413 Request Entity Too Large, per third-party reports): above that the
-//!   emulator answers 413 naming the `/upload/` endpoint. A request without `raw` and not on `/upload/`:
-//!   400 "'raw' RFC822 payload message string or uploading message via /upload/* URL
+//!   emulator answers 413 naming the `/upload/` endpoint. A request without `raw` and
+//!   not on `/upload/`: 400 "'raw' RFC822 payload message string or uploading message via /upload/* URL
 //!   required" (Google's wording).
 //! - Sending limits (Workspace): at most 100 recipients per message (400 here; Google's
 //!   exact error is undocumented) and 2,000 messages per user per rolling 24 h (429
