@@ -1,5 +1,6 @@
 """OAuth: google-auth's service-account JWT-bearer grant against the emulator's /token,
-domain-wide delegation, and how API calls check the bearer token (reference §4.1, §7.2)."""
+domain-wide delegation, and how API calls check the bearer token
+(https://developers.google.com/identity/protocols/oauth2/service-account)."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""Admin SDK Directory v1 through google-api-python-client (reference §2, §7.1).
+"""Admin SDK Directory v1 through google-api-python-client, pointed at the emulator with
+`client_options={"api_endpoint": ...}`.
 
 Users created here are named `conf-…@example.com` so that tests counting the generated
 org can leave them out whatever order the tests run in."""

@@ -1,4 +1,5 @@
-"""Gmail v1 and Calendar v3 through Google's client (reference §5, §6, §7.1)."""
+"""Gmail v1 and Calendar v3 through Google's client, pointed at the emulator with
+`client_options={"api_endpoint": ...}`."""
 
 import base64
 from email.message import EmailMessage

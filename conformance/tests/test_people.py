@@ -1,6 +1,6 @@
 """People v1 through google-api-python-client, impersonating ordinary members
-(reference §3, §7.1). Each test works in its own member's contacts, so tests do not
-see each other's writes."""
+(https://developers.google.com/people/v1/contacts). Each test works in its own
+member's contacts, so tests do not see each other's writes."""
 
 import pytest
 from googleapiclient.errors import HttpError

@@ -1,6 +1,6 @@
 //! Client listing benchmark: stream 100k users and 25k contacts of one user through
 //! `orgsync-client` and report calls, wall time and peak RSS against their bounds
-//! (issue 3: "memory for 100k users stays under 300 MB").
+//! (the target: listing 100k users stays under 300 MB of memory).
 //!
 //! Why two processes: the emulator holds the whole org in memory, so measured in the
 //! same process its heap would swamp the client's. The bench re-executes itself with

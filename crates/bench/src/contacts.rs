@@ -1,4 +1,4 @@
-//! `orgsync-bench contacts`: the contacts sync (issue 4) against an emulator with injected
+//! `orgsync-bench contacts`: the contacts sync against an emulator with injected
 //! latency, run exactly as `orgsync contacts sync` runs it (`orgsync_sync::contacts::run`).
 //!
 //! The emulator runs in a child process (see [`crate::client`]), so the peak RSS printed

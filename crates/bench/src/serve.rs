@@ -1,4 +1,4 @@
-//! `orgsync-bench serve`: the users job and the push daemon (issue 5) against the emulator.
+//! `orgsync-bench serve`: the users job and the push daemon against the emulator.
 //!
 //! The emulator runs in a child process (see [`crate::client`]); the daemon
 //! (`orgsync_daemon::start` with production [`Tuning`] and the system clock), its store and

@@ -13,7 +13,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     init_tracing(&args.global);
-    // One TLS crypto provider for the whole process (rust-stack.md §2.4).
+    // One TLS crypto provider for the whole process: if two rustls providers were ever
+    // linked, rustls could not pick a default and would panic on first use
+    // (https://docs.rs/rustls/latest/rustls/crypto/struct.CryptoProvider.html).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,6 @@
-//! Calendar v3: `events.list` (reference §6). With domain-wide delegation `quotaUser`
-//! is set to the impersonated user so the per-user quota is charged to them.
+//! Calendar v3: `events.list`. With domain-wide delegation `quotaUser` is set to the
+//! impersonated user so the per-user quota is charged to them, not to the service account
+//! (<https://developers.google.com/workspace/calendar/api/guides/quota>).
 
 use futures::Stream;
 use orgsync_wire::calendar::{EVENTS_MAX_PAGE, Event, Events};

@@ -2,10 +2,11 @@
 //! (subject, scopes), and three implementations.
 //!
 //! - [`ServiceAccount`]: the RS256 JWT-bearer grant with domain-wide delegation
-//!   (reference §4.1). We sign the assertion ourselves with `jsonwebtoken` (aws-lc-rs)
-//!   instead of using yup-oauth2, because yup-oauth2 cannot use reqwest, has no
-//!   single-flight, and caches by scopes only — sharing it across impersonated users
-//!   would hand out the wrong user's token (rust-stack.md §2.1).
+//!   (<https://developers.google.com/identity/protocols/oauth2/service-account>). We sign
+//!   the assertion ourselves with `jsonwebtoken` (aws-lc-rs) instead of using yup-oauth2
+//!   12, because yup-oauth2 builds its own hyper client (it cannot use reqwest), has no
+//!   single-flight, and keys its token cache by a hash of the scopes only — sharing it
+//!   across impersonated users would hand out the wrong user's token.
 //! - [`RefreshTokenCredential`]: a person's own login after the installed-app flow.
 //!   A dead refresh token is reported as [`AuthError::ReauthRequired`]; this crate never
 //!   starts an interactive flow (a daemon has no browser).

@@ -1,4 +1,6 @@
-//! Admin SDK Directory v1: users, groups, members, push channels (reference §2).
+//! Admin SDK Directory v1: users, groups, members, push channels
+//! (<https://developers.google.com/workspace/admin/directory/reference/rest/v1/users> and
+//! the `groups` and `members` pages beside it).
 //!
 //! Calls impersonate the configured admin ([`crate::ClientConfig::admin_subject`]) unless
 //! a handle is made with [`GoogleClient::directory_as`].
@@ -228,7 +230,9 @@ impl Directory {
         self.client.send_json(call).await
     }
 
-    /// `admin.channels.stop` — note the `directory_v1` path (reference §2.13).
+    /// `admin.channels.stop` — note the `directory_v1` path, as in the discovery document and
+    /// the push guide (<https://developers.google.com/workspace/admin/directory/v1/guides/push>);
+    /// the REST reference page shows `directory/v1` instead.
     /// Stopping twice is harmless, so it is retried.
     pub async fn channels_stop(&self, channel: &Channel) -> Result<(), Error> {
         let body = Channel {

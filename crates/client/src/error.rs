@@ -1,5 +1,7 @@
 //! Errors: Google's two envelopes (legacy `errors[].reason` and `google.rpc.Status`
-//! with `details[].reason`) classified into what a caller does next (reference §1.3).
+//! with `details[].reason`) classified into what a caller does next ([`ErrorKind`]).
+//! Rate limits and 5xx are retried with exponential backoff, as Google asks
+//! (<https://developers.google.com/workspace/admin/directory/v1/limits>).
 
 use std::time::Duration;
 

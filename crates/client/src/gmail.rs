@@ -1,6 +1,6 @@
 //! Gmail v1: sending (JSON `raw` and the media-upload endpoint), drafts, reading
-//! (reference §5). Sends are never repeated after an unknown outcome: a duplicate mail
-//! cannot be taken back.
+//! (<https://developers.google.com/workspace/gmail/api/guides/sending>). Sends are never
+//! repeated after an unknown outcome: a duplicate mail cannot be taken back.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

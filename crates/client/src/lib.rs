@@ -2,8 +2,9 @@
 //! Gmail v1 and Calendar v3 on reqwest + serde, used by the CLI and the daemon.
 //!
 //! Why hand-written: there is no maintained generated crate for Admin Directory, the
-//! generated ones are unmaintained, and a thin client keeps the test path (the
-//! emulator) and the production path identical (rust-stack.md §2.2, §3).
+//! generated `google-*` crates are flagged unmaintained (RUSTSEC-2025-0066,
+//! <https://rustsec.org/advisories/RUSTSEC-2025-0066.html>), and a thin client keeps the
+//! test path (the emulator) and the production path identical.
 //!
 //! The pieces:
 //! - [`credentials`]: [`TokenSource`] and its service-account (JWT-bearer with

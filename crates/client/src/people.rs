@@ -1,5 +1,5 @@
 //! People v1: connections (with sync tokens), contact mutations, contact groups
-//! (reference §3).
+//! (<https://developers.google.com/people/v1/contacts>).
 //!
 //! A [`People`] handle is bound to one impersonated user: with domain-wide delegation
 //! `people/me` is the only valid owner, so orgsync acts as each member in turn.

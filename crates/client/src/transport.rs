@@ -157,7 +157,7 @@ impl ApiScopes {
 pub struct Pacing {
     /// Google: 2,400 queries/min/user/project.
     pub directory: Option<u32>,
-    /// Unpublished; observed 60–180/min (reference §3.6).
+    /// Unpublished (Cloud console only); third parties report 60–180/min per user.
     pub people_read: Option<u32>,
     pub people_write: Option<u32>,
     /// 15,000 units/min/user; a send costs 100 units.
@@ -279,8 +279,9 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// The admin Directory calls impersonate (service accounts need one).
     pub admin_subject: Option<String>,
-    /// Set `quotaUser` to the impersonated user on Calendar calls (reference §6: with
-    /// DWD the service account is charged otherwise).
+    /// Set `quotaUser` to the impersonated user on Calendar calls: with DWD the service
+    /// account is charged otherwise
+    /// (<https://developers.google.com/workspace/calendar/api/guides/quota>).
     pub calendar_quota_user: bool,
 }
 

@@ -1,8 +1,9 @@
 //! The mass-deletion guard, shared by both jobs.
 //!
 //! The worst failure of directory-sync tools is a transient or empty read treated as
-//! "nobody exists" (awslabs/ssosync#194, prior-art §3.3 item 1; Entra's `TooManyDeletes`
-//! quarantine). So a run that would delete/deprovision more than a share of what it
+//! "nobody exists" (<https://github.com/awslabs/ssosync/issues/194>: a failed read removed
+//! every user and group; Microsoft Entra quarantines provisioning on `TooManyDeletes` for
+//! the same reason). So a run that would delete/deprovision more than a share of what it
 //! manages (default 20%), or anything at all while the directory read selected nobody,
 //! stops before writing and says why and what to check. `--force` overrides.
 //!

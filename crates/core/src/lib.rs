@@ -5,12 +5,13 @@
 //! the app user store), hands the snapshots to a planner, checks the plans with the
 //! [`guard::SafetyGuard`], and only then writes. Keeping the decisions pure is what lets
 //! the property tests in `tests/planner_props.rs` prove the two promises that matter
-//! most to admins (prior-art §2.3, §3.3): an unmanaged contact is never touched, and
+//! most to admins (the commonest complaints about similar tools are deleted personal
+//! contacts and duplicates): an unmanaged contact is never touched, and
 //! applying a plan then re-planning yields an empty plan (no duplicates, no churn).
 //!
 //! - [`scope`]: which directory users are selected (sources, targets, app users).
-//! - [`contacts`]: Directory → each member's Google Contacts (issue 4).
-//! - [`users`]: Directory → an application's user table (issue 5).
+//! - [`contacts`]: Directory → each member's Google Contacts (the contacts job).
+//! - [`users`]: Directory → an application's user table (the users job).
 //! - [`guard`]: the mass-deletion guard shared by both jobs.
 
 pub mod contacts;

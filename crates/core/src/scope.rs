@@ -1,9 +1,11 @@
 //! Scope rules: which directory users a job looks at.
 //!
-//! Both jobs need the same selection language (prior-art §2.2 "scoping", §3.2 "filters"):
-//! org-unit subtrees, groups (nested membership flattened by the caller), a Directory
-//! `query` (applied server-side by the caller; the planner only records it), explicit
-//! include/exclude lists, and status filters (suspended, archived, hidden from the GAL).
+//! Both jobs need the same selection language, the one admins know from other sync
+//! tools (e.g. Bitwarden Directory Connector's filters,
+//! <https://bitwarden.com/help/user-group-filters/>): org-unit subtrees, groups (nested
+//! membership flattened by the caller), a Directory `query` (applied server-side by the
+//! caller; the planner only records it), explicit include/exclude lists, and status
+//! filters (suspended, archived, hidden from the GAL).
 //!
 //! # Precedence (documented, tested)
 //!

@@ -1,6 +1,7 @@
-//! Directory → an application's user table (issue 5): the pure reconcile planner.
+//! Directory → an application's user table (the users job): the pure reconcile planner.
 //!
-//! Conventions from prior-art §3–§4: the key is the Directory's immutable user id (a
+//! Conventions shared with other directory-to-app sync tools and SCIM providers (SCIM's
+//! `active` flag is RFC 7643 §4.1.1): the key is the Directory's immutable user id (a
 //! rename, a suspend → unsuspend or an undelete re-activates the *same* row);
 //! deprovisioning defaults to **deactivate** (`active = false`, row and history kept),
 //! with `delete` and `keep` opt-in; suspended or archived users are deactivated; rows
@@ -25,9 +26,10 @@ use crate::scope::{GroupMembership, ScopeRules};
 
 /// "customSchemas.`schema`.`field` equals `equals` → role `role`".
 ///
-/// Matching is liberal, like the SCIM receivers of prior-art §4: a multi-valued field
-/// (an array, items plain or `{"value": …}`) matches when any item matches, and a
-/// Boolean rule matches the strings `"true"`/`"false"` in any case.
+/// Matching is liberal, as a SCIM receiver should be with what identity providers send
+/// (Entra, for one, may send a Boolean as the string `"False"`): a multi-valued field (an
+/// array, items plain or `{"value": …}`) matches when any item matches, and a Boolean rule
+/// matches the strings `"true"`/`"false"` in any case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRule {

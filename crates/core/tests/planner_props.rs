@@ -1,4 +1,5 @@
-//! Planner tests: targeted regressions named after the defects in prior-art §1/§2.3,
+//! Planner tests: targeted regressions named after the defects of the baseline script
+//! (see `docs/ARCHITECTURE.md`) and of similar tools (public issues cited at each test),
 //! and property tests over random directories and address books.
 //!
 //! The property tests drive the planner with a pure in-memory applier ([`Book`]) that
@@ -226,7 +227,7 @@ fn no_writes(plan: &UserPlan) -> bool {
 }
 
 // ---------------------------------------------------------------------------------
-// Targeted regressions (prior-art §1 and §2.3)
+// Targeted regressions (the baseline script's defects; similar tools' public issues)
 
 #[test]
 fn personal_contact_with_colleague_email_is_never_deleted() {
@@ -343,8 +344,8 @@ fn unchanged_directory_plans_zero_writes() {
 
 #[test]
 fn server_decorations_do_not_cause_spurious_updates() {
-    // fleapower/Google-Script-Contacts-Sync#14: "updates" caused by metadata and
-    // formatting differences only.
+    // https://github.com/fleapower/Google-Script-Contacts-Sync/issues/14: "updates"
+    // caused by metadata and formatting differences only.
     let dir = directory(&org(), &MappingOptions::default());
     let mut book = Book::default();
     sync(&mut book, &target("1"), &dir, &PlanOptions::default());
@@ -437,8 +438,8 @@ fn rename_updates_instead_of_recreating() {
 
 #[test]
 fn changed_phone_replaces_the_old_one_and_removed_mobile_is_removed() {
-    // grahamr975/EWS-Office365-Contact-Sync#112 (old and new shown) and #49 (removed
-    // mobiles not propagated).
+    // https://github.com/grahamr975/EWS-Office365-Contact-Sync/issues/112 (old and new
+    // shown) and .../issues/49 (removed mobiles not propagated).
     let mut users = org();
     users[0].phones = Some(vec![
         UserPhone {
@@ -652,7 +653,8 @@ fn duplicates_are_merged_keeping_personal_additions() {
 
 #[test]
 fn over_100_contacts_no_duplicates() {
-    // Baseline defect #2: contacts beyond the first page looked missing.
+    // The baseline script never paged `connections.list`: contacts beyond the first page
+    // (100) looked missing and were created again.
     let users: Vec<User> = (0..150)
         .map(|i| {
             user(
@@ -745,8 +747,8 @@ fn kept_leaver_is_relabelled_and_restored_on_return() {
 
 #[test]
 fn scope_change_removes_contacts_of_users_now_out_of_scope() {
-    // EvotecIT/O365Synchronizer#21: narrowing the filter removes previously synced
-    // contacts — planned explicitly, and counted by the guard.
+    // https://github.com/EvotecIT/O365Synchronizer/issues/21: narrowing the filter removes
+    // previously synced contacts — planned explicitly, and counted by the guard.
     let mut users = org();
     for (i, u) in users.iter_mut().enumerate() {
         u.org_unit_path = Some(if i < 3 {

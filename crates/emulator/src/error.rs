@@ -1,5 +1,6 @@
 //! Errors answered in Google's envelopes: the legacy `errors[]` shape for Directory,
-//! Gmail and Calendar, `google.rpc.Status` for People (reference §1.2), and the OAuth
+//! Gmail and Calendar, `google.rpc.Status` for People
+//! (<https://cloud.google.com/apis/design/errors>), and the OAuth
 //! `{"error","error_description"}` shape for the token endpoint.
 //!
 //! Handlers return `Result<_, ApiError>`; the [`Api`] decides the shape. Bad input must

@@ -1,5 +1,6 @@
 //! Credentials the emulator hands out: a service-account key (RSA-2048, PKCS#8 PEM, the
-//! same JSON shape Google issues, reference §4.2) and a "Desktop app" OAuth client.
+//! same JSON shape Google issues, <https://cloud.google.com/iam/docs/keys-create-delete>)
+//! and a "Desktop app" OAuth client.
 //!
 //! Keys are generated with aws-lc-rs, the one crypto provider of the workspace (the
 //! `rsa` crate has an unfixed advisory). The private key is kept so the key file can be

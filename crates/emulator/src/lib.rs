@@ -3,9 +3,10 @@
 //! People v1, Gmail v1 and Calendar v3, plus a control API under `/emulator/v1/`.
 //!
 //! Nothing on a test machine can reach Google, so this emulator is what proves the
-//! client right. It follows the discovery documents in `shared/reference/discovery/`
-//! and the notes in `shared/reference/google-apis.md`; Google's own Python client drives
-//! it in the conformance suite (`conformance/`).
+//! client right. It follows Google's discovery documents (as shipped in
+//! google-api-python-client 2.202.0) and Google's published guides; the facts it relies on,
+//! with their public sources, are listed in `docs/ARCHITECTURE.md`. Google's own Python
+//! client drives it in the conformance suite (`conformance/`).
 //!
 //! Layout: one module per API, each owning its state behind its own lock inside
 //! [`Emulator`]; [`auth`] turns bearer tokens into a [`auth::Caller`]; [`error`] answers in

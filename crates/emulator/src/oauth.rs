@@ -1,4 +1,6 @@
-//! OAuth 2.0 as Google's endpoints do it (reference §4, §7.3), so that google-auth,
+//! OAuth 2.0 as Google's endpoints do it
+//! (<https://developers.google.com/identity/protocols/oauth2/service-account>,
+//! <https://developers.google.com/identity/protocols/oauth2/native-app>), so that google-auth,
 //! yup-oauth2 and orgsync's own installed-app login work unchanged against the emulator:
 //!
 //! - `POST /token`: the JWT-bearer grant (service account with domain-wide delegation),
@@ -43,7 +45,8 @@ const CLOCK_SKEW_SECS: i64 = 300;
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 65 * 60;
 /// How long an authorization code stays redeemable.
 const CODE_TTL_MS: i64 = 10 * 60 * 1000;
-/// Refresh tokens die after six months unused (reference §4.4).
+/// Refresh tokens die after six months unused
+/// (<https://developers.google.com/identity/protocols/oauth2#expiration>).
 const REFRESH_IDLE_MS: i64 = 183 * 24 * 3600 * 1000;
 /// At most this many refresh tokens per (client, user); a new one evicts the oldest.
 const REFRESH_PER_USER_CLIENT: usize = 100;
@@ -474,7 +477,8 @@ fn parse_scopes(scope: &str) -> Result<Vec<String>, OAuthError> {
     Ok(deduped)
 }
 
-/// The JWT-bearer grant (reference §4.1): service account, optionally impersonating `sub`.
+/// The JWT-bearer grant: service account, optionally impersonating `sub`
+/// (<https://developers.google.com/identity/protocols/oauth2/service-account>).
 fn jwt_bearer(emu: &Emulator, fields: &Fields) -> Result<TokenResponse, OAuthError> {
     let assertion = fields
         .get("assertion")

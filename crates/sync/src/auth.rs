@@ -1,9 +1,11 @@
 //! A person's own login: the installed-app ("Desktop app") OAuth flow on a loopback
 //! redirect with PKCE, and the token file it leaves behind.
 //!
-//! Why this shape (reference §4.3, §4.4, and the lecture in `shared/seeds/`):
+//! Why this shape (<https://developers.google.com/identity/protocols/oauth2/native-app>,
+//! <https://developers.google.com/identity/protocols/oauth2#expiration>):
 //! - **Loopback, never out-of-band.** Google shut the paste-a-code (OOB) flow down in
-//!   2023; the only flow left for a desktop client is a redirect to
+//!   2023 (<https://developers.google.com/identity/protocols/oauth2/resources/oob-migration>);
+//!   the only flow left for a desktop client is a redirect to
 //!   `http://127.0.0.1:{free port}/`, which a tiny one-shot listener here answers.
 //!   `127.0.0.1` rather than `localhost` (RFC 8252 §8.3: `localhost` may resolve to the
 //!   other IP family).
@@ -17,7 +19,8 @@
 //! - **The token file** is Google's `authorized_user` JSON (so google-auth can read it)
 //!   plus the account, scopes and revocation URL; written atomically (temp file + rename)
 //!   with mode 0600 in a 0700 directory, because a refresh token is a password. The
-//!   lecture's `open('token.json','w')` left it world-readable in the working directory.
+//!   common Python quickstart pattern, `open('token.json', 'w')`, leaves it
+//!   world-readable in the working directory.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,13 +1,14 @@
-//! The Directory → app users job (issue 5): a full reconcile of the application's user
-//! table with the directory, and the per-user refresh the daemon's workers run for a push
+//! The Directory → app users job: a full reconcile of the application's user table with
+//! the directory, and the per-user refresh the daemon's workers run for a push
 //! notification.
 //!
 //! A reconcile reads the whole directory once, hands it with the stored rows to the pure
 //! planner ([`orgsync_core::users::plan_users`]), asks the [`SafetyGuard`] whether the plan
-//! may be written (a failed or empty read must never deprovision anyone: prior-art §3.3 item
-//! 1), and only then applies it in chunked transactions, each change with its outbox entry.
-//! Every change carries the instant the directory was read, so a slow reconcile can never
-//! undo what a newer notification already applied (the store refuses stale changes).
+//! may be written (a failed or empty read must never deprovision anyone, see
+//! <https://github.com/awslabs/ssosync/issues/194>), and only then applies it in chunked
+//! transactions, each change with its outbox entry. Every change carries the instant the
+//! directory was read, so a slow reconcile can never undo what a newer notification
+//! already applied (the store refuses stale changes).
 //!
 //! The planner and the store hash content differently (the planner's view vs the stored
 //! row), so rows are converted back to the planner's type for comparison; the two
@@ -622,7 +623,8 @@ pub async fn refresh_user(
             observed_at,
         },
         None => {
-            // The notification body's id is the key; a 404 means deleted (reference §2.11).
+            // The notification body's id is the key; a 404 means deleted (the push guide:
+            // https://developers.google.com/workspace/admin/directory/v1/guides/push).
             let id = user
                 .as_ref()
                 .and_then(|u| u.id.clone())

@@ -1,4 +1,5 @@
-//! Calendar API v3: `events.list` (reference §6).
+//! Calendar API v3: `events.list`
+//! (<https://developers.google.com/workspace/calendar/api/v3/reference/events/list>).
 //!
 //! Base `https://www.googleapis.com/calendar/v3/`; path `calendars/{calendarId}/events`.
 //! An all-day event has `start.date`/`end.date` (end exclusive); a timed one has

@@ -372,8 +372,9 @@ impl std::fmt::Debug for Channel {
     }
 }
 
-/// Body of a Directory push notification (reference §2.11). `etag` is the etag of the
-/// notification, not of the user.
+/// Body of a Directory push notification
+/// (<https://developers.google.com/workspace/admin/directory/v1/guides/push>). `etag` is the
+/// etag of the notification, not of the user.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserNotification {
@@ -438,7 +439,8 @@ impl std::fmt::Debug for UserPhoto {
     }
 }
 
-/// Push notification headers (reference §2.11).
+/// Push notification headers
+/// (<https://developers.google.com/workspace/admin/directory/v1/guides/push>).
 pub mod push_headers {
     pub const CHANNEL_ID: &str = "x-goog-channel-id";
     pub const MESSAGE_NUMBER: &str = "x-goog-message-number";

@@ -1,8 +1,9 @@
 //! Google's error envelopes.
 //!
-//! Two shapes exist (reference §1.2): the legacy one with `errors[]{domain, reason}`
-//! (Directory, Gmail, Calendar) and `google.rpc.Status` with `status` and
-//! `details[]{@type, reason, domain}` (People). One struct reads both; constructors
+//! Two shapes exist: the legacy one with `errors[]{domain, reason}` (Directory, Gmail,
+//! Calendar; <https://developers.google.com/workspace/admin/directory/v1/guides/troubleshoot-error-codes>)
+//! and `google.rpc.Status` with `status` and `details[]{@type, reason, domain}` (People;
+//! <https://cloud.google.com/apis/design/errors>). One struct reads both; constructors
 //! build each shape so the emulator answers per API exactly as Google does.
 
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,8 @@
 //! Gmail API v1: messages and drafts, as orgsync sends and reads them.
 //!
 //! Paths: `gmail/v1/users/{userId}/messages/send`, `.../drafts`, `.../drafts/send`, and
-//! the media-upload forms under `/upload/gmail/v1/...` (reference §5.1). int64 fields
+//! the media-upload forms under `/upload/gmail/v1/...`
+//! (<https://developers.google.com/workspace/gmail/api/guides/uploads>). int64 fields
 //! (`historyId`, `internalDate`) travel as strings. Unknown fields are kept in `extra`.
 
 use serde::{Deserialize, Serialize};

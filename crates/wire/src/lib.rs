@@ -6,7 +6,8 @@
 //! it answers. Sharing them is what keeps the two honest with each other; the Python
 //! conformance suite then checks the emulator against Google's own client.
 //!
-//! Conventions, taken from the discovery documents in `shared/reference/discovery/`:
+//! Conventions, taken from Google's discovery documents (as shipped in
+//! google-api-python-client 2.202.0; see `docs/ARCHITECTURE.md`):
 //! - field names are camelCase on the wire (`#[serde(rename_all = "camelCase")]`);
 //! - every field is optional on the wire, so absent fields default rather than fail;
 //! - int64 values travel as JSON strings, but some Google examples send numbers, so

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A service-account key file as Google issues it (reference §4.2).
+/// A service-account key file as Google issues it
+/// (<https://cloud.google.com/iam/docs/keys-create-delete>).
 ///
 /// `Debug` never prints the private key.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
@@ -40,7 +41,8 @@ impl std::fmt::Debug for ServiceAccountKey {
     }
 }
 
-/// A "Desktop app" OAuth client file: `{"installed": {...}}` (reference §4.3).
+/// A "Desktop app" OAuth client file: `{"installed": {...}}`
+/// (<https://developers.google.com/identity/protocols/oauth2/native-app>).
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClientSecretFile {
     #[serde(alias = "web")]
@@ -124,7 +126,8 @@ impl std::fmt::Debug for TokenResponse {
     }
 }
 
-/// Token endpoint error: `{"error": "...", "error_description": "..."}` (reference §4.1).
+/// Token endpoint error: `{"error": "...", "error_description": "..."}`
+/// (<https://developers.google.com/identity/protocols/oauth2/service-account>).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TokenError {
     pub error: String,
@@ -141,7 +144,9 @@ impl TokenError {
     }
 }
 
-/// The exact `error_description` strings Google uses (reference §4.1).
+/// The exact `error_description` strings Google uses: the JWT-grant ones are in the error
+/// table of <https://developers.google.com/identity/protocols/oauth2/service-account>; the
+/// refresh-token and authorization-code ones are what Google's token endpoint answers.
 pub mod messages {
     pub const UNAUTHORIZED_CLIENT: &str = "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.";
     pub const INVALID_EMAIL: &str = "Invalid email or User ID";

@@ -19,7 +19,8 @@ pub const BATCH_UPDATE_MAX: usize = 200;
 pub const BATCH_DELETE_MAX: usize = 500;
 pub const BATCH_GET_MAX: usize = 200;
 pub const MEMBERS_MODIFY_MAX: usize = 1000;
-/// Widely cited per-account contact cap (reference §3.6, uncertain).
+/// Per-account contact cap: widely cited by third parties, but no Google page states it
+/// (see `docs/ARCHITECTURE.md`).
 pub const CONTACTS_PER_USER_CAP: usize = 25_000;
 
 pub const MY_CONTACTS: &str = "contactGroups/myContacts";

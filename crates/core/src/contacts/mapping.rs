@@ -1,9 +1,10 @@
 //! Directory user → the contact orgsync wants a colleague to have.
 //!
-//! The mapping fixes the baseline's poor copy (prior-art §1 row 6): given and family
-//! names, every phone with its type, title and department, optional aliases and
-//! employee id. Values are copied as the directory holds them (trimmed, never
-//! reformatted into E.164): what the admin typed is what the phone shows.
+//! The mapping fixes the baseline script's poor copy (full name as `givenName`, first
+//! phone only, no organization): given and family names, every phone with its type,
+//! title and department, optional aliases and employee id. Values are copied as the
+//! directory holds them (trimmed, never reformatted into E.164): what the admin typed is
+//! what the phone shows.
 
 use orgsync_wire::directory::User;
 use orgsync_wire::people::{

@@ -2,7 +2,8 @@
 //!
 //! `clientData` is invisible in the Contacts UI, so a person cannot accidentally claim
 //! or disown a contact; `externalIds`/`userDefined` are user-editable and would not be
-//! safe markers (google-apis §3.5).
+//! safe markers. See `clientData`, `externalIds` and `userDefined` on
+//! <https://developers.google.com/people/api/rest/v1/people#Person>.
 
 use std::collections::BTreeSet;
 

@@ -1,21 +1,26 @@
-//! Directory → each member's Google Contacts (issue 4): the pure planner.
+//! Directory → each member's Google Contacts (the contacts job): the pure planner.
 //!
 //! # Ownership (why orgsync can run nightly without fear)
 //!
-//! The baseline deleted every contact whose first email was not a directory address
-//! (prior-art §1 rows 3–4); similar tools bulldoze personal contacts or duplicate them
-//! (§2.3 items 1, 2, 10). Here a contact is **managed** only when its `clientData` has
-//! `orgsync.source = orgsync` *and* a non-empty `orgsync.id`. Everything else — a
+//! The baseline script (see `docs/ARCHITECTURE.md`) deleted every contact whose first
+//! email was not a directory address, phone-only and personal contacts included; similar
+//! tools bulldoze personal contacts
+//! (<https://github.com/grahamr975/EWS-Office365-Contact-Sync/issues/12>), duplicate them
+//! (<https://github.com/frappe/erpnext/issues/21159>) or, keyed on email, cannot remove a
+//! contact that has none (<https://github.com/grahamr975/EWS-Office365-Contact-Sync/issues/28>).
+//! Here a contact is **managed** only when its `clientData` has `orgsync.source = orgsync`
+//! *and* a non-empty `orgsync.id`. Everything else — a
 //! contact with a colleague's email, with no email, with only an `orgsync.id` copied from
 //! somewhere — is personal and never appears in any plan action.
 //!
 //! Markers (see [`markers`]): `orgsync.source` (ownership), `orgsync.id` (the Directory
 //! user's immutable id: a rename is an update, never delete + create), `orgsync.hash`
-//! (hash of the mapped fields, so unchanged data costs no write — fleapower#14's
-//! spurious updates came from diffing server-decorated JSON), `orgsync.owned`
-//! (fingerprints of the list entries orgsync wrote), `orgsync.state = left` (a kept
-//! leaver) and `orgsync.photo` (etag of the last photo uploaded; written by the
-//! executor after a photo upload, preserved by the planner).
+//! (hash of the mapped fields, so unchanged data costs no write — the spurious updates of
+//! <https://github.com/fleapower/Google-Script-Contacts-Sync/issues/14> came from diffing
+//! server-decorated JSON), `orgsync.owned` (fingerprints of the list entries orgsync
+//! wrote), `orgsync.state = left` (a kept leaver) and `orgsync.photo` (etag of the last
+//! photo uploaded; written by the executor after a photo upload, preserved by the
+//! planner).
 //!
 //! # Field-level ownership
 //!
@@ -32,7 +37,8 @@
 //! now. Everything else is theirs and is kept verbatim. If `orgsync.owned` is missing
 //! (damaged marker), entries of the types orgsync writes (`work` emails, work-ish phone
 //! types, `organization` external ids, all organizations) count as ours, so stale values
-//! are replaced instead of piling up (complaint §2.3 item 6).
+//! are replaced instead of piling up (old and new phone both shown:
+//! <https://github.com/grahamr975/EWS-Office365-Contact-Sync/issues/112>).
 //!
 //! # Deciding whether to write
 //!

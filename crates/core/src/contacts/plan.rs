@@ -2,8 +2,8 @@
 //!
 //! Input: the desired contacts for the whole directory ([`DesiredDirectory`], built
 //! once per run), one target, and that target's **complete** contact list (the executor
-//! pages to the end: the baseline's missing pagination is what duplicated contacts and
-//! deleted colleagues, prior-art §1 rows 1–2). Output: a [`UserPlan`].
+//! pages to the end: the baseline script's missing pagination is what duplicated
+//! contacts and deleted colleagues). Output: a [`UserPlan`].
 //!
 //! Decisions, in order:
 //! 1. Deleted tombstones (sync responses), contacts without a resource name and repeated
@@ -53,7 +53,8 @@ pub enum LeaverPolicy {
 #[serde(default)]
 pub struct PlanOptions {
     pub leavers: LeaverPolicy,
-    /// Per-account contact cap (google-apis §3.6).
+    /// Per-account contact cap (25,000 is widely cited; no Google page states it, see
+    /// `docs/ARCHITECTURE.md`).
     pub contact_cap: usize,
 }
 

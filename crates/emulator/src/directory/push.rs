@@ -1,4 +1,5 @@
-//! `users.watch`, `channels.stop` and push delivery (reference §2.10–2.13).
+//! `users.watch`, `channels.stop` and push delivery
+//! (<https://developers.google.com/workspace/admin/directory/v1/guides/push>).
 //!
 //! A watch stores a channel in [`DirectoryState`] (so channels survive a restart with
 //! `--data-dir`) and sends the `sync` message. Each user change through the API calls

@@ -1,5 +1,6 @@
-//! The `users.list` search language (reference §2.3): clauses `field op value`,
-//! separated by whitespace and joined by an implicit AND.
+//! The `users.list` search language
+//! (<https://developers.google.com/workspace/admin/directory/v1/guides/search-users>):
+//! clauses `field op value`, separated by whitespace and joined by an implicit AND.
 //!
 //! Parsing is separate from matching so a bad query is rejected (400 "Invalid Input")
 //! before any user is scanned, and so that values needing the directory (a manager's

@@ -2,7 +2,7 @@
 //! (patch semantics, rename keeps an alias), delete/undelete (20-day window) and
 //! makeAdmin. Every change is announced to `users.watch` channels via [`super::push`].
 //!
-//! Choices where Google is uncertain (reference §8):
+//! Choices where Google's documentation is silent or unconfirmed:
 //! - `maxResults` above 500 is clamped to 500 rather than rejected: a client asking
 //!   for more still gets correct, complete paging, and one asking for ≤ 500 sees no
 //!   difference. Below 1 or non-numeric is 400.
@@ -572,7 +572,8 @@ pub async fn update(
                 return Err(duplicate());
             }
             if !new_email.eq_ignore_ascii_case(&old_email) {
-                // Rename: the old address stays as an alias (reference §2.6).
+                // Rename: the old address stays as an alias (Google's manage-users guide,
+                // https://developers.google.com/workspace/admin/directory/v1/guides/manage-users).
                 let mut aliases: Vec<String> = user
                     .aliases
                     .take()

@@ -1,7 +1,8 @@
 //! Every method of the four discovery documents the emulator follows, as
-//! `(HTTP method, flat path template, discovery method id)`. Generated from
-//! `shared/reference/discovery/*.json` (`flatPath`, or `path` when absent); Calendar
-//! templates are relative to its `calendar/v3/` service path.
+//! `(HTTP method, flat path template, discovery method id)`. Generated from Google's
+//! discovery documents as shipped in google-api-python-client 2.202.0 (`flatPath`, or
+//! `path` when absent; see "Facts about Google we rely on" in `docs/ARCHITECTURE.md`);
+//! Calendar templates are relative to its `calendar/v3/` service path.
 
 pub(super) static METHODS: &[(&str, &str, &str)] = &[
     // admin.directory_v1.json (revision 20261104)

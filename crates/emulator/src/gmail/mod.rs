@@ -11,8 +11,9 @@
 //! can read mail back from the recipient's side. Mail to anyone else leaves the
 //! emulated world and is only kept in the sender's `SENT`.
 //!
-//! What Gmail does and the emulator copies (reference §5; `shared/reference/discovery/
-//! gmail.v1.json` for paths, parameters and scopes):
+//! What Gmail does and the emulator copies
+//! (<https://developers.google.com/workspace/gmail/api/guides/sending>; the `gmail.v1.json`
+//! discovery document for paths, parameters and scopes):
 //! - `userId` is `me` or the caller's own address (an alias counts); any other user is
 //!   403 "Delegation denied for …", since a token only ever acts as its own subject.
 //! - The sender is always the authenticated user: a missing `From` is added, a `From`
@@ -24,9 +25,9 @@
 //! - Size: uploads carry at most 36,700,160 bytes (discovery `maxSize`, 35 MiB), else
 //!   413 `uploadTooLarge`. The JSON `raw` form is for messages up to 5 MiB (the
 //!   simple-upload size of the uploads guide; larger JSON sends fail at Google's front
-//!   end with 413 Request Entity Too Large, 3P reports): above that the emulator answers
-//!   413 naming the `/upload/` endpoint. A request without `raw` and not on `/upload/`:
-//!   400 "'raw' RFC822 payload message string or uploading message via /upload/* URL
+//!   end with 413 Request Entity Too Large, per third-party reports): above that the
+//!   emulator answers 413 naming the `/upload/` endpoint. A request without `raw` and
+//!   not on `/upload/`: 400 "'raw' RFC822 payload message string or uploading message via /upload/* URL
 //!   required" (Google's wording).
 //! - Sending limits (Workspace): at most 100 recipients per message (400 here; Google's
 //!   exact error is undocumented) and 2,000 messages per user per rolling 24 h (429

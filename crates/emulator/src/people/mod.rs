@@ -7,7 +7,9 @@
 //! (plus when the full sync that started its chain happened), and an incremental list is
 //! a range scan over the sequence index.
 //!
-//! Choices where Google's behaviour is undocumented or uncertain (reference §3, §8):
+//! Choices where Google's behaviour is undocumented or uncertain (the documented rules are
+//! on <https://developers.google.com/people/api/rest/v1/people>; the rest is listed in
+//! `docs/ARCHITECTURE.md`):
 //! - **Concurrent mutations for one user** ("Mutate requests for the same user should be
 //!   sent sequentially to avoid increased latency and failures"): a mutation that arrives
 //!   while another one for the same user is in flight is always answered **409 ABORTED
@@ -21,7 +23,8 @@
 //!   rejected with 400 INVALID_ARGUMENT and nothing is deleted.
 //! - **Expired sync token**: 400 INVALID_ARGUMENT with `ErrorInfo.reason`
 //!   `EXPIRED_SYNC_TOKEN`, the shape of the captured real response.
-//! - `requestSyncToken`/`syncToken` with `LAST_MODIFIED_DESCENDING` answers 400 (3P report).
+//! - `requestSyncToken`/`syncToken` with `LAST_MODIFIED_DESCENDING` answers 400 (a
+//!   third-party report; Google does not document it).
 //! - Deleting a label without `deleteContacts` puts contacts that would be left with no
 //!   membership into `myContacts` (a contact always keeps one membership).
 //! - Contact photos (`updateContactPhoto`, `deleteContactPhoto`, the `photos` field and

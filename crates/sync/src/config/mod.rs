@@ -3,9 +3,10 @@
 //! Layers, lowest first:
 //! 1. built-in defaults (every field has one, so an empty file is valid);
 //! 2. the TOML file (`--config`, `ORGSYNC_CONFIG`, or `./orgsync.toml` when present);
-//! 3. the baseline script's `.env` names (`GCP_SEVERICE_ACCOUNT_KYE`, `YOUR_CUSTOMER_ID`,
-//!    `YOUR_ADMIN_EMAIL`), so its users switch in one step; a `.env` file in the current
-//!    directory is read for them, as that script did;
+//! 3. the `.env` names of the baseline script, the Python tool orgsync replaces
+//!    (<https://github.com/sheep52031/GWS_direactory_contacts>): `GCP_SEVERICE_ACCOUNT_KYE`,
+//!    `YOUR_CUSTOMER_ID`, `YOUR_ADMIN_EMAIL`, so its users switch in one step; a `.env`
+//!    file in the current directory is read for them, as that script did;
 //! 4. `ORGSYNC__SECTION__KEY=value` environment variables (atuin's convention), e.g.
 //!    `ORGSYNC__GOOGLE__ADMIN_SUBJECT=admin@example.com`. Values parse as TOML scalars when
 //!    they can (`true`, `0.3`, `[..]`) and as strings otherwise.
@@ -81,8 +82,9 @@ impl std::fmt::Debug for GoogleConfig {
     }
 }
 
-/// Per-minute request budgets per impersonated user. Google's People quotas are only
-/// visible in the Cloud console (reference §3.6), so these are settings, not facts.
+/// Per-minute request budgets per impersonated user. Google publishes no People quota
+/// figures (they appear only in the Cloud console of each project), so these are settings,
+/// not facts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuotaConfig {
