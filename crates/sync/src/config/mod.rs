@@ -420,6 +420,7 @@ impl Config {
             ));
         }
         self.mail.validate()?;
+        self.serve.validate()?;
         if let Some(endpoint) = &self.google.endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         {
