@@ -137,7 +137,8 @@ mod tests {
     #[test]
     fn zero_connection_limits_are_rejected_by_name() {
         assert!(ServeConfig::default().validate().is_ok());
-        let cases: [(&str, fn(&mut ServeConfig)); 4] = [
+        type Set = fn(&mut ServeConfig);
+        let cases: [(&str, Set); 4] = [
             ("serve.header_timeout_secs", |s| s.header_timeout_secs = 0),
             ("serve.body_timeout_secs", |s| s.body_timeout_secs = 0),
             ("serve.max_connections", |s| s.max_connections = 0),
