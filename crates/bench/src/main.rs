@@ -23,7 +23,7 @@ async fn main() -> anyhow::Result<()> {
         Some("contacts") => contacts::run(&args[1..]).await,
         Some("serve") => serve::run(&args[1..]).await,
         _ => bail!(
-            "usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | serve [--phases reconcile,latency,push] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS]"
+            "usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | serve [--phases reconcile,latency,push,connections] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS] [--rounds N] [--conn-count N] [--conn-parallel N]"
         ),
     }
 }

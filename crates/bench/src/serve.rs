@@ -23,11 +23,19 @@
 //!   workers (`users.get` against the emulator at `--drain-latency-ms`) have emptied the job
 //!   queue, and checks that every accepted notification is stored and no job failed.
 //!
-//! Flags: `--phases reconcile,latency,push`, `--postgres URL|none`
+//! - `connections`: `--rounds` rounds of `--conn-count` client connections to `/healthz` on
+//!   127.0.0.1, opened `--conn-parallel` at a time, each sending one keep-alive request and
+//!   then held until the whole round is open; then all are closed. Printed per round: the
+//!   requests answered, the sockets the server held (descriptors of this process minus the
+//!   client's), this process's resident memory while they are held and 2 s after they
+//!   closed. Not part of the default phases (it is a memory check, not a speed target).
+//!
+//! Flags: `--phases reconcile,latency,push` (or `connections`), `--postgres URL|none`
 //! (default `postgres://postgres@127.0.0.1:5432/test`; each run uses a fresh schema, dropped
 //! after), `--reconcile-users 10000`, `--latency-ms 20`, `--changes 200`,
 //! `--concurrency 4`, `--spacing-ms 100`, `--push-users 2000`, `--seconds 10`,
-//! `--connections 64`, `--drain-latency-ms 0`.
+//! `--connections 64`, `--drain-latency-ms 0`, `--rounds 4`, `--conn-count 8000`,
+//! `--conn-parallel 200`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -95,7 +103,13 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                     None => println!("\n(push on PostgreSQL skipped: --postgres none)"),
                 }
             }
-            other => bail!("unknown phase {other:?}: use reconcile, latency, push"),
+            "connections" => {
+                let rounds: usize = flag(args, "--rounds", 4);
+                let count: usize = flag(args, "--conn-count", 8000);
+                let parallel: usize = flag(args, "--conn-parallel", 200);
+                connections_phase(rounds, count, parallel.max(1)).await?;
+            }
+            other => bail!("unknown phase {other:?}: use reconcile, latency, push, connections"),
         }
     }
     Ok(())
@@ -821,6 +835,106 @@ async fn push_phase(opts: &PushOptions, backend: Backend) -> anyhow::Result<()> 
         "  every job applied                 {:>9}       jobs queued 0, failing now {failed_now}, failed attempts {job_failures}",
         verdict(failed_now == 0)
     );
+    daemon.shutdown().await;
+    opened.close().await;
+    emu.stop();
+    Ok(())
+}
+
+// ---- connections and memory -------------------------------------------------------------
+
+/// Resident set size of this process now (Linux `VmRSS`), in MiB.
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Open descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// One client connection: connect, one keep-alive `GET /healthz`, read the answer.
+async fn healthz_connection(
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(tokio::net::TcpStream, bool)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .context("connect timed out")??;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await?;
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap_or(Ok(0))
+        .unwrap_or(0);
+    Ok((s, buf[..n].starts_with(b"HTTP/1.1 200")))
+}
+
+async fn connections_phase(rounds: usize, count: usize, parallel: usize) -> anyhow::Result<()> {
+    use futures::StreamExt as _;
+    ensure!(
+        (1..=20).contains(&rounds) && (1..=9000).contains(&count),
+        "--rounds must be 1..=20 and --conn-count 1..=9000 (two descriptors per connection \
+         in this process)"
+    );
+    println!(
+        "\n== connections: {rounds} rounds of {count} keep-alive connections to /healthz on 127.0.0.1, {parallel} opened at a time, each held until the round is open =="
+    );
+    let emu = Emu::start("connections", 10, 0).await?;
+    let opened = Opened::open(&Backend::Sqlite, &emu.dir, "connections").await?;
+    let store = opened.store.clone();
+    let daemon = start_daemon(emu.config(), store.clone()).await?;
+    wait_ready(store.as_ref(), 11).await?;
+    let addr = daemon.addr;
+    ensure!(
+        addr.ip().is_loopback(),
+        "the daemon must listen on loopback"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let base_fds = open_fds();
+    println!(
+        "  before the first round: RSS {:.1} MiB, {base_fds} descriptors",
+        rss_mib()
+    );
+    println!("  round  answered  server sockets held  RSS held (MiB)  RSS 2 s after close (MiB)");
+    for round in 1..=rounds {
+        let started = Instant::now();
+        let mut streams = Vec::with_capacity(count);
+        let mut answered = 0usize;
+        let mut failed = 0usize;
+        let mut pending = futures::stream::iter((0..count).map(|_| healthz_connection(addr)))
+            .buffer_unordered(parallel);
+        while let Some(r) = pending.next().await {
+            match r {
+                Ok((s, ok)) => {
+                    answered += usize::from(ok);
+                    streams.push(s);
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        drop(pending);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let server_held = open_fds().saturating_sub(base_fds + streams.len());
+        let held = rss_mib();
+        drop(streams);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        println!(
+            "  {round:>5}  {answered:>8}  {server_held:>19}  {held:>14.1}  {:>25.1}   ({failed} connects failed; {:.1} s)",
+            rss_mib(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     daemon.shutdown().await;
     opened.close().await;
     emu.stop();

@@ -15,6 +15,8 @@
 //!   on a schedule — the safety net for notifications Google never delivered.
 //! - the [`sink`]: every outbox entry POSTed to the application, signed, at least once.
 //! - `/healthz`, `/readyz`, `/metrics`.
+//! - the [`server`] they are served by: a connection cap and header, body and idle
+//!   timeouts, so slow or idle clients cannot hold the listener.
 //!
 //! Every state that matters lives in the store, so instances are interchangeable and a
 //! restart loses nothing; the only in-memory state is caches.
@@ -23,6 +25,7 @@ pub mod channels;
 pub mod clock;
 pub mod leader;
 pub mod metrics;
+pub mod server;
 pub mod sink;
 pub mod webhook;
 pub mod worker;
@@ -111,7 +114,7 @@ pub struct Shared {
     pub client: GoogleClient,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub tuning: Tuning,
     /// Unique per process: the job-lock and lease holder name.
     pub instance_id: String,
@@ -128,6 +131,8 @@ pub struct Shared {
     pub(crate) sync_waiters: tokio::sync::Semaphore,
     pub(crate) http: reqwest::Client,
     pub(crate) sink_secret: Option<Vec<u8>>,
+    /// Connections the HTTP server holds open now.
+    pub connections: Arc<server::Connections>,
 }
 
 impl Shared {
@@ -191,6 +196,10 @@ pub async fn start(
 ) -> Result<DaemonHandle, DaemonError> {
     let addr = listener.local_addr()?;
     let serve = &config.serve;
+    serve.validate().map_err(|e| match e {
+        orgsync_sync::config::ConfigError::Invalid(m) => DaemonError::Config(m),
+        other => DaemonError::Config(other.to_string()),
+    })?;
     if !serve.webhook_path.starts_with('/') {
         return Err(DaemonError::Config(format!(
             "serve.webhook_path must start with '/', got {:?}",
@@ -231,7 +240,7 @@ pub async fn start(
         client,
         store,
         clock,
-        metrics: Metrics::new(),
+        metrics: Arc::new(Metrics::new()),
         tuning,
         instance_id: format!("orgsync-{}", uuid::Uuid::new_v4().simple()),
         webhook_url,
@@ -242,18 +251,25 @@ pub async fn start(
         sync_waiters: tokio::sync::Semaphore::new(16),
         http,
         sink_secret,
+        connections: Arc::new(server::Connections::new()),
     });
     let cancel = CancellationToken::new();
     let app = webhook::router(shared.clone());
     let server_cancel = cancel.clone();
-    let server = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(server_cancel.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "webhook server stopped");
-        }
-    });
+    let limits = server::Limits {
+        header_timeout: Duration::from_secs(shared.config.serve.header_timeout_secs),
+        body_timeout: Duration::from_secs(shared.config.serve.body_timeout_secs),
+        max_connections: shared.config.serve.max_connections,
+        max_body_bytes: shared.tuning.max_body_bytes,
+    };
+    let server = tokio::spawn(server::run(
+        listener,
+        app,
+        limits,
+        shared.connections.clone(),
+        shared.metrics.clone(),
+        server_cancel,
+    ));
     let mut tasks = Vec::new();
     for n in 0..workers {
         tasks.push(tokio::spawn(worker::run(

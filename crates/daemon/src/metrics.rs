@@ -59,6 +59,12 @@ const HELP: &[(&str, &str)] = &[
         "orgsync_welcome_mail_total",
         "Welcome mails of users created by push notifications, by result.",
     ),
+    (
+        "orgsync_http_connections_closed_total",
+        "Connections the server closed early: header_timeout (headers or the next request \
+         too slow), evicted (the longest-waiting idle or slow connection, for a new one at \
+         serve.max_connections).",
+    ),
 ];
 
 impl Metrics {
@@ -95,6 +101,7 @@ impl Metrics {
             "orgsync_notifications_rejected_total" => "reason",
             "orgsync_notifications_duplicate_total" => "state",
             "orgsync_channels_total" => "op",
+            "orgsync_http_connections_closed_total" => "reason",
             _ => "result",
         }
     }

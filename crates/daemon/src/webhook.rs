@@ -274,6 +274,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         });
     }
     gauges.push(Gauge {
+        name: "orgsync_http_connections_open",
+        help: "Connections the HTTP server holds open (at most serve.max_connections).",
+        kind: "gauge",
+        values: vec![(vec![], shared.connections.open() as f64)],
+    });
+    gauges.push(Gauge {
         name: "orgsync_leader",
         help: "1 if this instance holds the leader lease (channels, reconcile schedule).",
         kind: "gauge",

@@ -2,6 +2,8 @@
 //! and delivers real push notifications to a real daemon on 127.0.0.1:0.
 
 mod common;
+#[path = "serve/limits.rs"]
+mod limits;
 
 use std::time::Duration;
 

@@ -760,6 +760,7 @@ impl Config {
             ));
         }
         self.mail.validate()?;
+        self.serve.validate()?;
         if let Some(endpoint) = &self.google.endpoint {
             validate_endpoint(endpoint)?;
         }

@@ -1,4 +1,28 @@
 //! `[serve]` and `[serve.sink]`: the push-notification daemon (`orgsync serve`).
+//!
+//! ## Connection limits
+//!
+//! The webhook listens on the public internet (Google must reach it), so any client can
+//! open connections and send nothing, or send a byte now and then. Three settings bound
+//! what such clients hold (the server side lives in `orgsync-daemon`'s `server` module):
+//!
+//! - `header_timeout_secs` (default 10): a request's headers must arrive in full within
+//!   this time of the connection opening, or of its previous response; otherwise the
+//!   connection is closed. The same clock bounds an idle keep-alive connection, so there
+//!   is no separate idle setting. Google sends its headers in one write, in milliseconds;
+//!   10 s leaves room for a slow network without letting a trickling client stay.
+//! - `body_timeout_secs` (default 30): the whole body must arrive within this time of the
+//!   headers, or the request is answered 408 and the connection closed. Push bodies are a
+//!   few hundred bytes.
+//! - `max_connections` (default 1024): connections served at once. When a new connection
+//!   arrives at the cap, the connection that has waited longest for its next request
+//!   (idle, or still sending headers or a body) is closed to make room, so a flood of slow
+//!   clients only displaces itself and `/healthz` and Google's pushes still get through;
+//!   connections whose request is being handled are never closed for this. Each served
+//!   connection costs a task and up to about 70 KiB of buffers, so the cap also bounds the
+//!   memory held for clients. 1024 is far above what Google's push delivery and the probes
+//!   need and stays under the common file-descriptor limit (`ulimit -n`) together with the
+//!   store's and the Google client's connections; raise the limit before raising the cap.
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -21,8 +45,20 @@ pub struct ServeConfig {
     pub reconcile_interval_secs: u64,
     /// Concurrent job workers.
     pub workers: usize,
+    /// Seconds a client has to send a request's headers (and how long an idle keep-alive
+    /// connection is kept). See the module docs.
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body once its headers arrived; then 408.
+    pub body_timeout_secs: u64,
+    /// Connections served at once; at the cap the longest-waiting idle or slow
+    /// connection is closed for a new one.
+    pub max_connections: usize,
     pub sink: SinkConfig,
 }
+
+/// The largest `max_connections` accepted (a semaphore's permit count; far above any
+/// file-descriptor limit).
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -34,8 +70,41 @@ impl Default for ServeConfig {
             renew_ahead_secs: 30 * 60,
             reconcile_interval_secs: 24 * 3600,
             workers: 4,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_connections: 1024,
             sink: SinkConfig::default(),
         }
+    }
+}
+
+impl ServeConfig {
+    /// The connection limits must be positive: a zero would close every connection at once
+    /// (timeouts) or never serve one (the cap).
+    pub fn validate(&self) -> Result<(), super::ConfigError> {
+        let invalid = |m: String| Err(super::ConfigError::Invalid(m));
+        if self.header_timeout_secs == 0 {
+            return invalid(
+                "serve.header_timeout_secs must be at least 1 (seconds a client has to send \
+                 its request headers; default 10)"
+                    .into(),
+            );
+        }
+        if self.body_timeout_secs == 0 {
+            return invalid(
+                "serve.body_timeout_secs must be at least 1 (seconds a client has to send a \
+                 request body; default 30)"
+                    .into(),
+            );
+        }
+        if self.max_connections == 0 || self.max_connections > MAX_CONNECTIONS_LIMIT {
+            return invalid(format!(
+                "serve.max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT} \
+                 (connections served at once; default 1024), got {}",
+                self.max_connections
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -58,5 +127,30 @@ impl std::fmt::Debug for SinkConfig {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("secret_file", &self.secret_file)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_connection_limits_are_rejected_by_name() {
+        assert!(ServeConfig::default().validate().is_ok());
+        type Set = fn(&mut ServeConfig);
+        let cases: [(&str, Set); 4] = [
+            ("serve.header_timeout_secs", |s| s.header_timeout_secs = 0),
+            ("serve.body_timeout_secs", |s| s.body_timeout_secs = 0),
+            ("serve.max_connections", |s| s.max_connections = 0),
+            ("serve.max_connections", |s| {
+                s.max_connections = MAX_CONNECTIONS_LIMIT + 1
+            }),
+        ];
+        for (name, set) in cases {
+            let mut s = ServeConfig::default();
+            set(&mut s);
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(name), "{e}");
+        }
     }
 }
