@@ -2,14 +2,15 @@
 //! random 256-bit token, every one persisted before anything depends on it.
 //!
 //! Google cannot renew a channel and its lifetime cap is uncertain (2 days documented, 6 h
-//! observed: reference §2.12), so the returned `expiration` is the only truth. A
+//! observed: see "Facts about Google we rely on" in docs/ARCHITECTURE.md), so the returned
+//! `expiration` is the only truth. A
 //! replacement is opened at the earlier of `renew_ahead` before expiry and 80% of the
 //! lifetime; both overlap (duplicates are harmless: jobs re-read the user), then the old
 //! one is stopped with `channels.stop`. Because the replacement link and the stop are
 //! recorded in the store, a crash anywhere in between is repaired by the next pass: a
 //! replaced channel not yet stopped is stopped, and a missing event type is reopened, so a
-//! restart neither leaks nor duplicates channels. The seed article kept this state in
-//! Redis and renewed by hand; here [`ensure`] runs on the leader every tick.
+//! restart neither leaks nor duplicates channels. Keeping this state elsewhere and renewing
+//! by hand is how channels leak; here [`ensure`] runs on the leader every tick.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

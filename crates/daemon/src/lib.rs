@@ -1,6 +1,6 @@
 //! `orgsync serve`: keep the application's user table in step with the directory within
 //! seconds, survive restarts and missed notifications, and never destroy an account by
-//! accident (issue 5; the seed article's Django receiver without its defects).
+//! accident (the users job's real-time half).
 //!
 //! One process runs:
 //! - [`webhook`]: the `users.watch` receiver. It authenticates each request (channel id

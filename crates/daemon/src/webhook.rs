@@ -1,9 +1,9 @@
 //! The push receiver plus `/healthz`, `/readyz` and `/metrics`.
 //!
-//! The seed article's receiver trusted any POST with a `primaryEmail` and called Google
-//! inline; here a request is accepted only if its channel id is one orgsync opened, its
-//! resource id matches, and its `X-Goog-Channel-Token` equals that channel's random token
-//! (compared in constant time with `subtle`). The receiver never calls Google: it records
+//! A naive receiver trusts any POST with a `primaryEmail` and calls Google inline; here a
+//! request is accepted only if its channel id is one orgsync opened, its resource id
+//! matches, and its `X-Goog-Channel-Token` equals that channel's random token (compared
+//! in constant time with `subtle`). The receiver never calls Google: it records
 //! the notification once per (channel id, message number) and enqueues a refresh job in
 //! the same transaction, then answers 200. Every kind of bad input is a 4xx, because
 //! Google retries 5xx with backoff; only a store outage answers 503 (then a retry is
@@ -121,9 +121,11 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
             return (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n").into_response();
         }
     };
-    // A `sync` can overtake the `users.watch` response (reference §2.11), and another
-    // instance (or `orgsync channels renew`) may be the one creating the channel: give the
-    // store a moment, with a bounded number of waiters so spoofed syncs cannot pile up.
+    // A `sync` can overtake the `users.watch` response (Google sends it as soon as the
+    // channel exists: https://developers.google.com/workspace/admin/directory/v1/guides/push),
+    // and another instance (or `orgsync channels renew`) may be the one creating the
+    // channel: give the store a moment, with a bounded number of waiters so spoofed syncs
+    // cannot pile up.
     if known.is_none()
         && is_sync
         && let Ok(_permit) = shared.sync_waiters.try_acquire()

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Incremental state of the contacts sync for one target user (issue 4): the People sync
+/// Incremental state of the contacts sync for one target user: the People sync
 /// token and the hash of the last directory view applied to their address book.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactsUserState {
