@@ -230,6 +230,59 @@ async fn weekly_recurrence_keeps_local_time_across_dst() {
 }
 
 #[tokio::test]
+async fn biweekly_series_honours_wkst_and_a_garbled_byday_is_400() {
+    let e = env().await;
+    let tok = e.token(&e.users[0], &[scopes::CALENDAR]);
+    // RFC 5545 §3.3.10's WKST example: every other week on Tuesday and Sunday, weeks
+    // starting on Sunday, so the first Sunday (10 August) is in a skipped week.
+    let parent = e
+        .insert(
+            &tok,
+            json!({
+                "summary": "Biweekly",
+                "start": {"dateTime": "1997-08-05T09:00:00", "timeZone": "America/New_York"},
+                "end": {"dateTime": "1997-08-05T10:00:00", "timeZone": "America/New_York"},
+                "recurrence": ["RRULE:FREQ=WEEKLY;INTERVAL=2;COUNT=4;BYDAY=TU,SU;WKST=SU"],
+            }),
+        )
+        .await;
+    let items = e
+        .list_all(&tok, "singleEvents=true&orderBy=startTime")
+        .await;
+    assert!(items.iter().all(|i| i["recurringEventId"] == parent["id"]));
+    assert_eq!(
+        starts(&items),
+        [
+            "1997-08-05T09:00:00-04:00",
+            "1997-08-17T09:00:00-04:00",
+            "1997-08-19T09:00:00-04:00",
+            "1997-08-31T09:00:00-04:00",
+        ]
+    );
+
+    // A BYDAY value that is not ASCII is refused, the server keeps answering.
+    let (s, v) = e
+        .req(
+            &tok,
+            reqwest::Method::POST,
+            EVENTS,
+            Some(json!({
+                "start": {"dateTime": "2026-01-01T10:00:00", "timeZone": "Europe/Berlin"},
+                "end": {"dateTime": "2026-01-01T11:00:00", "timeZone": "Europe/Berlin"},
+                "recurrence": ["RRULE:FREQ=MONTHLY;BYDAY=\u{e9}a"],
+            })),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("BYDAY"),
+        "{v}"
+    );
+    let (s, _) = e.list(&tok, "singleEvents=true").await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
 async fn all_day_ordering_and_time_window() {
     let e = env().await;
     let tok = e.token(&e.users[0], &[scopes::CALENDAR_EVENTS]);

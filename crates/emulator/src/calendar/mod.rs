@@ -7,7 +7,9 @@
 //! plus the fields Google adds (id, etag, iCalUID, created/updated, creator, organizer,
 //! htmlLink, reminders), so unknown fields (attendees, extendedProperties…) round-trip.
 //!
-//! `events.list` follows reference §6 and the discovery document:
+//! `events.list` follows Google's reference
+//! (<https://developers.google.com/workspace/calendar/api/v3/reference/events/list>) and the
+//! discovery document:
 //! - `singleEvents=true` expands `RRULE`s (see [`rrule`]) into instances with ids
 //!   `{eventId}_{YYYYMMDDTHHMMSSZ}` (all-day: `{eventId}_{YYYYMMDD}`), `recurringEventId`
 //!   and `originalStartTime`; parents are then not returned. Deleting an instance
@@ -997,7 +999,8 @@ async fn events_delete(
 
 pub fn routes() -> Router<Arc<Emulator>> {
     // Mounted under the service path and at the root: google-api-python-client drops
-    // `calendar/v3/` when `api_endpoint` is set to the bare host (reference §7.1).
+    // `calendar/v3/` when `api_endpoint` is set to the bare host (google-api-python-client
+    // joins the discovery document's `servicePath` to it).
     let mut r = Router::new();
     for base in ["/calendar/v3", ""] {
         r = r
