@@ -370,7 +370,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn agenda_window_past_ten_years_is_refused_before_any_call() {
+    fn agenda_window_past_a_century_is_refused_before_any_call() {
         let now = Utc::now();
         let zone = Zone::Named(chrono_tz::UTC);
         let far = parse_until("9999-12-31", &zone).unwrap();
