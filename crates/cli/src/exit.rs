@@ -39,9 +39,28 @@ impl CodedError {
     }
 }
 
-/// Errors that do not say otherwise are configuration/input errors (exit 2).
+/// The exit code of a failed Google call, the same from every command: Google still
+/// unavailable after the client's retries (or a write whose outcome is unknown) is a
+/// temporary failure, 1: nothing is lost, run again later. Anything the admin must fix
+/// (authentication, delegation, a request Google refuses) is 2.
+pub fn for_google_error(e: &orgsync_client::Error) -> Exit {
+    use orgsync_client::ErrorKind;
+    match e.kind() {
+        ErrorKind::Retryable | ErrorKind::OutcomeUnknown => Exit::Partial,
+        _ => Exit::Config,
+    }
+}
+
+/// The exit code of an error: the code it carries, else that of a Google call failure in
+/// its chain ([`for_google_error`]), else 2 (configuration or input).
 pub fn classify(err: &anyhow::Error) -> Exit {
     err.chain()
         .find_map(|e| e.downcast_ref::<CodedError>().map(|c| c.code))
+        .or_else(|| {
+            err.chain().find_map(|e| {
+                e.downcast_ref::<orgsync_client::Error>()
+                    .map(for_google_error)
+            })
+        })
         .unwrap_or(Exit::Config)
 }

@@ -317,6 +317,58 @@ async fn channels_renew_and_stop_work_with_the_loopback_config_and_no_public_url
     e.emu.shutdown().await.unwrap();
 }
 
+/// The same failure gives the same exit code from every job: Google answering 503 to
+/// everything (after the client's retries) is a temporary failure, exit 1, for the
+/// contacts job, the users job, the agenda and mail alike (contacts sync used to say 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_google_outage_gives_the_same_exit_code_from_every_job() {
+    let e = env(3, "").await;
+    let member = {
+        use futures::TryStreamExt;
+        let users: Vec<User> = e
+            .admin
+            .directory()
+            .users_list(Default::default())
+            .try_collect()
+            .await
+            .unwrap();
+        users
+            .into_iter()
+            .find(|u| u.is_admin != Some(true))
+            .and_then(|u| u.primary_email)
+            .unwrap()
+    };
+    let mut faults = e.emu.emulator.faults.settings();
+    faults.error_rate = 1.0;
+    faults.error_kinds = vec![orgsync_emulator::faults::ErrorKind::BackendError];
+    e.emu.emulator.faults.set(faults).unwrap();
+    let jobs: Vec<Vec<&str>> = vec![
+        vec!["contacts", "sync"],
+        vec!["contacts", "plan"],
+        vec!["users", "sync"],
+        vec!["calendar", "agenda", "--user", &member],
+        vec![
+            "mail",
+            "send",
+            "--as",
+            &member,
+            "--to",
+            &member,
+            "--subject",
+            "s",
+            "--body",
+            "b",
+        ],
+    ];
+    // Concurrently: each waits out the client's retries (about 15 s on average).
+    let outs = futures::future::join_all(jobs.iter().map(|args| orgsync(&e.config, args))).await;
+    for (args, out) in jobs.iter().zip(&outs) {
+        assert_eq!(out.code, 1, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
+    }
+    e.emu.shutdown().await.unwrap();
+}
+
 // ---------------------------------------------------------------------------------------
 // Welcome mail and --report-to
 

@@ -97,12 +97,10 @@ pub async fn run(global: &Global, cmd: CalendarCommand) -> anyhow::Result<Exit> 
     let limit = args.max.unwrap_or(usize::MAX);
     while rows.len() < limit {
         let next = stream.try_next().await.map_err(|e| {
-            let code = if e.is(orgsync_client::ErrorKind::Retryable) {
-                Exit::Partial
-            } else {
-                Exit::Config
-            };
-            CodedError::new(code, format!("cannot list events: {e}"))
+            CodedError::new(
+                crate::exit::for_google_error(&e),
+                format!("cannot list events: {e}"),
+            )
         })?;
         let Some(event) = next else { break };
         if event.is_cancelled() {

@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use orgsync_client::{AuthError, ErrorKind};
 use orgsync_sync::auth;
 use orgsync_sync::config::Config;
 use orgsync_sync::mail::{self, Attachment, MailError, OutgoingMail, Sent};
@@ -235,12 +234,7 @@ fn usage(message: &str) -> anyhow::Error {
 /// exit 1 (the message may be worth retrying later).
 fn mail_error(e: MailError) -> anyhow::Error {
     let code = match &e {
-        MailError::Api(api) => match api {
-            orgsync_client::Error::Auth(AuthError::Unavailable { .. }) => Exit::Partial,
-            orgsync_client::Error::Auth(_) => Exit::Config,
-            other if other.is(ErrorKind::Auth) || other.is(ErrorKind::Permanent) => Exit::Config,
-            _ => Exit::Partial,
-        },
+        MailError::Api(api) => crate::exit::for_google_error(api),
         _ => Exit::Config,
     };
     CodedError::new(code, e.to_string()).into()

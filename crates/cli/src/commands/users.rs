@@ -100,11 +100,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
                     Ok(Exit::Guard)
                 }
                 Err(UsersError::Directory(e)) => Err(CodedError::new(
-                    if e.is(orgsync_client::ErrorKind::Auth) {
-                        Exit::Config
-                    } else {
-                        Exit::Partial
-                    },
+                    crate::exit::for_google_error(&e),
                     format!(
                         "reading the directory failed, nothing was written: {e}; check [google] \
                          admin_subject, customer/domain and the service account's delegation"
