@@ -323,21 +323,12 @@ async fn channels_renew_and_stop_work_with_the_loopback_config_and_no_public_url
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_google_outage_gives_the_same_exit_code_from_every_job() {
     let e = env(3, "").await;
-    let member = {
-        use futures::TryStreamExt;
-        let users: Vec<User> = e
-            .admin
-            .directory()
-            .users_list(Default::default())
-            .try_collect()
-            .await
-            .unwrap();
-        users
-            .into_iter()
-            .find(|u| u.is_admin != Some(true))
-            .and_then(|u| u.primary_email)
-            .unwrap()
-    };
+    let member = directory_users(&e.admin)
+        .await
+        .into_iter()
+        .find(|u| u.is_admin != Some(true))
+        .and_then(|u| u.primary_email)
+        .unwrap();
     let mut faults = e.emu.emulator.faults.settings();
     faults.error_rate = 1.0;
     faults.error_kinds = vec![orgsync_emulator::faults::ErrorKind::BackendError];
