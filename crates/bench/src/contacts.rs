@@ -1,5 +1,5 @@
 //! `orgsync-bench contacts`: the contacts sync against an emulator with injected
-//! latency, run exactly as `orgsync contacts sync` runs it (`orgsync_sync::contacts::run`).
+//! latency, run exactly as `orgsync contacts sync` runs it (`orgsync_jobs::contacts::run`).
 //!
 //! The emulator runs in a child process (see [`crate::client`]), so the peak RSS printed
 //! is orgsync's alone. For each org size it prints: calls of the first full sync against
@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use orgsync_sync::contacts::{self, ContactsOptions, ContactsReport, Mode};
-use orgsync_sync::context;
+use orgsync_jobs::contacts::{self, ContactsOptions, ContactsReport, Mode};
+use orgsync_jobs::context;
 
 use crate::client::{EmulatorChild, reset_peak_rss};
 use crate::measure::{flag, peak_rss_mib};

@@ -5,7 +5,7 @@
 //! the load generator run in this process. Three phases, each printed with its target or
 //! bound and the ratio:
 //!
-//! - `reconcile`: a full reconcile (`orgsync_sync::users::reconcile`, what `orgsync users
+//! - `reconcile`: a full reconcile (`orgsync_jobs::users::reconcile`, what `orgsync users
 //!   sync` runs) of a generated org into a fresh SQLite file, then a no-change re-run, then
 //!   the same first run into a fresh PostgreSQL schema. Calls against the lower bound
 //!   ⌈users/500⌉ `users.list` pages (the default scope names no groups), wall time against
@@ -52,9 +52,9 @@ use orgsync_daemon::{DaemonHandle, SystemClock, Tuning};
 use orgsync_store::{OutboxKind, Store, UserQuery};
 use orgsync_store_postgres::PgStore;
 use orgsync_store_sqlite::SqliteStore;
-use orgsync_sync::config::Config;
-use orgsync_sync::context;
-use orgsync_sync::users::{ReconcileOptions, reconcile};
+use orgsync_jobs::config::Config;
+use orgsync_jobs::context;
+use orgsync_jobs::users::{ReconcileOptions, reconcile};
 use orgsync_wire::directory::{User, push_headers as h};
 
 use crate::client::{EmulatorChild, reset_peak_rss};

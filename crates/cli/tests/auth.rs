@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
-use orgsync_sync::auth::{self, LoginError, LoginOptions};
+use orgsync_jobs::auth::{self, LoginError, LoginOptions};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
 

@@ -46,8 +46,8 @@ async fn photo_share_gives_generated_users_directory_photos() {
         .trim()
         .to_string();
     let key = std::fs::read_to_string(dir.path().join("service-account.json")).unwrap();
-    let config = orgsync_sync::context::emulator_config(&base, key, "admin@example.com");
-    let client = orgsync_sync::context::service_account_client(&config).unwrap();
+    let config = orgsync_jobs::context::emulator_config(&base, key, "admin@example.com");
+    let client = orgsync_jobs::context::service_account_client(&config).unwrap();
     let users: Vec<orgsync_wire::directory::User> = client
         .directory()
         .users_list(Default::default())

@@ -12,8 +12,8 @@ use mail_parser::{MessageParser, MimeHeaders as _};
 use orgsync_client::gmail::MessagesListParams;
 use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, ServiceAccount};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
-use orgsync_sync::auth::{self, LoginOptions};
-use orgsync_sync::mail::{self, OutgoingMail};
+use orgsync_jobs::auth::{self, LoginOptions};
+use orgsync_jobs::mail::{self, OutgoingMail};
 use orgsync_wire::scopes;
 use serde_json::Value;
 
@@ -301,7 +301,7 @@ async fn utf8_subject_and_attachments_come_back_byte_exact() {
 async fn the_library_message_is_stored_byte_for_byte() {
     let env = env().await;
     let login = auth::load_login(&env.dir.path().join("token.json")).unwrap();
-    let config = orgsync_sync::config::load_from(Some(&env.config), &[])
+    let config = orgsync_jobs::config::load_from(Some(&env.config), &[])
         .unwrap()
         .config;
     let me = auth::personal_client(&config, &login);
@@ -486,7 +486,7 @@ async fn big_messages_use_the_upload_endpoint_and_huge_ones_are_refused_before_a
 #[tokio::test]
 async fn run_reports_and_welcome_mail_from_a_template() {
     let env = env().await;
-    let config = orgsync_sync::config::load_from(Some(&env.config), &[])
+    let config = orgsync_jobs::config::load_from(Some(&env.config), &[])
         .unwrap()
         .config;
     let delegated = auth::delegated_client(&config).unwrap();
@@ -836,7 +836,7 @@ async fn the_emulator_data_dir_config_logs_in_with_no_manual_setup() {
     let config_path = dir.path().join("orgsync.toml");
     let text = std::fs::read_to_string(&config_path).unwrap();
     assert!(text.contains("[auth]"), "{text}");
-    let config = orgsync_sync::config::load_from(Some(&config_path), &[])
+    let config = orgsync_jobs::config::load_from(Some(&config_path), &[])
         .unwrap()
         .config;
     let secret = config

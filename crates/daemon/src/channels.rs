@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, Utc};
 use orgsync_client::directory::UsersListParams;
 use orgsync_client::{ErrorKind, GoogleClient};
 use orgsync_store::{Channel, ChannelToken, Store};
-use orgsync_sync::config::{GoogleConfig, ServeConfig};
+use orgsync_jobs::config::{GoogleConfig, ServeConfig};
 use orgsync_wire::directory::WATCH_EVENTS;
 use rand::Rng;
 use serde::Serialize;

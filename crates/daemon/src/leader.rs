@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::Duration;
-use orgsync_sync::users::{ReconcileOptions, UsersError, reconcile};
+use orgsync_jobs::users::{ReconcileOptions, UsersError, reconcile};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;

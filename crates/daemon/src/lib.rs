@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use orgsync_client::GoogleClient;
 use orgsync_store::Store;
-use orgsync_sync::config::Config;
+use orgsync_jobs::config::Config;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -197,7 +197,7 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let serve = &config.serve;
     serve.validate().map_err(|e| match e {
-        orgsync_sync::config::ConfigError::Invalid(m) => DaemonError::Config(m),
+        orgsync_jobs::config::ConfigError::Invalid(m) => DaemonError::Config(m),
         other => DaemonError::Config(other.to_string()),
     })?;
     if !serve.webhook_path.starts_with('/') {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
 use orgsync_store::OutboxEntry;
-use orgsync_sync::config::SinkConfig;
+use orgsync_jobs::config::SinkConfig;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 

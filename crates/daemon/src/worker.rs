@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orgsync_store::{ChangeOutcome, Job};
-use orgsync_sync::users::{WelcomeOutcome, refresh_user};
+use orgsync_jobs::users::{WelcomeOutcome, refresh_user};
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 

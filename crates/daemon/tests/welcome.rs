@@ -13,7 +13,7 @@ use orgsync_client::GoogleClient;
 use orgsync_client::gmail::MessagesListParams;
 use orgsync_daemon::Clock as _;
 use orgsync_store::Store;
-use orgsync_sync::users::{
+use orgsync_jobs::users::{
     LAST_RECONCILE_KEY, STATE_SCOPE, WELCOME_SCOPE, WelcomeRecord, WelcomeState,
 };
 

@@ -1,6 +1,6 @@
 //! `orgsync auth login|status|logout`: a person's own login (installed-app OAuth + PKCE).
 //!
-//! The flow itself lives in `orgsync_sync::auth` (so tests drive it with a fake
+//! The flow itself lives in `orgsync_jobs::auth` (so tests drive it with a fake
 //! browser); this module only decides how to show the URL, where the token file goes,
 //! and what to print.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use orgsync_sync::auth::{self, LoginError, LoginOptions};
+use orgsync_jobs::auth::{self, LoginError, LoginOptions};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
@@ -128,7 +128,7 @@ pub async fn run(global: &Global, cmd: AuthCommand) -> anyhow::Result<Exit> {
     }
 }
 
-async fn login(config: &orgsync_sync::config::Config, args: LoginArgs) -> anyhow::Result<Exit> {
+async fn login(config: &orgsync_jobs::config::Config, args: LoginArgs) -> anyhow::Result<Exit> {
     let secret = args
         .client_secret
         .clone()

@@ -13,7 +13,7 @@ use clap::Args;
 use clap::Subcommand;
 use futures::TryStreamExt;
 use orgsync_client::calendar::EventsListParams;
-use orgsync_sync::auth;
+use orgsync_jobs::auth;
 use orgsync_wire::calendar::{Event, EventDateTime};
 use serde::Serialize;
 

@@ -6,8 +6,8 @@
 use clap::Subcommand;
 use orgsync_daemon::channels::{self, ChannelCtx, ChannelReport};
 use orgsync_store::Channel;
-use orgsync_sync::config::ServeConfig;
-use orgsync_sync::context::{open_store, open_store_read_only, service_account_client};
+use orgsync_jobs::config::ServeConfig;
+use orgsync_jobs::context::{open_store, open_store_read_only, service_account_client};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};

@@ -1,7 +1,7 @@
 //! What several commands share: loading the configuration and turning setup errors
 //! into exit code 2 with a message that says what to do.
 
-use orgsync_sync::config::{self, Config};
+use orgsync_jobs::config::{self, Config};
 
 use crate::cli::Global;
 use crate::exit::{CodedError, Exit};

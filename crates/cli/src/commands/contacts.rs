@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use orgsync_sync::contacts::lease::{self, LeaseError};
-use orgsync_sync::contacts::{
+use orgsync_jobs::contacts::lease::{self, LeaseError};
+use orgsync_jobs::contacts::{
     self, ContactsOptions, ContactsReport, LeaseOptions, Mode, UserStatus,
 };
-use orgsync_sync::context;
+use orgsync_jobs::context;
 
 use super::common::{load_config, print_json};
 use crate::cli::Global;
@@ -178,7 +178,7 @@ fn lease_exit(err: anyhow::Error) -> anyhow::Error {
 /// Mail the summary; a failure is logged and printed, never fatal.
 async fn mail_report(
     client: &orgsync_client::GoogleClient,
-    config: &orgsync_sync::config::Config,
+    config: &orgsync_jobs::config::Config,
     to: &[String],
     report: &ContactsReport,
 ) {
@@ -196,7 +196,7 @@ async fn mail_report(
         "orgsync contacts sync: {} created, {} updated, {} deleted, {} failed",
         t.created, t.updated, t.deleted, t.users_failed
     );
-    match orgsync_sync::mail::send_report(client, &from, to, &subject, &report.render_text()).await
+    match orgsync_jobs::mail::send_report(client, &from, to, &subject, &report.render_text()).await
     {
         Ok(_) => tracing::info!(to = ?to, "run report mailed"),
         Err(e) => {

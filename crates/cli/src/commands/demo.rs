@@ -15,8 +15,8 @@ use orgsync_client::people::ConnectionsParams;
 use orgsync_client::{ApiScopes, GoogleClient, ServiceAccount, TokenSource};
 use orgsync_core::contacts::markers;
 use orgsync_emulator::EmulatorConfig;
-use orgsync_sync::contacts::{self, ContactsOptions, ContactsReport, Mode, UserOutcome};
-use orgsync_sync::context;
+use orgsync_jobs::contacts::{self, ContactsOptions, ContactsReport, Mode, UserOutcome};
+use orgsync_jobs::context;
 use orgsync_wire::directory::{User, UserName, UserPhone};
 use serde::Serialize;
 

@@ -2,14 +2,14 @@
 //!
 //! As the logged-in person (`orgsync auth login`) by default, or with `--as EMAIL` as any
 //! user of the domain through the config's service account (domain-wide delegation).
-//! The message is built and its limits checked (`orgsync_sync::mail`) before any call.
+//! The message is built and its limits checked (`orgsync_jobs::mail`) before any call.
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use orgsync_sync::auth;
-use orgsync_sync::config::Config;
-use orgsync_sync::mail::{self, Attachment, MailError, OutgoingMail, Sent};
+use orgsync_jobs::auth;
+use orgsync_jobs::config::Config;
+use orgsync_jobs::mail::{self, Attachment, MailError, OutgoingMail, Sent};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use orgsync_daemon::{SystemClock, Tuning};
-use orgsync_sync::context::{open_store, service_account_client};
+use orgsync_jobs::context::{open_store, service_account_client};
 
 use crate::cli::Global;
 use crate::commands::common::load_config;

@@ -1,13 +1,13 @@
 //! `orgsync users sync|list|show`: the Directory → app users job.
 //!
-//! `sync` is the full reconcile of `orgsync_sync::users` (the daemon runs the same one on
+//! `sync` is the full reconcile of `orgsync_jobs::users` (the daemon runs the same one on
 //! start and on a schedule); `list` and `show` read the store only, so they work without
 //! Google credentials.
 
 use clap::Subcommand;
 use orgsync_store::{AppUser, UserQuery};
-use orgsync_sync::context::{open_store, open_store_read_only, service_account_client};
-use orgsync_sync::users::{ReconcileOptions, UsersError, UsersReport, reconcile};
+use orgsync_jobs::context::{open_store, open_store_read_only, service_account_client};
+use orgsync_jobs::users::{ReconcileOptions, UsersError, UsersReport, reconcile};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
@@ -201,7 +201,7 @@ fn print_report(r: &UsersReport) {
 /// Mail the summary; a failure is logged and printed, never fatal.
 async fn mail_report(
     client: &orgsync_client::GoogleClient,
-    config: &orgsync_sync::config::Config,
+    config: &orgsync_jobs::config::Config,
     to: &[String],
     report: &UsersReport,
     stopped: Option<&str>,
@@ -231,7 +231,7 @@ async fn mail_report(
     if let Some(reason) = stopped {
         text.push_str(&format!("\nstopped: {reason}\n"));
     }
-    match orgsync_sync::mail::send_report(client, &from, to, &subject, &text).await {
+    match orgsync_jobs::mail::send_report(client, &from, to, &subject, &text).await {
         Ok(_) => tracing::info!(to = ?to, "run report mailed"),
         Err(e) => {
             tracing::warn!(error = %e, "mailing the run report failed");

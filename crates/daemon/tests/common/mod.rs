@@ -12,7 +12,7 @@ use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, RetryPolicy,
 use orgsync_daemon::{DaemonHandle, ManualClock, Tuning};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_store::Store;
-use orgsync_sync::config::Config;
+use orgsync_jobs::config::Config;
 use orgsync_wire::directory::{User, UserName};
 
 pub const ADMIN: &str = "admin@example.com";

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use orgsync_daemon::DaemonHandle;
 use orgsync_daemon::server::CLOSED_TOTAL;
-use orgsync_sync::config::ServeConfig;
+use orgsync_jobs::config::ServeConfig;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 

@@ -18,9 +18,9 @@ use orgsync_client::{GoogleClient, ServiceAccount, TokenSource};
 use orgsync_emulator::EmulatorConfig;
 use orgsync_emulator::faults::{ErrorKind, MethodOverride};
 use orgsync_store::Store;
-use orgsync_sync::config::Config;
-use orgsync_sync::context;
-use orgsync_sync::users::{
+use orgsync_jobs::config::Config;
+use orgsync_jobs::context;
+use orgsync_jobs::users::{
     ReconcileOptions, UsersReport, WELCOME_SCOPE, WelcomeRecord, WelcomeReport, WelcomeState,
     reconcile,
 };

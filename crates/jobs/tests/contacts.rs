@@ -9,8 +9,8 @@ use common::Env;
 use orgsync_core::contacts::markers;
 use orgsync_core::guard::GuardVerdict;
 use orgsync_emulator::EmulatorConfig;
-use orgsync_sync::config::LeaverAction;
-use orgsync_sync::contacts::{ContactsOptions, ContactsReport, Mode, ReadPath, UserStatus};
+use orgsync_jobs::config::LeaverAction;
+use orgsync_jobs::contacts::{ContactsOptions, ContactsReport, Mode, ReadPath, UserStatus};
 use orgsync_wire::directory::UserPhone;
 use orgsync_wire::people::{ClientData, EmailAddress, Name, Person, PhoneNumber};
 
@@ -384,7 +384,7 @@ async fn without_history_the_per_user_guard_stops_each_book_before_writing() {
     let mut env = Env::start(org(10, 0)).await;
     env.sync().await;
     // A new state store (say, a new machine): no previous run to predict from.
-    env.store = orgsync_sync::context::open_store_url("sqlite::memory:")
+    env.store = orgsync_jobs::context::open_store_url("sqlite::memory:")
         .await
         .unwrap();
     let m = env.member_emails().await;
@@ -426,7 +426,7 @@ async fn a_crash_mid_run_then_a_rerun_converges_without_duplicates() {
     let store = env.store.clone();
     let config = env.config.clone();
     let task = tokio::spawn(async move {
-        orgsync_sync::contacts::run(
+        orgsync_jobs::contacts::run(
             &client,
             store,
             &config,

@@ -11,9 +11,9 @@ use orgsync_client::{ApiScopes, GoogleClient, ServiceAccount, TokenSource};
 use orgsync_core::contacts::markers;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_store::Store;
-use orgsync_sync::config::Config;
-use orgsync_sync::contacts::{self, ContactsOptions, ContactsReport, Mode};
-use orgsync_sync::context;
+use orgsync_jobs::config::Config;
+use orgsync_jobs::contacts::{self, ContactsOptions, ContactsReport, Mode};
+use orgsync_jobs::context;
 use orgsync_wire::directory::User;
 use orgsync_wire::people::Person;
 
