@@ -12,7 +12,14 @@ echo "==> cargo test --workspace"
 cargo test --workspace --all-targets
 
 echo "==> conformance suite (google-api-python-client against the emulator)"
-cargo build -p orgsync
-ORGSYNC_BIN="$PWD/target/debug/orgsync" bash conformance/run.sh
+# The CLI's integration tests above built target/debug/orgsync. Building it again with
+# `cargo build -p orgsync` would resolve features for that one package, which differ
+# from the whole workspace's, and recompile several crates for nothing.
+BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/orgsync"
+if [[ ! -x "$BIN" ]]; then
+  echo "test.sh: $BIN was not built by cargo test; run: cargo build -p orgsync" >&2
+  exit 1
+fi
+ORGSYNC_BIN="$BIN" bash conformance/run.sh
 
 echo "==> all tests passed"
