@@ -288,6 +288,7 @@ async fn post_token_form(
         detail,
     };
     // google-auth retries the token endpoint on 5xx/429/network errors; so do we, briefly.
+    let policy = crate::retry::RetryPolicy::token_endpoint();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -332,10 +333,10 @@ async fn post_token_form(
             }
             Err(e) => format!("{e}"),
         };
-        if attempt >= 3 {
+        if !policy.allows_another(attempt) {
             return Err(unavailable(transient));
         }
-        tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+        tokio::time::sleep(policy.backoff(attempt)).await;
     }
 }
 

@@ -11,8 +11,9 @@
 //!   domain-wide delegation, single-flight cache), refresh-token and static
 //!   implementations, with errors that say what to fix;
 //! - [`transport`]: [`GoogleClient`], [`Endpoints`] (one base URL for the emulator),
-//!   pacing per (API, subject), retries with backoff and full jitter, tracing, and
-//!   [`stats::CallStats`];
+//!   pacing per (API, subject), retries, tracing, and [`stats::CallStats`];
+//! - [`retry`]: [`RetryPolicy`], the one retry policy of orgsync (Google calls, the token
+//!   endpoint, the daemon's queues) and the reasons for its numbers;
 //! - [`error`]: both Google error envelopes classified into [`ErrorKind`];
 //! - typed calls: [`directory`], [`people`], [`gmail`], [`calendar`]; list methods are
 //!   `Stream`s that follow `nextPageToken` to the end at the maximum page size.
@@ -44,6 +45,7 @@ pub mod error;
 pub mod gmail;
 pub mod paging;
 pub mod people;
+pub mod retry;
 pub mod stats;
 pub mod transport;
 
@@ -51,7 +53,6 @@ pub use credentials::{
     AccessToken, AuthError, RefreshTokenCredential, ServiceAccount, StaticToken, TokenSource,
 };
 pub use error::{ApiError, Error, ErrorKind};
+pub use retry::RetryPolicy;
 pub use stats::{CallStats, StatsSnapshot};
-pub use transport::{
-    Api, ApiScopes, ClientConfig, Endpoints, GoogleClient, Lane, Pacing, RetryPolicy,
-};
+pub use transport::{Api, ApiScopes, ClientConfig, Endpoints, GoogleClient, Lane, Pacing};

@@ -8,9 +8,7 @@
 //! refresh on 401, and a total-time budget. That is clearer as 40 lines here than as
 //! `when`/`adjust`/`notify` closures sharing state.
 //!
-//! Backoff is exponential with full jitter (`random(0, min(cap, base·2ⁿ))`), never
-//! shorter than `Retry-After` (capped at [`RetryPolicy::max_retry_after`]), bounded by
-//! [`RetryPolicy::max_attempts`] and [`RetryPolicy::max_elapsed`].
+//! The delays, bounds and their reasons are [`RetryPolicy`]'s, in [`crate::retry`].
 //!
 //! **Idempotency.** GET, PUT, DELETE, `batchUpdateContacts` (etag-guarded),
 //! `batchDeleteContacts` and `members:modify` are repeated after any transient failure.
@@ -25,19 +23,19 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use rand::Rng;
 use reqwest::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::credentials::TokenSource;
 use crate::error::{ApiError, Error, ErrorKind, classify, parse_retry_after};
+use crate::retry::RetryPolicy;
 use crate::stats::CallStats;
 
 /// Which Google API a call goes to (base URL, scopes, error shape).
@@ -212,60 +210,6 @@ impl Pacing {
             Lane::PeopleWrite => self.people_write,
             Lane::Gmail => self.gmail,
             Lane::Calendar => self.calendar,
-        }
-    }
-}
-
-/// Bounds on retrying one call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Total attempts including the first.
-    pub max_attempts: u32,
-    /// First backoff ceiling; doubles each attempt.
-    pub base: Duration,
-    /// Ceiling of the exponential backoff (Google: "typically 32 or 64 seconds").
-    pub max_backoff: Duration,
-    /// A longer `Retry-After` is capped to this.
-    pub max_retry_after: Duration,
-    /// Give up rather than sleep past this much time since the first attempt.
-    pub max_elapsed: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 6,
-            base: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(32),
-            max_retry_after: Duration::from_secs(60),
-            max_elapsed: Duration::from_secs(300),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Never retry.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..Default::default()
-        }
-    }
-
-    /// The sleep before attempt `attempt + 1` (attempt counts from 1).
-    pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
-        let exp = self
-            .base
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-            .min(self.max_backoff);
-        let jittered = if exp.is_zero() {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(rand::rng().random_range(0.0..=exp.as_secs_f64()))
-        };
-        match retry_after {
-            Some(ra) => jittered.max(ra.min(self.max_retry_after)),
-            None => jittered,
         }
     }
 }
@@ -680,11 +624,11 @@ impl GoogleClient {
                     }
                 }
             };
-            if error.kind != ErrorKind::Retryable || attempt >= policy.max_attempts {
+            if error.kind != ErrorKind::Retryable || !policy.allows_another(attempt) {
                 return Err((Error::Api(error), attempt));
             }
             let delay = policy.delay(attempt, error.retry_after);
-            if started.elapsed() + delay > policy.max_elapsed {
+            if !policy.within_budget(started.elapsed(), delay) {
                 return Err((Error::Api(error), attempt));
             }
             tracing::debug!(
@@ -730,24 +674,6 @@ mod tests {
         assert_eq!(
             Endpoints::default().calendar,
             "https://www.googleapis.com/calendar/v3/"
-        );
-    }
-
-    #[test]
-    fn backoff_is_bounded_and_honours_retry_after() {
-        let p = RetryPolicy {
-            base: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(400),
-            max_retry_after: Duration::from_secs(2),
-            ..Default::default()
-        };
-        for attempt in 1..10 {
-            assert!(p.delay(attempt, None) <= Duration::from_millis(400));
-        }
-        assert!(p.delay(1, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
-        assert_eq!(
-            p.delay(1, Some(Duration::from_secs(100))),
-            Duration::from_secs(2)
         );
     }
 }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::channels::{ChannelCtx, ensure};
+use crate::metrics::{ChannelOp, ReconcileResult};
 
 /// Name of the leader lease.
 pub const LEASE: &str = "orgsync.serve.leader";
@@ -62,14 +63,14 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         if leader {
             let report = ensure(&channel_ctx(&shared), now, false).await;
             for c in &report.created {
-                shared.metrics.inc("orgsync_channels_total", "created");
+                shared.metrics.channel_op(ChannelOp::Created);
                 tracing::debug!(channel = %c, "channel created");
             }
             for _ in &report.stopped {
-                shared.metrics.inc("orgsync_channels_total", "stopped");
+                shared.metrics.channel_op(ChannelOp::Stopped);
             }
             for e in &report.errors {
-                shared.metrics.inc("orgsync_channels_total", "error");
+                shared.metrics.channel_op(ChannelOp::Error);
                 tracing::warn!(error = %e, "channel maintenance failed; retrying next tick");
             }
             let due = if !was_leader && shared.tuning.reconcile_on_start {
@@ -136,7 +137,7 @@ async fn run_reconcile(shared: &Shared) {
                 ms = r.duration_ms,
                 "full reconcile done"
             );
-            "ok"
+            ReconcileResult::Ok
         }
         Err(UsersError::Guard {
             reason,
@@ -144,14 +145,14 @@ async fn run_reconcile(shared: &Shared) {
             ..
         }) => {
             tracing::error!(%reason, %what_to_check, "full reconcile stopped by the safety guard; run `orgsync users sync` to review, --force if intended");
-            "guard"
+            ReconcileResult::Guard
         }
         Err(e) => {
             tracing::error!(error = %e, "full reconcile failed; retrying at the next schedule");
-            "error"
+            ReconcileResult::Error
         }
     };
-    shared.metrics.inc("orgsync_reconcile_total", label);
+    shared.metrics.reconcile_finished(label);
     let _ = shared
         .store
         .set_sync_state(

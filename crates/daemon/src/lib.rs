@@ -35,9 +35,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use orgsync_client::GoogleClient;
-use orgsync_store::Store;
+use orgsync_client::{GoogleClient, RetryPolicy};
 use orgsync_jobs::config::Config;
+use orgsync_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -55,7 +55,8 @@ pub struct Tuning {
     pub job_lease: Duration,
     /// Jobs claimed at once per worker.
     pub job_batch: u32,
-    /// First retry delay of a failing job (doubled per attempt, capped by `job_backoff_max`).
+    /// First retry delay of a failing job (doubled per attempt, capped by
+    /// `job_backoff_max`): see [`Tuning::job_retry`].
     pub job_backoff_base: Duration,
     pub job_backoff_max: Duration,
     /// Lifetime of the leader lease; a dead leader is replaced after this.
@@ -66,6 +67,7 @@ pub struct Tuning {
     pub max_body_bytes: usize,
     /// How often the sink looks for undelivered outbox entries.
     pub sink_poll: Duration,
+    /// First retry delay of a failed delivery, and its cap: see [`Tuning::sink_retry`].
     pub sink_backoff_base: Duration,
     pub sink_backoff_max: Duration,
     pub sink_timeout: Duration,
@@ -97,15 +99,62 @@ impl Default for Tuning {
     }
 }
 
-/// Why the daemon could not start.
+impl Tuning {
+    /// How failing jobs are rescheduled (never dropped); the reasons are in
+    /// [`orgsync_client::retry`].
+    pub fn job_retry(&self) -> RetryPolicy {
+        RetryPolicy::forever(self.job_backoff_base, self.job_backoff_max)
+    }
+
+    /// How failed deliveries to the application are rescheduled (never dropped).
+    pub fn sink_retry(&self) -> RetryPolicy {
+        RetryPolicy::forever(self.sink_backoff_base, self.sink_backoff_max)
+    }
+}
+
+/// Why the daemon could not start. Every variant but [`DaemonError::Io`] and
+/// [`DaemonError::Store`] is a setting to fix; the message names it.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// `[serve]` failed its own validation.
     #[error("invalid [serve] configuration: {0}")]
     Config(String),
+    #[error("invalid [serve] configuration: serve.webhook_path must start with '/', got {0:?}")]
+    WebhookPath(String),
+    #[error("invalid [serve] configuration: serve.workers must be at least 1")]
+    NoWorkers,
+    #[error(
+        "invalid [serve] configuration: serve.renew_ahead_secs ({renew_ahead_secs}) must be \
+         less than serve.channel_ttl_secs ({channel_ttl_secs})"
+    )]
+    RenewAheadTooLong {
+        renew_ahead_secs: u64,
+        channel_ttl_secs: u64,
+    },
+    #[error(
+        "invalid [serve] configuration: serve.public_url is not set and {addr} is not a \
+         loopback address: set it to the https URL Google can reach, e.g. \
+         https://orgsync.example.com{webhook_path}"
+    )]
+    NoPublicUrl {
+        addr: SocketAddr,
+        webhook_path: String,
+    },
+    #[error("invalid [serve] configuration: {0}")]
+    Sink(#[from] sink::SinkError),
+    #[error("invalid [serve] configuration: HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] orgsync_store::StoreError),
+}
+
+impl DaemonError {
+    /// Whether a setting must change (rather than the machine or the store).
+    pub fn is_config(&self) -> bool {
+        !matches!(self, DaemonError::Io(_) | DaemonError::Store(_))
+    }
 }
 
 /// What every task shares.
@@ -201,39 +250,33 @@ pub async fn start(
         other => DaemonError::Config(other.to_string()),
     })?;
     if !serve.webhook_path.starts_with('/') {
-        return Err(DaemonError::Config(format!(
-            "serve.webhook_path must start with '/', got {:?}",
-            serve.webhook_path
-        )));
+        return Err(DaemonError::WebhookPath(serve.webhook_path.clone()));
     }
     if serve.workers == 0 {
-        return Err(DaemonError::Config(
-            "serve.workers must be at least 1".into(),
-        ));
+        return Err(DaemonError::NoWorkers);
     }
     if serve.renew_ahead_secs >= serve.channel_ttl_secs {
-        return Err(DaemonError::Config(format!(
-            "serve.renew_ahead_secs ({}) must be less than serve.channel_ttl_secs ({})",
-            serve.renew_ahead_secs, serve.channel_ttl_secs
-        )));
+        return Err(DaemonError::RenewAheadTooLong {
+            renew_ahead_secs: serve.renew_ahead_secs,
+            channel_ttl_secs: serve.channel_ttl_secs,
+        });
     }
     let webhook_url = match &serve.public_url {
         Some(u) => u.clone(),
         None if addr.ip().is_loopback() => format!("http://{addr}{}", serve.webhook_path),
         None => {
-            return Err(DaemonError::Config(format!(
-                "serve.public_url is not set and {addr} is not a loopback address: set it to \
-                 the https URL Google can reach, e.g. https://orgsync.example.com{}",
-                serve.webhook_path
-            )));
+            return Err(DaemonError::NoPublicUrl {
+                addr,
+                webhook_path: serve.webhook_path.clone(),
+            });
         }
     };
-    let sink_secret = sink::load_secret(&serve.sink).map_err(DaemonError::Config)?;
+    let sink_secret = sink::load_secret(&serve.sink)?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(tuning.sink_timeout)
         .build()
-        .map_err(|e| DaemonError::Config(format!("HTTP client: {e}")))?;
+        .map_err(DaemonError::HttpClient)?;
     let workers = serve.workers;
     let shared = Arc::new(Shared {
         config,

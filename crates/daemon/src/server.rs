@@ -55,7 +55,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
-use crate::metrics::Metrics;
+use crate::metrics::{CloseReason, Metrics, RejectReason};
 
 /// Oversized bodies up to this size are read and discarded so that the client can read the
 /// 413 (Google's push bodies are a few hundred bytes; nothing legitimate comes close).
@@ -65,7 +65,8 @@ pub const MAX_DRAIN_BYTES: u64 = 1024 * 1024;
 /// Google's push headers are well under 4 KiB.
 pub const MAX_BUF_BYTES: usize = 64 * 1024;
 
-/// Counter of connections the server closed, by reason.
+/// The exported name of the counter of connections the server closed, by reason (what
+/// [`Metrics::get`] reads).
 pub const CLOSED_TOTAL: &str = "orgsync_http_connections_closed_total";
 
 /// What the server enforces (from `[serve]` and [`crate::Tuning`]).
@@ -167,7 +168,7 @@ pub async fn run(
                     if matches!(e.raw_os_error(), Some(23 | 24))
                         && connections.evict_longest_idle()
                     {
-                        metrics.inc(CLOSED_TOTAL, "evicted");
+                        metrics.connection_closed(CloseReason::Evicted);
                     }
                     tracing::warn!(error = %e, "accepting a connection failed");
                     tokio::select! {
@@ -182,7 +183,7 @@ pub async fn run(
             Ok(p) => p,
             Err(_) => {
                 if connections.evict_longest_idle() {
-                    metrics.inc(CLOSED_TOTAL, "evicted");
+                    metrics.connection_closed(CloseReason::Evicted);
                 }
                 tokio::select! {
                     p = permits.clone().acquire_owned() => match p {
@@ -257,7 +258,7 @@ async fn serve_connection(
             result = served.as_mut() => {
                 if let Err(e) = result {
                     if e.is_timeout() {
-                        metrics.inc(CLOSED_TOTAL, "header_timeout");
+                        metrics.connection_closed(CloseReason::HeaderTimeout);
                     } else {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
@@ -296,11 +297,12 @@ async fn handle(
         Ok(b) => b,
         Err(e) => {
             let (status, reason) = match e {
-                BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-                BodyError::TimedOut => (StatusCode::REQUEST_TIMEOUT, "body_timeout"),
-                BodyError::Broken => (StatusCode::BAD_REQUEST, "body_unreadable"),
+                BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, RejectReason::BodyTooLarge),
+                BodyError::TimedOut => (StatusCode::REQUEST_TIMEOUT, RejectReason::BodyTimeout),
+                BodyError::Broken => (StatusCode::BAD_REQUEST, RejectReason::BodyUnreadable),
             };
-            metrics.inc("orgsync_notifications_rejected_total", reason);
+            metrics.notification_rejected(reason);
+            let reason = reason.as_str();
             let mut resp = Response::new(ResponseBody {
                 inner: Body::from(format!("rejected: {reason}\n")),
                 _busy: None,

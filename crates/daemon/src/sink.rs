@@ -14,45 +14,60 @@
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use orgsync_store::OutboxEntry;
 use orgsync_jobs::config::SinkConfig;
+use orgsync_store::OutboxEntry;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
-use crate::worker::backoff;
+use crate::metrics::SinkResult;
+use crate::worker::reschedule_after;
 
 pub const HEADER_TIMESTAMP: &str = "x-orgsync-timestamp";
 pub const HEADER_SIGNATURE: &str = "x-orgsync-signature";
 pub const HEADER_IDEMPOTENCY: &str = "idempotency-key";
 
+/// Why `[serve.sink]` cannot be used; each message names the setting to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("serve.sink.url must be an http(s) URL, got {url:?}")]
+    NotHttp { url: String },
+    #[error("cannot read serve.sink.secret_file {}: {source}", path.display())]
+    ReadSecret {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "serve.sink.url is set but no secret: set serve.sink.secret_file to a file holding \
+         the HMAC secret shared with the application"
+    )]
+    NoSecret,
+    #[error("serve.sink secret must be at least 16 characters")]
+    ShortSecret,
+}
+
 /// The HMAC secret of `[serve.sink]`; required when a URL is set (an unsigned webhook would
 /// let anyone forge user changes).
-pub fn load_secret(sink: &SinkConfig) -> Result<Option<Vec<u8>>, String> {
+pub fn load_secret(sink: &SinkConfig) -> Result<Option<Vec<u8>>, SinkError> {
     let Some(url) = &sink.url else {
         return Ok(None);
     };
     if !(url.starts_with("http://") || url.starts_with("https://")) {
-        return Err(format!(
-            "serve.sink.url must be an http(s) URL, got {url:?}"
-        ));
+        return Err(SinkError::NotHttp { url: url.clone() });
     }
     let secret = match (&sink.secret, &sink.secret_file) {
         (Some(s), _) => s.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read serve.sink.secret_file {}: {e}", path.display()))?
+            .map_err(|source| SinkError::ReadSecret {
+                path: path.clone(),
+                source,
+            })?
             .trim()
             .to_owned(),
-        (None, None) => {
-            return Err(
-                "serve.sink.url is set but no secret: set serve.sink.secret_file to a \
-                        file holding the HMAC secret shared with the application"
-                    .into(),
-            );
-        }
+        (None, None) => return Err(SinkError::NoSecret),
     };
     if secret.len() < 16 {
-        return Err("serve.sink secret must be at least 16 characters".into());
+        return Err(SinkError::ShortSecret);
     }
     Ok(Some(secret.into_bytes()))
 }
@@ -131,17 +146,14 @@ async fn deliver(shared: &Shared, url: &str, entry: &OutboxEntry) {
     let now = shared.now();
     match error {
         None => {
-            shared.metrics.inc("orgsync_sink_deliveries_total", "ok");
+            shared.metrics.sink_delivery(SinkResult::Ok);
             if let Err(e) = shared.store.mark_outbox_delivered(entry.seq, now).await {
                 tracing::warn!(seq = entry.seq, error = %e, "delivered but not recorded; it will be sent again");
             }
         }
         Some(error) => {
-            shared
-                .metrics
-                .inc("orgsync_sink_deliveries_total", "failed");
-            let t = &shared.tuning;
-            let delay = backoff(t.sink_backoff_base, t.sink_backoff_max, entry.attempts);
+            shared.metrics.sink_delivery(SinkResult::Failed);
+            let delay = reschedule_after(&shared.tuning.sink_retry(), entry.attempts);
             let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
             tracing::debug!(seq = entry.seq, %error, "sink delivery failed; retrying later");
             let _ = shared
@@ -171,6 +183,8 @@ mod tests {
             url: Some("http://127.0.0.1:1/x".into()),
             ..Default::default()
         };
-        assert!(load_secret(&sink).unwrap_err().contains("secret_file"));
+        let err = load_secret(&sink).unwrap_err();
+        assert!(matches!(err, SinkError::NoSecret));
+        assert!(err.to_string().contains("secret_file"));
     }
 }

@@ -19,11 +19,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orgsync_store::{Channel, NewJob, ReceivedNotification};
-use orgsync_wire::directory::{UserNotification, WATCH_EVENTS, push_headers};
+use orgsync_wire::directory::{UserNotification, push_headers};
 use subtle::ConstantTimeEq;
 
 use crate::Shared;
-use crate::metrics::Gauge;
+use crate::metrics::{GoogleCalls, RejectReason, ResourceState, Scrape};
 
 /// Job kind the workers run for a notification.
 pub const JOB_REFRESH_USER: &str = "user.refresh";
@@ -40,10 +40,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-fn reject(shared: &Shared, status: StatusCode, reason: &'static str) -> Response {
-    shared
-        .metrics
-        .inc("orgsync_notifications_rejected_total", reason);
+fn reject(shared: &Shared, status: StatusCode, reason: RejectReason) -> Response {
+    shared.metrics.notification_rejected(reason);
+    let reason = reason.as_str();
     tracing::debug!(reason, status = status.as_u16(), "push request rejected");
     (status, format!("rejected: {reason}\n")).into_response()
 }
@@ -94,23 +93,39 @@ fn token_matches(expected: &str, got: &str) -> bool {
 
 async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let Some(channel_id) = header_str(&headers, push_headers::CHANNEL_ID).map(str::to_owned) else {
-        return reject(&shared, StatusCode::BAD_REQUEST, "missing_channel_id");
+        return reject(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            RejectReason::MissingChannelId,
+        );
     };
     if channel_id.is_empty() || channel_id.len() > 64 {
-        return reject(&shared, StatusCode::BAD_REQUEST, "bad_channel_id");
+        return reject(&shared, StatusCode::BAD_REQUEST, RejectReason::BadChannelId);
     }
     let Some(state) = header_str(&headers, push_headers::RESOURCE_STATE).map(str::to_owned) else {
-        return reject(&shared, StatusCode::BAD_REQUEST, "missing_resource_state");
+        return reject(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            RejectReason::MissingResourceState,
+        );
     };
-    let is_sync = state == "sync";
-    if !is_sync && !WATCH_EVENTS.contains(&state.as_str()) {
-        return reject(&shared, StatusCode::BAD_REQUEST, "unknown_resource_state");
-    }
+    let Some(resource_state) = ResourceState::parse(&state) else {
+        return reject(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            RejectReason::UnknownResourceState,
+        );
+    };
+    let is_sync = resource_state == ResourceState::Sync;
     let Some(number) = header_str(&headers, push_headers::MESSAGE_NUMBER)
         .and_then(|n| n.trim().parse::<i64>().ok())
         .filter(|n| *n > 0)
     else {
-        return reject(&shared, StatusCode::BAD_REQUEST, "bad_message_number");
+        return reject(
+            &shared,
+            StatusCode::BAD_REQUEST,
+            RejectReason::BadMessageNumber,
+        );
     };
     let token = header_str(&headers, push_headers::CHANNEL_TOKEN).unwrap_or("");
 
@@ -138,42 +153,42 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     }
     let now = shared.now();
     let channel = match known {
-        None => return reject(&shared, StatusCode::NOT_FOUND, "unknown_channel"),
+        None => return reject(&shared, StatusCode::NOT_FOUND, RejectReason::UnknownChannel),
         Some(Known::Pending(expected)) => {
             if !token_matches(&expected, token) {
-                return reject(&shared, StatusCode::UNAUTHORIZED, "bad_token");
+                return reject(&shared, StatusCode::UNAUTHORIZED, RejectReason::BadToken);
             }
             if !is_sync {
-                return reject(&shared, StatusCode::CONFLICT, "channel_not_ready");
+                return reject(&shared, StatusCode::CONFLICT, RejectReason::ChannelNotReady);
             }
-            shared
-                .metrics
-                .inc("orgsync_notifications_received_total", "sync");
+            shared.metrics.notification_received(ResourceState::Sync);
             return StatusCode::OK.into_response();
         }
         Some(Known::Stored(c)) => c,
     };
     if !token_matches(channel.token.expose(), token) {
-        return reject(&shared, StatusCode::UNAUTHORIZED, "bad_token");
+        return reject(&shared, StatusCode::UNAUTHORIZED, RejectReason::BadToken);
     }
     if header_str(&headers, push_headers::RESOURCE_ID) != Some(channel.resource_id.as_str()) {
-        return reject(&shared, StatusCode::FORBIDDEN, "resource_mismatch");
+        return reject(
+            &shared,
+            StatusCode::FORBIDDEN,
+            RejectReason::ResourceMismatch,
+        );
     }
     if channel.stopped_at.is_some() || channel.expiration <= now {
-        return reject(&shared, StatusCode::GONE, "channel_closed");
+        return reject(&shared, StatusCode::GONE, RejectReason::ChannelClosed);
     }
     if is_sync {
-        shared
-            .metrics
-            .inc("orgsync_notifications_received_total", "sync");
+        shared.metrics.notification_received(ResourceState::Sync);
         return StatusCode::OK.into_response();
     }
     let Ok(note) = serde_json::from_slice::<UserNotification>(&body) else {
-        return reject(&shared, StatusCode::BAD_REQUEST, "bad_body");
+        return reject(&shared, StatusCode::BAD_REQUEST, RejectReason::BadBody);
     };
     let user_id = note.id.trim().to_owned();
     if user_id.is_empty() || user_id.len() > 128 {
-        return reject(&shared, StatusCode::BAD_REQUEST, "bad_body");
+        return reject(&shared, StatusCode::BAD_REQUEST, RejectReason::BadBody);
     }
     let received = ReceivedNotification {
         channel_id: channel_id.clone(),
@@ -201,16 +216,12 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         .await
     {
         Ok(true) => {
-            shared
-                .metrics
-                .inc("orgsync_notifications_received_total", &state);
+            shared.metrics.notification_received(resource_state);
             shared.wake.notify_one();
             StatusCode::OK.into_response()
         }
         Ok(false) => {
-            shared
-                .metrics
-                .inc("orgsync_notifications_duplicate_total", &state);
+            shared.metrics.notification_duplicate(resource_state);
             StatusCode::OK.into_response()
         }
         Err(e) => {
@@ -233,96 +244,45 @@ async fn ready(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let now = shared.now();
-    let mut gauges = Vec::new();
-    if let Ok(n) = shared.store.count_jobs().await {
-        gauges.push(Gauge {
-            name: "orgsync_jobs_queued",
-            help: "Jobs not yet completed (pending or running), all instances.",
-            kind: "gauge",
-            values: vec![(vec![], n as f64)],
-        });
-    }
-    if let Ok(failed) = shared.store.list_failed_jobs(1000).await {
-        gauges.push(Gauge {
-            name: "orgsync_jobs_failing",
-            help: "Queued jobs whose last attempt failed (they are retried with backoff).",
-            kind: "gauge",
-            values: vec![(vec![], failed.len() as f64)],
-        });
-    }
-    if let Ok(pending) = shared.store.list_pending_outbox(10_000).await {
-        gauges.push(Gauge {
-            name: "orgsync_outbox_pending",
-            help: "Outbox entries not yet delivered to the sink (capped at 10000).",
-            kind: "gauge",
-            values: vec![(vec![], pending.len() as f64)],
-        });
-    }
-    if let Ok(live) = shared.store.list_live_channels(now).await {
+    let store = &shared.store;
+    let channel_expiry = store.list_live_channels(now).await.ok().map(|live| {
         let mut by_event: std::collections::BTreeMap<String, f64> = Default::default();
         for c in live.iter().filter(|c| c.replaced_by.is_none()) {
             let secs = (c.expiration - now).num_milliseconds() as f64 / 1000.0;
             let e = by_event.entry(c.event.clone()).or_insert(secs);
             *e = e.max(secs);
         }
-        gauges.push(Gauge {
-            name: "orgsync_channel_expiry_seconds",
-            help: "Seconds until the current channel of each event type expires.",
-            kind: "gauge",
-            values: by_event
-                .into_iter()
-                .map(|(e, s)| (vec![("event", e)], s))
-                .collect(),
-        });
-    }
-    gauges.push(Gauge {
-        name: "orgsync_http_connections_open",
-        help: "Connections the HTTP server holds open (at most serve.max_connections).",
-        kind: "gauge",
-        values: vec![(vec![], shared.connections.open() as f64)],
-    });
-    gauges.push(Gauge {
-        name: "orgsync_leader",
-        help: "1 if this instance holds the leader lease (channels, reconcile schedule).",
-        kind: "gauge",
-        values: vec![(
-            vec![],
-            if shared.is_leader.load(Ordering::Relaxed) {
-                1.0
-            } else {
-                0.0
-            },
-        )],
+        by_event.into_iter().collect()
     });
     let stats = shared.client.stats().snapshot();
-    gauges.push(Gauge {
-        name: "orgsync_google_calls_total",
-        help: "Google API calls by method (retries counted once).",
-        kind: "counter",
-        values: stats
+    let scrape = Scrape {
+        jobs_queued: store.count_jobs().await.ok().map(|n| n as i64),
+        jobs_failing: store
+            .list_failed_jobs(1000)
+            .await
+            .ok()
+            .map(|f| f.len() as i64),
+        outbox_pending: store
+            .list_pending_outbox(10_000)
+            .await
+            .ok()
+            .map(|p| p.len() as i64),
+        channel_expiry,
+        connections_open: shared.connections.open() as i64,
+        leader: shared.is_leader.load(Ordering::Relaxed),
+        google: stats
             .methods
             .iter()
-            .map(|(m, s)| (vec![("method", m.to_string())], s.calls as f64))
-            .collect(),
-    });
-    gauges.push(Gauge {
-        name: "orgsync_google_errors_total",
-        help: "Google API calls that failed after retries, by method.",
-        kind: "counter",
-        values: stats
-            .methods
-            .iter()
-            .map(|(m, s)| {
-                (
-                    vec![("method", m.to_string())],
-                    s.errors.values().sum::<u64>() as f64,
-                )
+            .map(|(m, s)| GoogleCalls {
+                method: m.to_string(),
+                calls: s.calls,
+                errors: s.errors.values().sum(),
             })
             .collect(),
-    });
+    };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        shared.metrics.render(&gauges),
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        shared.metrics.render(&scrape),
     )
         .into_response()
 }

@@ -9,27 +9,34 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use orgsync_client::RetryPolicy;
+use orgsync_jobs::users::{UsersError, WelcomeOutcome, refresh_user};
 use orgsync_store::{ChangeOutcome, Job};
-use orgsync_jobs::users::{WelcomeOutcome, refresh_user};
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
+use crate::metrics::{JobResult, WelcomeResult};
 use crate::webhook::JOB_REFRESH_USER;
 
-/// Counter of welcome mails sent by the workers, by result.
-pub const WELCOME_METRIC: &str = "orgsync_welcome_mail_total";
+/// Why a job failed; its text is the job's last error in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Refresh(#[from] UsersError),
+    #[error("job names no user")]
+    NoUser,
+    #[error("unknown job kind {0:?}")]
+    UnknownKind(String),
+}
 
 fn lease(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::seconds(60))
 }
 
-/// The delay before attempt `attempts + 1`: base · 2^(attempts-1), capped, plus ≤10% jitter.
-pub fn backoff(base: Duration, max: Duration, attempts: i32) -> Duration {
-    let exp = attempts.clamp(1, 30) as u32 - 1;
-    let d = base.saturating_mul(2u32.saturating_pow(exp)).min(max);
-    let jitter = rand::rng().random_range(0..=d.as_millis() as u64 / 10);
-    d + Duration::from_millis(jitter)
+/// The delay before the next run of a job or delivery that failed `attempts` times:
+/// `policy`'s [`RetryPolicy::reschedule_delay`] (attempts below 1 count as 1).
+pub fn reschedule_after(policy: &RetryPolicy, attempts: i32) -> Duration {
+    policy.reschedule_delay(u32::try_from(attempts).unwrap_or(0))
 }
 
 pub async fn run(shared: Arc<Shared>, worker: String, cancel: CancellationToken) {
@@ -77,31 +84,33 @@ async fn process(shared: &Shared, worker: &str, job: Job) {
                     || shared.now(),
                 )
                 .await
-                .map_err(|e| e.to_string()),
-                None => Err("job names no user".to_owned()),
+                .map_err(JobError::from),
+                None => Err(JobError::NoUser),
             }
         }
-        other => Err(format!("unknown job kind {other:?}")),
+        other => Err(JobError::UnknownKind(other.to_owned())),
     };
     let now = shared.now();
     match result {
         Ok(outcome) => {
             let lag = (now - job.created_at).num_milliseconds() as f64 / 1000.0;
             shared.metrics.observe_lag(lag);
-            let label = match outcome.outcome {
-                ChangeOutcome::Stale => "stale",
-                ChangeOutcome::Unchanged | ChangeOutcome::NotFound => "unchanged",
-                _ => "applied",
-            };
-            shared.metrics.inc("orgsync_jobs_total", label);
+            shared.metrics.job_finished(match outcome.outcome {
+                ChangeOutcome::Stale => JobResult::Stale,
+                ChangeOutcome::Unchanged | ChangeOutcome::NotFound => JobResult::Unchanged,
+                _ => JobResult::Applied,
+            });
             // The welcome mail of a user this job created: sent at most once (the claim
             // is in the store); a failure is logged by the sync and retried by the next
             // reconcile, never a failed job.
-            match outcome.welcome {
-                Some(WelcomeOutcome::Sent) => shared.metrics.inc(WELCOME_METRIC, "sent"),
-                Some(WelcomeOutcome::Failed) => shared.metrics.inc(WELCOME_METRIC, "failed"),
-                Some(WelcomeOutcome::Waiting) => shared.metrics.inc(WELCOME_METRIC, "waiting"),
-                Some(WelcomeOutcome::None) | None => {}
+            let welcome = match outcome.welcome {
+                Some(WelcomeOutcome::Sent) => Some(WelcomeResult::Sent),
+                Some(WelcomeOutcome::Failed) => Some(WelcomeResult::Failed),
+                Some(WelcomeOutcome::Waiting) => Some(WelcomeResult::Waiting),
+                Some(WelcomeOutcome::None) | None => None,
+            };
+            if let Some(w) = welcome {
+                shared.metrics.welcome_mail(w);
             }
             tracing::debug!(job = job.id, user = ?job.directory_user_id, ?outcome, "job done");
             if let Err(e) = shared.store.complete_job(job.id, worker).await {
@@ -109,10 +118,10 @@ async fn process(shared: &Shared, worker: &str, job: Job) {
             }
         }
         Err(error) => {
-            let t = &shared.tuning;
-            let delay = backoff(t.job_backoff_base, t.job_backoff_max, job.attempts);
+            let delay = reschedule_after(&shared.tuning.job_retry(), job.attempts);
             let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-            shared.metrics.inc("orgsync_jobs_total", "failed");
+            shared.metrics.job_finished(JobResult::Failed);
+            let error = error.to_string();
             tracing::warn!(
                 job = job.id,
                 attempts = job.attempts,
@@ -139,8 +148,18 @@ mod tests {
     fn backoff_doubles_and_caps() {
         let b = Duration::from_secs(2);
         let m = Duration::from_secs(60);
-        assert!(backoff(b, m, 1) >= b && backoff(b, m, 1) <= Duration::from_millis(2200));
-        assert!(backoff(b, m, 3) >= Duration::from_secs(8));
-        assert!(backoff(b, m, 20) <= Duration::from_secs(66));
+        let backoff = |attempts| reschedule_after(&RetryPolicy::forever(b, m), attempts);
+        assert!(backoff(1) >= b && backoff(1) <= Duration::from_millis(2200));
+        assert!(backoff(3) >= Duration::from_secs(8));
+        assert!(backoff(20) <= Duration::from_secs(66));
+    }
+
+    #[test]
+    fn attempts_below_one_wait_the_base_delay() {
+        let p = RetryPolicy::forever(Duration::from_secs(2), Duration::from_secs(60));
+        for attempts in [-5, 0, 1] {
+            let d = reschedule_after(&p, attempts);
+            assert!(d >= Duration::from_secs(2) && d <= Duration::from_millis(2200));
+        }
     }
 }
