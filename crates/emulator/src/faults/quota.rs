@@ -109,10 +109,11 @@ pub struct MetricInfo {
 ///   per-user figures are what users report: critical reads between 60 and 180 per
 ///   minute (180 in a 2021 console screenshot,
 ///   <https://github.com/onmyway133/notes/issues/517>; 90 per user per minute observed,
-///   <https://github.com/MrCaspan/GAS-Gmail-Signature-Templator/pull/1>), critical
+///   <https://github.com/MrCaspan/GAS-Gmail-Signature-Templator/pull/1>). Critical
 ///   writes, deletes and group writes 30, photo writes 50, group reads 90 and 100,000
-///   daily contact writes per user. The per-project figures (6,000 reads, 3,000 writes)
-///   are the order of magnitude the console offers, not a published number.
+///   daily contact writes per user are reported console defaults with no public page to
+///   link, and the per-project figures (6,000 reads, 3,000 writes) are an order of
+///   magnitude, not a published number: all assumptions, each settable with `--quota`.
 /// - The message text and `quota_metric`/`quota_limit` ids of the critical-read metric
 ///   are observed in real answers (<https://github.com/taers232c/GAMADV-XTD3/issues/315>,
 ///   <https://github.com/fleapower/Google-Script-Contacts-Sync/issues/16>,
