@@ -114,6 +114,17 @@ pub struct EmulatorArgs {
     /// Requests per minute allowed per user and API before 429 (default: unlimited).
     #[arg(long)]
     pub quota_per_user_per_minute: Option<u32>,
+    /// Google's quota model: `google` charges each method its cost per quota metric and
+    /// enforces per-user and per-project limits per minute and per day.
+    #[arg(long, value_name = "PROFILE")]
+    pub quota_profile: Option<String>,
+    /// Set one quota limit, over the profile's: METRIC.SCOPE=VALUE, e.g.
+    /// `people.write.user=10` (repeatable; scope `user` or `project`).
+    #[arg(long = "quota", value_name = "METRIC.SCOPE=VALUE")]
+    pub quota: Vec<String>,
+    /// The length of a quota minute in seconds: 1 runs quota time 60 times faster.
+    #[arg(long, default_value_t = 60)]
+    pub quota_minute_secs: u64,
     /// Personal (non-orgsync) contacts generated per user.
     #[arg(long, default_value_t = 0)]
     pub personal_contacts: usize,

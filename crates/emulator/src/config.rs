@@ -1,7 +1,10 @@
 //! Emulator settings: the `orgsync emulator` flags, also usable from tests.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::faults::quota::QuotaProfile;
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EmulatorConfig {
@@ -20,6 +23,15 @@ pub struct EmulatorConfig {
     pub error_rate: f64,
     /// Per-subject, per-API requests allowed per minute (None = unlimited).
     pub quota_per_user_per_minute: Option<u32>,
+    /// Google's quota model (`--quota-profile google`); see `faults::quota`.
+    #[serde(default)]
+    pub quota_profile: Option<QuotaProfile>,
+    /// `METRIC.SCOPE` → limit, over the profile's numbers (`--quota people.write.user=10`).
+    #[serde(default)]
+    pub quota_limits: BTreeMap<String, u64>,
+    /// The length of a quota minute, seconds (`--quota-minute-secs`, default 60).
+    #[serde(default = "default_quota_minute_secs")]
+    pub quota_minute_secs: u64,
     /// Cap on a push channel's lifetime, seconds (Google: 2 days documented, 6 h observed).
     pub channel_ttl_cap_secs: u64,
     /// Access token lifetime, seconds.
@@ -46,6 +58,9 @@ impl Default for EmulatorConfig {
             latency_ms: 0,
             error_rate: 0.0,
             quota_per_user_per_minute: None,
+            quota_profile: None,
+            quota_limits: BTreeMap::new(),
+            quota_minute_secs: default_quota_minute_secs(),
             channel_ttl_cap_secs: 6 * 3600,
             access_token_ttl_secs: 3600,
             consent_user: None,
@@ -53,6 +68,10 @@ impl Default for EmulatorConfig {
             photo_share: 0.0,
         }
     }
+}
+
+fn default_quota_minute_secs() -> u64 {
+    60
 }
 
 impl EmulatorConfig {

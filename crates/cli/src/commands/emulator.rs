@@ -1,7 +1,11 @@
 //! `orgsync emulator`: serve the local Google Workspace emulator until Ctrl-C.
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use orgsync_emulator::EmulatorConfig;
+use orgsync_emulator::faults::FaultSettings;
+use orgsync_emulator::faults::quota::{self, QuotaProfile};
 
 use crate::cli::EmulatorArgs;
 use crate::exit::{CodedError, Exit};
@@ -27,6 +31,20 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    let quota_error = |e: String| CodedError::new(Exit::Config, e);
+    let quota_profile = args
+        .quota_profile
+        .as_deref()
+        .map(|p| {
+            p.parse::<QuotaProfile>()
+                .map_err(|e| quota_error(format!("--quota-profile: {e}")))
+        })
+        .transpose()?;
+    let quota_limits = args
+        .quota
+        .iter()
+        .map(|q| quota::parse_override(q).map_err(quota_error))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
     let config = EmulatorConfig {
         listen: args.listen,
         users: args.users,
@@ -36,11 +54,17 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<Exit> {
         latency_ms: args.latency_ms,
         error_rate: args.error_rate,
         quota_per_user_per_minute: args.quota_per_user_per_minute,
+        quota_profile,
+        quota_limits,
+        quota_minute_secs: args.quota_minute_secs,
         channel_ttl_cap_secs: args.channel_ttl_cap_secs,
         personal_contacts_per_user: args.personal_contacts,
         photo_share: args.photo_share,
         ..EmulatorConfig::default()
     };
+    FaultSettings::from_config(&config)
+        .validate()
+        .map_err(|e| CodedError::new(Exit::Config, format!("emulator quota settings: {e}")))?;
     let data_dir = config.data_dir.clone();
     let admin = config.admin_email();
     let handle = orgsync_emulator::spawn(config)

@@ -7,6 +7,10 @@
 //! discovery method id and by subject, so tests and the demo can assert *how many* calls
 //! a sync cost (`GET /emulator/v1/stats`).
 //!
+//! Two quota models: the flat `quota_per_user_per_minute` counts calls in fixed minutes
+//! and answers with `Retry-After`; a quota profile ([`quota`]) charges each method its
+//! cost per quota metric over sliding windows, as Google does.
+//!
 //! An injected error is answered *before* the handler runs: like most of Google's 503s,
 //! nothing happened. A "connection reset" sends nothing at all: the request's connection
 //! is closed without a response (hyper aborts the connection when the response body
@@ -14,6 +18,7 @@
 //! closed error, exactly what a retry layer has to handle for a real reset.
 
 mod methods;
+pub mod quota;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::EmulatorConfig;
 use crate::error::{Api, ApiError};
 use crate::state::Emulator;
+use quota::{MetricStats, QuotaModel, QuotaProfile, QuotaState};
 
 /// What an injected error looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -99,6 +105,15 @@ pub struct FaultSettings {
     /// Calls per subject per API per minute of the emulator clock (fixed windows).
     pub quota_per_user_per_minute: Option<u32>,
     pub overrides: Vec<MethodOverride>,
+    /// Google's quota model (`"google"`): per-method costs by metric, limits per user
+    /// and per project. `null`: off, unless `quota` sets limits.
+    pub quota_profile: Option<QuotaProfile>,
+    /// Limits over the profile's, keyed `METRIC.SCOPE` (e.g. `"people.write.user": 10`).
+    /// Without a profile, only these limits apply.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub quota: BTreeMap<String, u64>,
+    /// The length of a quota minute in seconds (a quota day is 1,440 of them).
+    pub quota_minute_secs: u64,
 }
 
 impl Default for FaultSettings {
@@ -109,6 +124,9 @@ impl Default for FaultSettings {
             error_kinds: default_error_kinds(),
             quota_per_user_per_minute: None,
             overrides: Vec::new(),
+            quota_profile: None,
+            quota: BTreeMap::new(),
+            quota_minute_secs: 60,
         }
     }
 }
@@ -119,6 +137,9 @@ impl FaultSettings {
             latency_ms: config.latency_ms,
             error_rate: config.error_rate,
             quota_per_user_per_minute: config.quota_per_user_per_minute,
+            quota_profile: config.quota_profile,
+            quota: config.quota_limits.clone(),
+            quota_minute_secs: config.quota_minute_secs,
             ..Default::default()
         }
     }
@@ -142,6 +163,13 @@ impl FaultSettings {
         if self.quota_per_user_per_minute == Some(0) {
             return Err("quota_per_user_per_minute must be at least 1 (or null)".into());
         }
+        if !(1..=86_400).contains(&self.quota_minute_secs) {
+            return Err(format!(
+                "quota_minute_secs must be between 1 and 86400, got {}",
+                self.quota_minute_secs
+            ));
+        }
+        self.quota_model()?;
         for o in &self.overrides {
             if o.method.is_empty() {
                 return Err("overrides[].method must not be empty".into());
@@ -172,6 +200,16 @@ impl FaultSettings {
             }
         }
         Ok(())
+    }
+
+    /// The quota model these settings select; `None` when it is off.
+    pub fn quota_model(&self) -> Result<Option<QuotaModel>, String> {
+        Ok(
+            quota::Limits::resolve(self.quota_profile, &self.quota)?.map(|limits| QuotaModel {
+                limits,
+                minute_ms: self.quota_minute_secs.max(1) as i64 * 1000,
+            }),
+        )
     }
 
     /// The settings in force for one method.
@@ -223,6 +261,10 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Token endpoint grants: `jwt-bearer`, `authorization_code`, `refresh_token` → ok/error counts.
     pub token_grants: BTreeMap<String, GrantCounts>,
+    /// The quota model's counters per metric id (`people.write`, …): units charged,
+    /// calls refused, the largest per-user use in one window and in total, and the
+    /// limits in force. Empty while no quota profile or limit is set.
+    pub quota: BTreeMap<String, MetricStats>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -245,12 +287,23 @@ pub struct Faults {
     /// Bytes of streamed bodies, counted as they go out.
     streamed_bytes: Arc<AtomicU64>,
     windows: Mutex<HashMap<(String, String), Window>>,
+    /// The quota model in force (from the settings) and its usage.
+    quota_model: RwLock<Option<Arc<QuotaModel>>>,
+    quota: Mutex<QuotaState>,
 }
 
 impl Faults {
     pub fn new(config: &EmulatorConfig) -> Self {
+        let settings = FaultSettings::from_config(config);
+        // The CLI validates these; a bad value from a hand-built config turns the model off.
+        let model = settings.quota_model().unwrap_or_else(|e| {
+            tracing::warn!("quota model off: {e}");
+            None
+        });
         Faults {
-            settings: RwLock::new(FaultSettings::from_config(config)),
+            quota_model: RwLock::new(model.map(Arc::new)),
+            quota: Mutex::new(QuotaState::default()),
+            settings: RwLock::new(settings),
             stats: Mutex::new(Stats::default()),
             streamed_bytes: Arc::new(AtomicU64::new(0)),
             windows: Mutex::new(HashMap::new()),
@@ -264,14 +317,19 @@ impl Faults {
     /// Replace the settings (validated). Quota windows restart.
     pub fn set(&self, settings: FaultSettings) -> Result<FaultSettings, String> {
         settings.validate()?;
+        let model = settings.quota_model()?.map(Arc::new);
         *self.settings.write() = settings.clone();
+        *self.quota_model.write() = model;
         self.windows.lock().clear();
+        *self.quota.lock() = QuotaState::default();
         Ok(settings)
     }
 
     pub fn stats(&self) -> Stats {
         let mut s = self.stats.lock().clone();
         s.bytes_out += self.streamed_bytes.load(Ordering::Relaxed);
+        let model = self.quota_model.read().clone();
+        s.quota = self.quota.lock().stats(model.as_deref());
         s
     }
 
@@ -280,6 +338,12 @@ impl Faults {
         *self.stats.lock() = Stats::default();
         self.streamed_bytes.store(0, Ordering::Relaxed);
         self.windows.lock().clear();
+        *self.quota.lock() = QuotaState::default();
+    }
+
+    /// The quota model in force, if any.
+    pub fn quota_model(&self) -> Option<Arc<QuotaModel>> {
+        self.quota_model.read().clone()
     }
 
     /// Called by the token endpoint for each grant it answers.
@@ -439,12 +503,10 @@ fn quota_error(api: Api, retry_after: u64) -> ApiError {
         format!(
             "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service '{}' for consumer 'project_number:{}'.",
             service_host(api),
-            EMULATOR_PROJECT_NUMBER
+            quota::PROJECT_NUMBER
         ),
     )
 }
-
-const EMULATOR_PROJECT_NUMBER: &str = "100000000001";
 
 fn injected_error(api: Api, kind: ErrorKind) -> Response {
     match kind {
@@ -529,6 +591,29 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
         return finish(&emu, quota_error(api, retry_after).into_response());
     }
 
+    let req = match (subject.as_deref(), emu.faults.quota_model()) {
+        (Some(subject), Some(model)) => {
+            let (req, contacts) = if quota::charges_per_contact(&method_id) {
+                count_contacts(req).await
+            } else {
+                (req, 0)
+            };
+            let costs = quota::cost_of(&method_id, contacts);
+            let admitted =
+                emu.faults
+                    .quota
+                    .lock()
+                    .admit(&model, subject, &costs, emu.clock.now_ms());
+            if let Err(rejection) = admitted {
+                emu.faults.record_injected("quotaExceeded");
+                tracing::debug!(method = %method_id, limit = %rejection.key(), "quota exceeded");
+                return finish(&emu, quota::rejection_response(api, &rejection));
+            }
+            req
+        }
+        _ => req,
+    };
+
     if effective.error_rate > 0.0 && !effective.error_kinds.is_empty() {
         let injected = {
             let mut rng = rand::rng();
@@ -544,6 +629,20 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
 
     let resp = next.run(req).await;
     finish(&emu, resp)
+}
+
+/// The number of contacts in a batch create or update; the body was read in full by
+/// the server's outer layer, so this only looks at bytes already in memory.
+async fn count_contacts(req: Request) -> (Request, u64) {
+    let (parts, body) = req.into_parts();
+    match axum::body::to_bytes(body, crate::server::MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            let n = quota::contacts_in_body(&bytes);
+            (Request::from_parts(parts, Body::from(bytes)), n)
+        }
+        // Unreadable: the handler answers it; charge the fixed part only.
+        Err(_) => (Request::from_parts(parts, Body::empty()), 0),
+    }
 }
 
 /// Count the response (status and bytes); stream bodies are counted as they go.
@@ -714,5 +813,92 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn quota_settings_come_as_json_and_bad_ones_are_refused() {
+        use quota::{Metric, Scope};
+        let s: FaultSettings = serde_json::from_str(
+            r#"{"quota_profile":"google","quota":{"people.write.user":10},"quota_minute_secs":1}"#,
+        )
+        .unwrap();
+        assert!(s.validate().is_ok());
+        let m = s.quota_model().unwrap().unwrap();
+        assert_eq!(m.minute_ms, 1000);
+        assert_eq!(m.limits.get(Metric::PeopleWrite, Scope::User), Some(10));
+        assert_eq!(m.limits.get(Metric::PeopleRead, Scope::User), Some(90));
+        // The flat quota and the quota model are independent; both default to off.
+        assert_eq!(FaultSettings::default().quota_model(), Ok(None));
+        assert_eq!(FaultSettings::default().quota_minute_secs, 60);
+        let bad: FaultSettings =
+            serde_json::from_str(r#"{"quota":{"people.writes.user":10}}"#).unwrap();
+        assert!(bad.validate().unwrap_err().contains("people.writes.user"));
+        let bad = FaultSettings {
+            quota_minute_secs: 0,
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("quota_minute_secs"));
+        assert!(serde_json::from_str::<FaultSettings>(r#"{"quota_profile":"gogle"}"#).is_err());
+    }
+
+    fn contacts_token(emu: &Emulator, user: &str) -> String {
+        let now = emu.clock.now_ms();
+        emu.tokens.write().issue(
+            crate::auth::IssuedToken {
+                subject: Some(user.into()),
+                client_id: "test".into(),
+                scopes: vec!["https://www.googleapis.com/auth/contacts".into()],
+                expires_at_ms: now + 3_600_000,
+            },
+            now,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_quota_model_charges_batches_by_cost_and_answers_429_without_retry_after() {
+        let mut config = EmulatorConfig::for_tests(1);
+        config.quota_limits.insert("people.write.user".into(), 12);
+        let h = crate::spawn(config).await.unwrap();
+        h.emulator
+            .people
+            .set_mutation_hold(std::time::Duration::ZERO);
+        let token = contacts_token(&h.emulator, &h.emulator.config.admin_email());
+        let c = reqwest::Client::new();
+        let url = format!("{}/v1/people:batchCreateContacts", h.base_url);
+        let body = serde_json::json!({
+            "contacts": [
+                {"contactPerson": {"names": [{"givenName": "A"}]}},
+                {"contactPerson": {"names": [{"givenName": "B"}]}},
+                {"contactPerson": {"names": [{"givenName": "C"}]}},
+            ],
+            "readMask": "names",
+        });
+        let send = || c.post(&url).bearer_auth(&token).json(&body).send();
+        for i in 0..2 {
+            let r = send().await.unwrap();
+            assert_eq!(r.status(), 200, "batch {i}: {}", r.text().await.unwrap());
+        }
+        let r = send().await.unwrap();
+        assert_eq!(r.status(), 429);
+        assert!(r.headers().get("retry-after").is_none());
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["error"]["status"], "RESOURCE_EXHAUSTED");
+        assert_eq!(
+            v["error"]["details"][0]["metadata"]["quota_limit_value"],
+            "12"
+        );
+
+        let stats = h.emulator.faults.stats();
+        assert_eq!(stats.quota["people.write"].units, 12);
+        assert_eq!(stats.quota["people.write"].rejected, 1);
+        assert_eq!(stats.quota["people.daily_write"].units, 6);
+        assert_eq!(stats.quota["people.read"].units, 12);
+        assert_eq!(stats.errors_injected.get("quotaExceeded"), Some(&1));
+
+        // A quota minute later the window has slid past both batches.
+        h.emulator.clock.advance(chrono::Duration::seconds(60));
+        let r = send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        h.shutdown().await.unwrap();
     }
 }
