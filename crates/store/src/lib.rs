@@ -4,9 +4,9 @@
 //!
 //! This crate holds the traits, the domain types and the pure logic both backends share
 //! (content hashing and the create/update/deactivate decision in [`users::decide`]), and,
-//! with the `sql` feature, the SQL both backends run ([`sql`], generic over the sqlx
-//! driver); it depends on no database driver itself. With the `conformance` feature it also exports the one test
-//! story every backend must pass ([`conformance`]).
+//! with the `sql` feature, the SQL both backends run (`sql`, generic over the sqlx driver);
+//! it depends on no database driver itself. With the `conformance` feature it also exports
+//! the one test story every backend must pass ([`conformance`]).
 //!
 //! Conventions every backend follows: timestamps are integer Unix milliseconds, JSON is TEXT
 //! (SQLite) or JSONB (PostgreSQL), and each user change writes its outbox entry in the same

@@ -180,8 +180,8 @@ impl<B: SqlBackend> JobStore for B {
             .await?;
         } else {
             let query = sqlx::query(
-                "UPDATE jobs SET state = 'pending', run_at = $2, last_error = $3, locked_by = NULL, \
-                   locked_until = NULL, updated_at = $4 WHERE id = $1",
+                "UPDATE jobs SET state = 'pending', run_at = $2, last_error = $3, \
+                   locked_by = NULL, locked_until = NULL, updated_at = $4 WHERE id = $1",
             )
             .arg(id)
             .arg(to_ms(retry_at))

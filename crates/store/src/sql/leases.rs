@@ -21,7 +21,8 @@ impl<B: SqlBackend> LeaseStore for B {
         let row = fetch_optional::<B>(
             &mut conn,
             sqlx::query(
-                "INSERT INTO leases (name, holder, acquired_at, expires_at) VALUES ($1, $2, $3, $4) \
+                "INSERT INTO leases (name, holder, acquired_at, expires_at) \
+                 VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (name) DO UPDATE SET \
                    acquired_at = CASE WHEN leases.holder = excluded.holder \
                                       AND leases.expires_at > $3 \
