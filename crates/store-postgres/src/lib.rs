@@ -33,9 +33,6 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Default pool size per instance.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
-/// Maps a driver error to the store's error; serialization failures, deadlocks and lock
-/// timeouts are retryable.
-
 /// The PostgreSQL store. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct PgStore {
@@ -172,6 +169,8 @@ impl SqlBackend for PgStore {
         &self.pool
     }
 
+    /// Serialization failures, deadlocks, lock timeouts and cancelled statements are
+    /// retryable; connection exceptions (class 08) and shutdowns (57P) mean a lost server.
     fn classify(db: &dyn sqlx::error::DatabaseError) -> ErrorClass {
         match db.code().as_deref() {
             Some("40001" | "40P01" | "55P03" | "57014") => ErrorClass::Busy,

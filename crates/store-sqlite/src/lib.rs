@@ -403,6 +403,7 @@ impl SqlBackend for SqliteStore {
         &self.pool
     }
 
+    /// "Busy" and "locked" are retryable.
     fn classify(db: &dyn sqlx::error::DatabaseError) -> ErrorClass {
         // SQLITE_BUSY (5) and SQLITE_LOCKED (6), including extended codes.
         let busy = db
