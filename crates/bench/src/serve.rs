@@ -49,12 +49,12 @@ use futures::TryStreamExt as _;
 use orgsync_client::GoogleClient;
 use orgsync_client::directory::UsersListParams;
 use orgsync_daemon::{DaemonHandle, SystemClock, Tuning};
-use orgsync_store::{OutboxKind, Store, UserQuery};
-use orgsync_store_postgres::PgStore;
-use orgsync_store_sqlite::SqliteStore;
 use orgsync_jobs::config::Config;
 use orgsync_jobs::context;
 use orgsync_jobs::users::{ReconcileOptions, reconcile};
+use orgsync_store::{OutboxKind, UserQuery, prelude::*};
+use orgsync_store_postgres::PgStore;
+use orgsync_store_sqlite::SqliteStore;
 use orgsync_wire::directory::{User, push_headers as h};
 
 use crate::client::{EmulatorChild, reset_peak_rss};

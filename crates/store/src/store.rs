@@ -1,6 +1,11 @@
-//! The `Store` trait: everything orgsync persists, behind one object-safe async interface
-//! so the daemon can hold `Arc<dyn Store>` and the same conformance suite runs on every
-//! backend.
+//! The `Store` trait: everything orgsync persists, behind object-safe async interfaces so
+//! the daemon can hold `Arc<dyn Store>` and the same conformance suite runs on every
+//! backend. `Store` joins one trait per role (users, outbox, sync state, channels, jobs,
+//! leases, housekeeping), as lldap splits its backend handler: a part of the program that
+//! needs one role can say so, and each role's SQL sits in its own file of `sql/`.
+//! Calling a role's methods on a concrete store needs the role in scope: `use
+//! orgsync_store::prelude::*;` (on `dyn Store` and on a `S: Store` parameter they resolve
+//! without it).
 //!
 //! Time-dependent operations take `now` from the caller instead of reading a clock: the
 //! daemon passes its (possibly simulated) clock, tests move time without sleeping, and
@@ -16,10 +21,9 @@ use crate::outbox::OutboxEntry;
 use crate::state::{ContactsUserState, Lease};
 use crate::users::{AppUser, ApplyReport, ChangeOutcome, UserChange, UserProfile, UserQuery};
 
+/// The database itself: name, health, schema, shutdown.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    // ---- housekeeping -------------------------------------------------------------------
-
+pub trait HousekeepingStore: Send + Sync + 'static {
     /// A short backend name (`"sqlite"`, `"postgres"`) for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 
@@ -34,9 +38,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Close the pool, waiting for connections to be returned.
     async fn close(&self);
+}
 
-    // ---- app users ----------------------------------------------------------------------
-
+/// The `app_users` table and its outbox entries (see [`crate::users::decide`]).
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
     async fn get_user(&self, directory_id: &str) -> Result<Option<AppUser>>;
 
     /// Lookup by primary email, ignoring case. If several rows share the email (a transient
@@ -99,9 +105,11 @@ pub trait Store: Send + Sync + 'static {
         };
         single_outcome(self.apply_user_changes(&[change], now).await?)
     }
+}
 
-    // ---- outbox -------------------------------------------------------------------------
-
+/// The transactional outbox of user changes, delivered in order per user.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
     /// Lease up to `limit` undelivered entries due at `now` for `lease`, oldest first. An
     /// entry is only handed out when every earlier entry of the same user was delivered, so
     /// a receiver sees each user's changes in order. `attempts` is incremented.
@@ -131,9 +139,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Delete entries delivered before `before`; returns how many.
     async fn prune_delivered_outbox(&self, before: DateTime<Utc>) -> Result<u64>;
+}
 
-    // ---- sync state ---------------------------------------------------------------------
-
+/// Small key/value sync state and the per-user contacts sync state.
+#[async_trait]
+pub trait SyncStateStore: Send + Sync + 'static {
     async fn get_sync_state(&self, scope: &str, key: &str) -> Result<Option<String>>;
 
     async fn set_sync_state(
@@ -159,9 +169,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ordered by target id.
     async fn list_contacts_state(&self) -> Result<Vec<ContactsUserState>>;
+}
 
-    // ---- channels & notifications -------------------------------------------------------
-
+/// Push-notification channels and the notifications received on them.
+#[async_trait]
+pub trait ChannelStore: Send + Sync + 'static {
     /// Fails if a channel with the same id exists.
     async fn insert_channel(&self, channel: &Channel) -> Result<()>;
 
@@ -190,9 +202,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forget notifications received before `before`; returns how many.
     async fn prune_notifications(&self, before: DateTime<Utc>) -> Result<u64>;
+}
 
-    // ---- job queue ----------------------------------------------------------------------
-
+/// The job queue.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
     /// Enqueue, or coalesce into a pending job with the same dedupe key (its `run_at` becomes
     /// the earlier of the two and its payload the new one).
     async fn enqueue_job(&self, job: &NewJob) -> Result<Enqueued>;
@@ -228,9 +242,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Jobs not yet completed (pending or running).
     async fn count_jobs(&self) -> Result<u64>;
+}
 
-    // ---- leases -------------------------------------------------------------------------
-
+/// Named leases (leader election).
+#[async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
     /// Acquire `name` for `holder` until `now + ttl` if it is free, expired, or already held
     /// by `holder` (then it is extended).
     async fn try_acquire_lease(
@@ -254,6 +270,26 @@ pub trait Store: Send + Sync + 'static {
     async fn release_lease(&self, name: &str, holder: &str) -> Result<bool>;
 
     async fn get_lease(&self, name: &str) -> Result<Option<Lease>>;
+}
+
+/// Everything orgsync persists: every role trait, joined. Implemented for every type that
+/// implements all of them (a blanket impl), so a backend implements the roles and never
+/// `Store` itself.
+pub trait Store:
+    HousekeepingStore + UserStore + OutboxStore + SyncStateStore + ChannelStore + JobStore + LeaseStore
+{
+}
+
+impl<T> Store for T where
+    T: ?Sized
+        + HousekeepingStore
+        + UserStore
+        + OutboxStore
+        + SyncStateStore
+        + ChannelStore
+        + JobStore
+        + LeaseStore
+{
 }
 
 fn single_outcome(report: ApplyReport) -> Result<ChangeOutcome> {
