@@ -18,22 +18,29 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use orgsync_store::prelude::*;
-use orgsync_store::sql::{ErrorClass, SqlBackend, check_schema, latest_migration};
+use orgsync_store::sql::{
+    EmbeddedMigration, ErrorClass, SqlBackend, check_schema, embedded_migrator, latest_migration,
+};
 use orgsync_store::{Result, StoreError, rows};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
+
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// Every file of `migrations/`, in order (a test checks the list against the directory).
+const MIGRATIONS: &[EmbeddedMigration] =
+    &[(1, "initial", include_str!("../migrations/0001_initial.sql"))];
+
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| embedded_migrator(MIGRATIONS));
 
 /// How long a writer waits for the write lock before giving up with [`StoreError::Busy`].
 const BUSY_TIMEOUT: StdDuration = StdDuration::from_secs(15);
@@ -451,5 +458,18 @@ impl SqlBackend for SqliteStore {
 
     async fn run_migrations(&self) -> std::result::Result<(), sqlx::migrate::MigrateError> {
         MIGRATOR.run(&self.pool).await
+    }
+}
+
+#[cfg(test)]
+mod migration_list_tests {
+    use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_with_its_sql() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let problems = orgsync_store::sql::unlisted_migrations(&dir, &MIGRATOR).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(latest_migration(&MIGRATOR), MIGRATIONS.len() as i64);
     }
 }

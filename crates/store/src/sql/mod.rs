@@ -296,6 +296,60 @@ pub fn map_driver_error(
     }
 }
 
+/// A migration compiled into the binary: its version, description and SQL (`include_str!`).
+pub type EmbeddedMigration = (i64, &'static str, &'static str);
+
+/// The migrator for a backend's embedded migrations.
+///
+/// Built at run time instead of with `sqlx::migrate!`, whose proc macro compiles a second
+/// copy of sqlx-core and both drivers for the host and sits on the critical path of every
+/// clean build. The checksum is sqlx's own (SHA-384 of the SQL, computed by
+/// `Migration::new`), the same the macro records, so databases created either way open.
+/// [`unlisted_migrations`] keeps the list in step with the `migrations/` directory.
+pub fn embedded_migrator(migrations: &[EmbeddedMigration]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sqlx::SqlSafeStr::into_sql_str(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Files in `dir` named `<version>_<description>.sql` that `migrator` does not embed, or
+/// embeds with other SQL: a test in each backend asserts there are none.
+pub fn unlisted_migrations(
+    dir: &std::path::Path,
+    migrator: &sqlx::migrate::Migrator,
+) -> std::io::Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some(stem) = name.strip_suffix(".sql") else {
+            continue;
+        };
+        let version = stem.split('_').next().and_then(|v| v.parse::<i64>().ok());
+        let sql = std::fs::read_to_string(&path)?;
+        match migrator.iter().find(|m| Some(m.version) == version) {
+            Some(m) if m.sql.as_str() == sql => {}
+            Some(_) => problems.push(format!("{name}: embedded SQL differs from the file")),
+            None => problems.push(format!("{name}: not in the embedded list")),
+        }
+    }
+    Ok(problems)
+}
+
 /// The version of the newest migration `migrator` embeds.
 pub fn latest_migration(migrator: &sqlx::migrate::Migrator) -> i64 {
     migrator
