@@ -24,6 +24,20 @@ use orgsync_wire::people::{
     PersonMetadata, PhoneNumber, Source,
 };
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+/// `n` cases, and the seeds of past failures read from (and new ones written to)
+/// `planner_props.proptest-regressions` next to this file. Proptest's default looks for
+/// `proptest-regressions/planner_props.txt` beside the nearest `main.rs`, which is not
+/// where the file has always been.
+fn cases(n: u32) -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
+            "proptest-regressions",
+        ))),
+        ..ProptestConfig::with_cases(n)
+    }
+}
 
 const GROUP: &str = "contactGroups/managed1";
 
@@ -1029,7 +1043,7 @@ fn a_missing_duplicated_unlabelled_or_stale_create_fails_the_marker_check() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(cases(64))]
 
     /// Soundness: whatever happened to the creates (dropped, duplicated, unlabelled,
     /// markers damaged), when the marker check passes the full planner plans no write.
@@ -1467,7 +1481,7 @@ fn referenced(plan: &UserPlan) -> BTreeSet<String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn contacts_planner_properties(s in arb_scenario()) {
@@ -1676,7 +1690,7 @@ fn arb_app_users() -> impl Strategy<Value = Vec<User>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn users_planner_properties(
