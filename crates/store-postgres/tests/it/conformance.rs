@@ -1,106 +1,31 @@
 //! The shared conformance story on PostgreSQL.
 //!
-//! URL: `ORGSYNC_TEST_POSTGRES_URL`, default `postgres://postgres@127.0.0.1:5432/test`.
-//! Each test creates its own schema (`t_<random>`), points the pool's `search_path` at it,
-//! and drops it afterwards, so tests run in parallel and leave nothing behind.
-//!
-//! When PostgreSQL is unreachable the tests FAIL if `CI=true` (the suite must run in CI) and
-//! otherwise skip with a warning on stderr.
+//! Each test runs in a schema of its own (`orgsync_testkit::postgres`): tests run in
+//! parallel and leave nothing behind. When PostgreSQL is unreachable the tests FAIL if
+//! `CI=true` (the suite must run in CI) and otherwise skip with a warning on stderr.
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use orgsync_store::conformance::Fixture;
 use orgsync_store::{NewJob, Store, UserProfile};
 use orgsync_store_postgres::PgStore;
-use sqlx::Connection;
-use sqlx::postgres::{PgConnectOptions, PgConnection};
+use orgsync_testkit::postgres::PgSchema;
+use sqlx::postgres::PgConnectOptions;
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn base_url() -> String {
-    std::env::var("ORGSYNC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-async fn admin_connection(url: &str) -> Result<PgConnection, String> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| format!("bad URL: {e}"))?;
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        PgConnection::connect_with(&options),
-    )
-    .await
-    {
-        Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("timed out after 10 s".to_owned()),
-    }
-}
-
-/// A fresh schema and a store whose `search_path` points at it, plus the options to open
-/// more stores on the same schema and a teardown that drops it. `None` = skip (see module doc).
-async fn isolated() -> Option<(
-    PgStore,
-    PgConnectOptions,
-    String,
-    impl Future<Output = ()> + Send + 'static,
-)> {
-    let url = base_url();
-    let mut admin = match admin_connection(&url).await {
-        Ok(conn) => conn,
-        Err(err) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "PostgreSQL is unreachable at {url} ({err}) and CI=true: the store suite must \
-                     run on PostgreSQL in CI. Start PostgreSQL or set ORGSYNC_TEST_POSTGRES_URL."
-                );
-            }
-            // Straight to stderr, not `eprintln!`: the test harness swallows captured output
-            // of passing tests, and a skip must never be silent.
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "WARNING: skipping PostgreSQL conformance test: cannot connect to {url} ({err}). \
-                 Set ORGSYNC_TEST_POSTGRES_URL or start PostgreSQL; with CI=true this fails."
-            );
-            return None;
-        }
-    };
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test schema");
-    admin.close().await.ok();
-
-    let options = PgConnectOptions::from_str(&url)
-        .expect("URL parsed above")
-        .options([("search_path", schema.as_str())]);
-    let store = PgStore::connect_with(options.clone(), 6)
+/// A fresh schema and a store whose `search_path` points at it. `None` = skip (see
+/// [`PgSchema::create`]).
+async fn isolated() -> Option<(PgStore, PgSchema)> {
+    let schema = PgSchema::create("PostgreSQL conformance test").await?;
+    let store = PgStore::connect_with(schema.options(), 6)
         .await
         .expect("open PgStore in test schema");
-    let dropped = schema.clone();
-    let teardown = async move {
-        match admin_connection(&url).await {
-            Ok(mut conn) => {
-                let sql = format!("DROP SCHEMA {dropped} CASCADE");
-                if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                {
-                    eprintln!("WARNING: could not drop test schema {dropped}: {e}");
-                }
-                conn.close().await.ok();
-            }
-            Err(e) => eprintln!("WARNING: could not drop test schema {dropped}: {e}"),
-        }
-    };
-    Some((store, options, schema, teardown))
+    Some((store, schema))
 }
 
 async fn fixture() -> Option<Fixture> {
-    let (store, _, _, teardown) = isolated().await?;
-    Some(Fixture::new(Arc::new(store)).with_teardown(teardown))
+    let (store, schema) = isolated().await?;
+    Some(Fixture::new(Arc::new(store)).with_teardown(schema.teardown()))
 }
 
 orgsync_store::conformance_tests!(fixture);
@@ -109,17 +34,17 @@ orgsync_store::conformance_tests!(fixture);
 /// does not see the first one's rows.
 #[tokio::test]
 async fn each_test_schema_is_isolated() {
-    let Some((a, _, schema_a, teardown_a)) = isolated().await else {
+    let Some((a, schema_a)) = isolated().await else {
         return;
     };
-    let Some((b, _, _, teardown_b)) = isolated().await else {
+    let Some((b, schema_b)) = isolated().await else {
         return;
     };
     let current: String = sqlx::query_scalar("SELECT current_schema()")
         .fetch_one(a.pool())
         .await
         .unwrap();
-    assert_eq!(current, schema_a);
+    assert_eq!(current, schema_a.name());
     let now = orgsync_store::conformance::t0();
     let p = UserProfile::new("iso-1", "iso@example.com");
     a.upsert_user(&p, now, now).await.unwrap();
@@ -127,18 +52,18 @@ async fn each_test_schema_is_isolated() {
     assert_eq!(b.count_users(false).await.unwrap(), 0);
     a.close().await;
     b.close().await;
-    teardown_a.await;
-    teardown_b.await;
+    schema_a.teardown().await;
+    schema_b.teardown().await;
 }
 
 /// Two instances (separate pools, as two `orgsync serve` processes would have) share one
 /// queue: every job is processed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_the_job_queue_without_overlap() {
-    let Some((first, options, _, teardown)) = isolated().await else {
+    let Some((first, schema)) = isolated().await else {
         return;
     };
-    let second = PgStore::connect_with(options, 6)
+    let second = PgStore::connect_with(schema.options(), 6)
         .await
         .expect("second instance");
     let t0 = orgsync_store::conformance::t0();
@@ -179,19 +104,19 @@ async fn two_instances_share_the_job_queue_without_overlap() {
     assert_eq!(unique.len(), 300, "a job was processed twice");
     first.close().await;
     second.close().await;
-    teardown.await;
+    schema.teardown().await;
 }
 
 /// The read-only connection of `users list` and friends: it reads a migrated schema,
 /// refuses writes, and never migrates an unmigrated one (it says to run a writing command).
 #[tokio::test]
 async fn a_read_only_connection_reads_refuses_writes_and_never_migrates() {
-    let Some((store, options, schema, teardown)) = isolated().await else {
+    let Some((store, schema)) = isolated().await else {
         return;
     };
     let now = orgsync_store::conformance::t0();
     store.set_sync_state("s", "k", "v", now).await.unwrap();
-    let ro = PgStore::connect_read_only_with(options.clone())
+    let ro = PgStore::connect_read_only_with(schema.options())
         .await
         .expect("read-only connection");
     assert_eq!(
@@ -205,13 +130,13 @@ async fn a_read_only_connection_reads_refuses_writes_and_never_migrates() {
     ro.close().await;
 
     // An empty schema: refused with what to do, and left unmigrated.
-    let empty = format!("{schema}_empty");
+    let empty = format!("{}_empty", schema.name());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {empty}")))
         .execute(store.pool())
         .await
         .unwrap();
     let err = PgStore::connect_read_only_with(
-        PgConnectOptions::from_str(&base_url())
+        PgConnectOptions::from_str(schema.url())
             .unwrap()
             .options([("search_path", empty.as_str())]),
     )
@@ -235,7 +160,7 @@ async fn a_read_only_connection_reads_refuses_writes_and_never_migrates() {
         .await
         .unwrap();
     store.close().await;
-    teardown.await;
+    schema.teardown().await;
 }
 
 /// Open errors name the database without its password and state the server's message once.
