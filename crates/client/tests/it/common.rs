@@ -1,11 +1,9 @@
-//! Shared helpers: spawn an emulator, build a client for it, use the control API.
+//! The client tests' emulator: the shared harness of `orgsync-testkit` with a client
+//! holding every scope the typed calls need.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use orgsync_client::{
-    ApiScopes, ClientConfig, Endpoints, GoogleClient, Pacing, RetryPolicy, ServiceAccount,
-};
+use orgsync_client::{ApiScopes, ClientConfig, GoogleClient, ServiceAccount};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_wire::oauth::ServiceAccountKey;
 use orgsync_wire::scopes;
@@ -35,35 +33,19 @@ pub fn test_scopes() -> ApiScopes {
     }
 }
 
-/// Fast retries so fault tests finish in seconds.
-pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 8,
-        base: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(100),
-        max_retry_after: Duration::from_secs(2),
-        max_elapsed: Duration::from_secs(60),
-    }
-}
-
-pub fn config_for(base: &str) -> ClientConfig {
+/// The testkit's configuration for `emu` with [`test_scopes`].
+pub fn config_for(emu: &EmulatorHandle) -> ClientConfig {
     ClientConfig {
-        endpoints: Endpoints::emulator(base),
         scopes: test_scopes(),
-        pacing: Pacing::unlimited(),
-        retry: fast_retry(),
-        admin_subject: Some(admin()),
-        calendar_quota_user: true,
+        ..orgsync_testkit::client_config(emu)
     }
 }
 
 pub async fn env_with(config: EmulatorConfig) -> Env {
-    let emu = orgsync_emulator::spawn(config)
-        .await
-        .expect("emulator starts");
+    let emu = orgsync_testkit::spawn(config).await;
     let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("generated key");
-    let sa = Arc::new(ServiceAccount::from_key(key.clone()).expect("key parses"));
-    let client = GoogleClient::new(sa.clone(), config_for(&emu.base_url));
+    let sa = orgsync_testkit::service_account(&emu);
+    let client = GoogleClient::new(sa.clone(), config_for(&emu));
     Env {
         emu,
         key,
@@ -78,26 +60,17 @@ pub async fn env(users: usize) -> Env {
 
 impl Env {
     pub fn client_with(&self, f: impl FnOnce(&mut ClientConfig)) -> GoogleClient {
-        let mut cfg = config_for(&self.emu.base_url);
+        let mut cfg = config_for(&self.emu);
         f(&mut cfg);
         GoogleClient::new(self.sa.clone(), cfg)
     }
 
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let http = reqwest::Client::new();
-        let mut req = http.request(method, format!("{}/emulator/v1/{path}", self.emu.base_url));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("control API answers");
-        let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "control {path}: {status} {v}");
-        v
+        orgsync_testkit::control(&self.emu, method, path, body).await
     }
 
     pub async fn stats(&self) -> Value {
-        self.control(reqwest::Method::GET, "stats", None).await
+        orgsync_testkit::stats(&self.emu).await
     }
 
     pub async fn set_faults(&self, faults: Value) {
@@ -107,15 +80,8 @@ impl Env {
 
     /// Some non-admin user's primary email.
     pub async fn non_admin(&self) -> String {
-        use futures::TryStreamExt;
-        let users: Vec<_> = self
-            .client
-            .directory()
-            .users_list(Default::default())
-            .try_collect()
+        orgsync_testkit::emulator::directory_users(&self.client)
             .await
-            .unwrap();
-        users
             .into_iter()
             .find(|u| u.is_admin != Some(true) && !u.is_inactive())
             .and_then(|u| u.primary_email)

@@ -2,25 +2,20 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
 use orgsync_client::{AuthError, Error, ErrorKind, ServiceAccount, TokenSource};
 use orgsync_emulator::EmulatorConfig;
 use orgsync_wire::scopes;
 use reqwest::Method;
 use serde_json::json;
 
+use orgsync_testkit::emulator::directory_users;
+
 use super::common::{admin, env, env_with};
 
 #[tokio::test]
 async fn good_key_gets_a_token_and_lists_users() {
     let env = env(20).await;
-    let users: Vec<_> = env
-        .client
-        .directory()
-        .users_list(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    let users = directory_users(&env.client).await;
     assert_eq!(users.len(), 21, "20 generated users plus the admin");
     assert_eq!(env.sa.token_requests(), 1);
     let stats = env.stats().await;
@@ -345,7 +340,7 @@ async fn refresh_token_credential_works_and_asks_for_login_when_revoked() {
         client.token_uri.clone(),
     ));
     assert!(!format!("{cred:?}").contains(&refresh));
-    let api = GoogleClient::new(cred.clone(), super::common::config_for(&env.emu.base_url));
+    let api = GoogleClient::new(cred.clone(), super::common::config_for(&env.emu));
     // No subject: the token is the person's own.
     let listing = api
         .people(&user)

@@ -19,7 +19,7 @@ use orgsync_wire::directory::Channel;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use super::common::fast_retry;
+use orgsync_testkit::fast_retry;
 
 #[derive(Debug, Clone)]
 struct Seen {

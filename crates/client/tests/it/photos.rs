@@ -1,15 +1,9 @@
 //! Photo calls of orgsync-client over real HTTP against the in-process emulator:
 //! Directory `users.photos.*` and People `updateContactPhoto`/`deleteContactPhoto`.
 
-use std::sync::Arc;
-
-use futures::TryStreamExt;
 use orgsync_client::directory::decode_photo_data;
 use orgsync_client::people::ConnectionsParams;
-use orgsync_client::{
-    ApiScopes, ClientConfig, Endpoints, ErrorKind, GoogleClient, Pacing, RetryPolicy,
-    ServiceAccount,
-};
+use orgsync_client::{ApiScopes, ErrorKind, GoogleClient};
 use orgsync_emulator::directory::photos::identicon_png;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_wire::people::{Name, Person};
@@ -21,49 +15,25 @@ struct Env {
 }
 
 async fn env(users: usize) -> Env {
-    let emu = orgsync_emulator::spawn(EmulatorConfig::for_tests(users))
-        .await
-        .expect("emulator starts");
+    let emu = orgsync_testkit::spawn(EmulatorConfig::for_tests(users)).await;
     emu.emulator
         .people
         .set_mutation_hold(std::time::Duration::ZERO);
-    let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("generated key");
-    let sa = Arc::new(ServiceAccount::from_key(key).expect("key parses"));
-    let config = ClientConfig {
-        endpoints: Endpoints::emulator(&emu.base_url),
-        scopes: ApiScopes {
+    let client = orgsync_testkit::client_with(&emu, |c| {
+        c.scopes = ApiScopes {
             directory: vec![scopes::DIRECTORY_USER.into()],
             people: vec![scopes::CONTACTS.into()],
             gmail: Vec::new(),
             calendar: Vec::new(),
-        },
-        pacing: Pacing::unlimited(),
-        retry: RetryPolicy {
-            max_attempts: 3,
-            base: std::time::Duration::from_millis(10),
-            max_backoff: std::time::Duration::from_millis(50),
-            max_retry_after: std::time::Duration::from_secs(1),
-            max_elapsed: std::time::Duration::from_secs(30),
-        },
-        admin_subject: Some(EmulatorConfig::for_tests(0).admin_email()),
-        calendar_quota_user: true,
-    };
-    Env {
-        client: GoogleClient::new(sa, config),
-        emu,
-    }
+        };
+    });
+    Env { client, emu }
 }
 
 impl Env {
     /// Two ordinary (non-admin, active) members' primary emails.
     async fn members(&self) -> (String, String) {
-        let users: Vec<_> = self
-            .client
-            .directory()
-            .users_list(Default::default())
-            .try_collect()
-            .await
-            .unwrap();
+        let users = orgsync_testkit::emulator::directory_users(&self.client).await;
         let mut it = users
             .into_iter()
             .filter(|u| u.is_admin != Some(true) && !u.is_inactive())

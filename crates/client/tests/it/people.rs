@@ -291,10 +291,7 @@ async fn expired_sync_token_is_classified() {
         Some(&user),
         &[scopes::CONTACTS],
     );
-    let client = GoogleClient::new(
-        Arc::new(StaticToken::new(token)),
-        config_for(&env.emu.base_url),
-    );
+    let client = GoogleClient::new(Arc::new(StaticToken::new(token)), config_for(&env.emu));
     let people = client.people(&user);
     let err = people
         .connections_list_all(ConnectionsParams::incremental(

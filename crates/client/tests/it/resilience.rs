@@ -9,6 +9,8 @@ use orgsync_client::{ErrorKind, Pacing, RetryPolicy};
 use orgsync_wire::people::Person;
 use serde_json::json;
 
+use orgsync_testkit::emulator::directory_users;
+
 use super::common::{admin, env};
 use super::people::{contact, new_contacts, serialised};
 
@@ -245,13 +247,7 @@ async fn pacing_to_the_quota_sees_no_429() {
 async fn users_stream_survives_faults() {
     let env = env(1200).await;
     env.set_faults(json!({"error_rate": 0.3})).await;
-    let users: Vec<_> = env
-        .client
-        .directory()
-        .users_list(Default::default())
-        .try_collect()
-        .await
-        .unwrap();
+    let users = directory_users(&env.client).await;
     assert_eq!(users.len(), 1201);
     let ids: HashSet<_> = users.iter().map(|u| u.id.clone()).collect();
     assert_eq!(ids.len(), 1201);
