@@ -3,9 +3,7 @@
 //! `Person`) and parse valid bodies without a `Value`; what they answer must stay exactly
 //! what the typed projection (`people.get`) and the exact validation path answer.
 
-mod common;
-
-use common::{Env, env};
+use crate::people::{Env, env};
 use orgsync_wire::people::BatchCreateContactsRequest;
 use orgsync_wire::scopes::{CONTACTS, CONTACTS_READONLY};
 use serde_json::{Value, json};
@@ -16,10 +14,16 @@ const ALL_FIELDS: &str = "addresses,ageRanges,biographies,birthdays,calendarUrls
 
 impl Env {
     /// Status and the exact body text.
-    async fn raw(&self, tok: &str, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    async fn raw_text(
+        &self,
+        tok: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (u16, String) {
         let url = format!("{}{}", self.h.base_url, path);
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.c.request(m, url).bearer_auth(tok);
+        let mut req = self.http.request(m, url).bearer_auth(tok);
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -39,7 +43,7 @@ impl Env {
 
     async fn error(&self, tok: &str, body: &str) -> (u16, String) {
         let (s, text) = self
-            .raw(tok, "POST", "/v1/people:batchCreateContacts", Some(body))
+            .raw_text(tok, "POST", "/v1/people:batchCreateContacts", Some(body))
             .await;
         let v: Value = serde_json::from_str(&text).unwrap();
         (s, v["error"]["message"].as_str().unwrap_or("").to_string())
@@ -86,7 +90,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
     let e = env().await;
     let tok = e.token_with("u@example.com", CONTACTS);
     let (s, text) = e
-        .raw(
+        .raw_text(
             &tok,
             "POST",
             "/v1/contactGroups",
@@ -98,7 +102,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
     let group = group["resourceName"].as_str().unwrap().to_string();
 
     let (s, text) = e
-        .raw(
+        .raw_text(
             &tok,
             "GET",
             &format!(
@@ -116,7 +120,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
         let contacts: Vec<Value> = (0..8).map(|i| rich(i, &group)).collect();
         let body = json!({"contacts": contacts, "readMask": mask}).to_string();
         let (s, created) = e
-            .raw(&tok, "POST", "/v1/people:batchCreateContacts", Some(&body))
+            .raw_text(&tok, "POST", "/v1/people:batchCreateContacts", Some(&body))
             .await;
         assert_eq!(s, 200, "{created}");
         let v: Value = serde_json::from_str(&created).unwrap();
@@ -124,7 +128,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
             assert_eq!(p["httpStatusCode"], 200);
             let name = p["person"]["resourceName"].as_str().unwrap().to_string();
             let (s, got) = e
-                .raw(
+                .raw_text(
                     &tok,
                     "GET",
                     &format!("/v1/{name}?personFields={mask}"),
@@ -144,7 +148,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
     // One deletion, so the incremental list carries a tombstone.
     let gone = names.pop().unwrap();
     let (s, _) = e
-        .raw(&tok, "DELETE", &format!("/v1/{gone}:deleteContact"), None)
+        .raw_text(&tok, "DELETE", &format!("/v1/{gone}:deleteContact"), None)
         .await;
     assert_eq!(s, 200);
 
@@ -165,7 +169,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
                 if let Some(t) = &page_token {
                     path.push_str(&format!("&pageToken={t}"));
                 }
-                let (s, text) = e.raw(&tok, "GET", &path, None).await;
+                let (s, text) = e.raw_text(&tok, "GET", &path, None).await;
                 assert_eq!(s, 200, "{text}");
                 let v: Value = serde_json::from_str(&text).unwrap();
                 assert_eq!(v["totalItems"], v["totalPeople"]);
@@ -177,7 +181,7 @@ async fn listed_and_created_contacts_are_byte_identical_to_people_get() {
             }
             for name in &names {
                 let (s, got) = e
-                    .raw(
+                    .raw_text(
                         &tok,
                         "GET",
                         &format!("/v1/{name}?personFields={fields}"),
@@ -225,7 +229,7 @@ async fn name_sort_orders_are_unchanged() {
         .collect();
     let body = json!({"contacts": contacts, "readMask": "metadata"}).to_string();
     let (s, created) = e
-        .raw(&tok, "POST", "/v1/people:batchCreateContacts", Some(&body))
+        .raw_text(&tok, "POST", "/v1/people:batchCreateContacts", Some(&body))
         .await;
     assert_eq!(s, 200, "{created}");
     let v: Value = serde_json::from_str(&created).unwrap();
@@ -248,7 +252,7 @@ async fn name_sort_orders_are_unchanged() {
             if let Some(t) = &page_token {
                 path.push_str(&format!("&pageToken={t}"));
             }
-            let (s, text) = e.raw(&tok, "GET", &path, None).await;
+            let (s, text) = e.raw_text(&tok, "GET", &path, None).await;
             assert_eq!(s, 200, "{text}");
             let v: Value = serde_json::from_str(&text).unwrap();
             for c in v["connections"].as_array().unwrap() {
@@ -351,7 +355,7 @@ async fn batch_create_errors_are_unchanged() {
     // A repeated key: the last one counts, as it always did.
     let dup = format!(r#"{{"readMask": 1, "contacts": [{ok}], "readMask": "metadata"}}"#);
     let (s, text) = e
-        .raw(&tok, "POST", "/v1/people:batchCreateContacts", Some(&dup))
+        .raw_text(&tok, "POST", "/v1/people:batchCreateContacts", Some(&dup))
         .await;
     assert_eq!(s, 200, "{text}");
 

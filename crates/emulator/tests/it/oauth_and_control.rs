@@ -14,9 +14,7 @@ use sha2::{Digest, Sha256};
 const ADMIN: &str = "admin@example.com";
 
 async fn start(users: usize) -> EmulatorHandle {
-    spawn(EmulatorConfig::for_tests(users))
-        .await
-        .expect("emulator starts")
+    orgsync_testkit::spawn(EmulatorConfig::for_tests(users)).await
 }
 
 fn http() -> reqwest::Client {

@@ -1,39 +1,40 @@
 //! People v1 over real loopback HTTP: paging, field masks, sync tokens, batch limits,
 //! etags, contact groups, per-user isolation and the concurrent-mutation penalty.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Env, env};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle, spawn};
+use orgsync_testkit::Emu;
 use orgsync_wire::scopes::{CONTACTS, CONTACTS_READONLY};
 use serde_json::{Value, json};
 
+orgsync_testkit::harness!(
+    /// The People harness, shared with `people_responses`: an emulator with no mutation
+    /// hold (the tests mutate one after another).
+    pub Env
+);
+
+pub async fn env() -> Env {
+    Env(Emu::start(EmulatorConfig::for_tests(0))
+        .await
+        .without_mutation_hold())
+}
+
 impl Env {
-    fn token(&self, user: &str) -> String {
-        self.token_with(user, CONTACTS)
+    /// An access token for `user` with one scope.
+    pub fn token_with(&self, user: &str, scope: &str) -> String {
+        self.0.token(user, &[scope])
     }
 
-    async fn call(&self, tok: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("{}{}", self.h.base_url, path);
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self.c.request(m, url).bearer_auth(tok);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("send");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
+    fn token(&self, user: &str) -> String {
+        self.token_with(user, CONTACTS)
     }
 
     async fn raw(&self, tok: &str, method: &str, path: &str, body: &str) -> (u16, Value) {
         let url = format!("{}{}", self.h.base_url, path);
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let resp = self
-            .c
+            .http
             .request(m, url)
             .bearer_auth(tok)
             .header("content-type", "application/json")

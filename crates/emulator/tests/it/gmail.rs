@@ -5,36 +5,19 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
-use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use orgsync_emulator::EmulatorConfig;
+use orgsync_testkit::Emu;
 use orgsync_wire::scopes;
 use serde_json::{Value, json};
 
-#[path = "gmail/labels.rs"]
 mod labels;
 
-struct Env {
-    h: EmulatorHandle,
-    http: reqwest::Client,
-    users: Vec<String>,
-}
+orgsync_testkit::harness!(Env);
 
 async fn env() -> Env {
-    let h = orgsync_emulator::spawn(EmulatorConfig::for_tests(5))
-        .await
-        .expect("emulator starts");
-    let users: Vec<String> = h
-        .emulator
-        .directory
-        .read()
-        .users_sorted()
-        .filter_map(|u| u.primary_email.clone())
-        .collect();
-    assert!(users.len() >= 4, "need a few users: {users:?}");
-    Env {
-        h,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        users,
-    }
+    let e = Env(Emu::start(EmulatorConfig::for_tests(5)).await);
+    assert!(e.users.len() >= 4, "need a few users: {:?}", e.users);
+    e
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -49,10 +32,6 @@ fn unb64(s: &str) -> Vec<u8> {
 }
 
 impl Env {
-    fn token(&self, user: &str, scopes: &[&str]) -> String {
-        orgsync_emulator::oauth::mint_access_token(&self.h.emulator, Some(user), scopes)
-    }
-
     /// A token that may send and read.
     fn rw(&self, user: &str) -> String {
         self.token(
@@ -842,15 +821,7 @@ async fn daily_send_limit_and_stats() {
     assert_eq!(s, 200, "{v}");
 
     // Every call was counted under its discovery method id.
-    let stats: Value = e
-        .http
-        .get(format!("{}/emulator/v1/stats", e.h.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = orgsync_testkit::stats(&e.h).await;
     assert_eq!(
         stats["calls_by_method"]["gmail.users.messages.send"], 4,
         "{stats}"
@@ -881,19 +852,7 @@ async fn mailboxes_survive_a_restart_and_reset_clears_them() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = EmulatorConfig::for_tests(2);
     cfg.data_dir = Some(dir.path().to_path_buf());
-    let h = orgsync_emulator::spawn(cfg.clone()).await.unwrap();
-    let users: Vec<String> = h
-        .emulator
-        .directory
-        .read()
-        .users_sorted()
-        .filter_map(|u| u.primary_email.clone())
-        .collect();
-    let e = Env {
-        h,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        users,
-    };
+    let e = Env(Emu::start(cfg.clone()).await);
     let (a, b) = (e.users[0].clone(), e.users[1].clone());
     let raw = [
         simple(&a, &b, "persisted", "").as_slice(),
@@ -902,7 +861,7 @@ async fn mailboxes_survive_a_restart_and_reset_clears_them() {
     .concat();
     let (s, v) = e.send_raw(&e.rw(&a), &raw).await;
     assert_eq!(s, 200, "{v}");
-    e.h.shutdown().await.unwrap();
+    e.0.h.shutdown().await.unwrap();
 
     let h = orgsync_emulator::spawn(cfg).await.unwrap();
     let kept = h.emulator.gmail.read().messages(&a);

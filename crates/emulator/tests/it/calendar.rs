@@ -2,34 +2,17 @@
 //! DST change, all-day events, ordering, the timeMin/timeMax window, paging, sync
 //! tokens, get/delete of instances, and Google's errors.
 
-use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use orgsync_emulator::EmulatorConfig;
+use orgsync_testkit::Emu;
 use orgsync_wire::scopes;
 use serde_json::{Value, json};
 
-struct Env {
-    h: EmulatorHandle,
-    http: reqwest::Client,
-    users: Vec<String>,
-}
+orgsync_testkit::harness!(Env);
 
 const EVENTS: &str = "/calendar/v3/calendars/primary/events";
 
 async fn env() -> Env {
-    let h = orgsync_emulator::spawn(EmulatorConfig::for_tests(3))
-        .await
-        .expect("emulator starts");
-    let users = h
-        .emulator
-        .directory
-        .read()
-        .users_sorted()
-        .filter_map(|u| u.primary_email.clone())
-        .collect();
-    Env {
-        h,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        users,
-    }
+    Env(Emu::start(EmulatorConfig::for_tests(3)).await)
 }
 
 fn enc(s: &str) -> String {
@@ -37,41 +20,16 @@ fn enc(s: &str) -> String {
 }
 
 impl Env {
-    fn token(&self, user: &str, scopes: &[&str]) -> String {
-        orgsync_emulator::oauth::mint_access_token(&self.h.emulator, Some(user), scopes)
-    }
-
-    async fn req(
-        &self,
-        tok: &str,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self
-            .http
-            .request(method, format!("{}{}", self.h.base_url, path))
-            .bearer_auth(tok);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let resp = r.send().await.expect("request");
-        let s = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
     async fn insert(&self, tok: &str, ev: Value) -> Value {
-        let (s, v) = self.req(tok, reqwest::Method::POST, EVENTS, Some(ev)).await;
+        let (s, v) = self
+            .call(tok, reqwest::Method::POST, EVENTS, Some(ev))
+            .await;
         assert_eq!(s, 200, "{v}");
         v
     }
 
     async fn list(&self, tok: &str, query: &str) -> (u16, Value) {
-        self.req(
+        self.call(
             tok,
             reqwest::Method::GET,
             &format!("{EVENTS}?{query}"),
@@ -196,12 +154,12 @@ async fn weekly_recurrence_keeps_local_time_across_dst() {
     // An instance can be read and cancelled on its own.
     let iid = format!("{id}_20260323T090000Z");
     let (s, got) = e
-        .req(&tok, reqwest::Method::GET, &format!("{EVENTS}/{iid}"), None)
+        .call(&tok, reqwest::Method::GET, &format!("{EVENTS}/{iid}"), None)
         .await;
     assert_eq!(s, 200, "{got}");
     assert_eq!(got["recurringEventId"], id);
     let (s, _) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::DELETE,
             &format!("{EVENTS}/{iid}"),
@@ -215,11 +173,11 @@ async fn weekly_recurrence_keeps_local_time_across_dst() {
     assert_eq!(items.len(), 3);
     assert!(items.iter().all(|i| i["id"] != iid.as_str()));
     let (s, got) = e
-        .req(&tok, reqwest::Method::GET, &format!("{EVENTS}/{iid}"), None)
+        .call(&tok, reqwest::Method::GET, &format!("{EVENTS}/{iid}"), None)
         .await;
     assert_eq!((s, got["status"].as_str()), (200, Some("cancelled")));
     let (s, _) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::GET,
             &format!("{EVENTS}/{id}_20260324T090000Z"),
@@ -262,7 +220,7 @@ async fn biweekly_series_honours_wkst_and_a_garbled_byday_is_400() {
 
     // A BYDAY value that is not ASCII is refused, the server keeps answering.
     let (s, v) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::POST,
             EVENTS,
@@ -383,7 +341,7 @@ async fn all_day_ordering_and_time_window() {
     assert_eq!(s, 200);
     assert_eq!(v["items"].as_array().unwrap().len(), 0);
     let (s, v) = e
-        .req(
+        .call(
             &other,
             reqwest::Method::GET,
             &format!("/calendar/v3/calendars/{}/events", enc(&e.users[0])),
@@ -392,7 +350,7 @@ async fn all_day_ordering_and_time_window() {
         .await;
     assert_eq!(s, 404, "{v}");
     let (s, v) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::GET,
             &format!("/calendars/{}/events?singleEvents=true", enc(&e.users[0])),
@@ -453,7 +411,7 @@ async fn paging_and_sync_tokens() {
     // Sync: what changed since, deletions as cancelled.
     let sync = v["nextSyncToken"].as_str().unwrap().to_string();
     let (s, _) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::DELETE,
             &format!("{EVENTS}/{}", ids[0]),
@@ -462,7 +420,7 @@ async fn paging_and_sync_tokens() {
         .await;
     assert_eq!(s, 204);
     let (s, v) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::DELETE,
             &format!("{EVENTS}/{}", ids[0]),
@@ -526,7 +484,7 @@ async fn errors_match_google() {
     let (s, _) = e.list(&tok, "timeZone=Mars%2FOlympus").await;
     assert_eq!(s, 400);
 
-    let post = |body: Value| e.req(&tok, reqwest::Method::POST, EVENTS, Some(body));
+    let post = |body: Value| e.call(&tok, reqwest::Method::POST, EVENTS, Some(body));
     let (s, v) = post(json!({"start": {"dateTime": "2026-01-01T10:00:00Z"}})).await;
     assert_eq!(
         (s, v["error"]["message"].as_str()),
@@ -574,7 +532,7 @@ async fn errors_match_google() {
     let (s, _) = e.list(&ro, "").await;
     assert_eq!(s, 200);
     let (s, v) = e
-        .req(
+        .call(
             &ro,
             reqwest::Method::POST,
             EVENTS,
@@ -586,7 +544,7 @@ async fn errors_match_google() {
     let (s, _) = e.list(&gm, "").await;
     assert_eq!(s, 403);
     let (s, _) = e
-        .req(
+        .call(
             &tok,
             reqwest::Method::GET,
             &format!("{EVENTS}/doesnotexist"),
@@ -596,15 +554,7 @@ async fn errors_match_google() {
     assert_eq!(s, 404);
 
     // Method ids are the discovery ids.
-    let stats: Value = e
-        .http
-        .get(format!("{}/emulator/v1/stats", e.h.base_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = orgsync_testkit::stats(&e.h).await;
     assert!(
         stats["calls_by_method"]["calendar.events.list"]
             .as_u64()

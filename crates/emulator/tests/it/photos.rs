@@ -3,67 +3,26 @@
 //! `updateContactPhoto`/`deleteContactPhoto` (validation, `photos` in reads, sync tokens,
 //! per-user isolation).
 
-use std::time::Duration;
-
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
-use orgsync_emulator::auth::IssuedToken;
+use orgsync_emulator::EmulatorConfig;
 use orgsync_emulator::directory::photos::identicon_png;
-use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use orgsync_testkit::Emu;
 use orgsync_wire::scopes;
 use serde_json::{Value, json};
 
-struct Env {
-    h: EmulatorHandle,
-    http: reqwest::Client,
-}
+orgsync_testkit::harness!(
+    /// An emulator with no People mutation hold (the tests upload one photo after another).
+    Env
+);
 
 async fn env(config: EmulatorConfig) -> Env {
-    let h = orgsync_emulator::spawn(config)
-        .await
-        .expect("emulator starts");
-    h.emulator.people.set_mutation_hold(Duration::ZERO);
-    Env {
-        h,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-    }
+    Env(Emu::start(config).await.without_mutation_hold())
 }
 
 impl Env {
-    fn token(&self, subject: &str, scopes: &[&str]) -> String {
-        let emu = &self.h.emulator;
-        let now = emu.clock.now_ms();
-        emu.tokens.write().issue(
-            IssuedToken {
-                subject: Some(subject.into()),
-                client_id: "test".into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                expires_at_ms: now + 3_600_000,
-            },
-            now,
-        )
-    }
-
     fn admin(&self) -> String {
         self.token("admin@example.com", &[scopes::DIRECTORY_USER])
-    }
-
-    async fn call(&self, tok: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = self
-            .http
-            .request(m, format!("{}{}", self.h.base_url, path))
-            .bearer_auth(tok);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("send");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
     }
 
     /// GET a photo URL without credentials: (status, content type, bytes).

@@ -28,18 +28,6 @@ const SYSTEM: [&str; 14] = [
 ];
 
 impl Env {
-    async fn call(
-        &self,
-        tok: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let body = body.map(|b| (b.to_string().into_bytes(), "application/json"));
-        let (s, v, _) = self.send(tok, method, path, body).await;
-        (s, v)
-    }
-
     async fn create_label(&self, tok: &str, body: Value) -> (u16, Value) {
         self.call(tok, Method::POST, "/gmail/v1/users/me/labels", Some(body))
             .await

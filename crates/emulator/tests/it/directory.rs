@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 
-use orgsync_emulator::auth::IssuedToken;
-use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use std::ops::Deref;
+
+use orgsync_emulator::EmulatorConfig;
+use orgsync_testkit::{Emu, token};
 use orgsync_wire::directory::{User, Users};
 use orgsync_wire::error::ErrorEnvelope;
 use orgsync_wire::scopes;
@@ -14,57 +16,32 @@ use serde_json::{Value, json};
 const USERS: &str = "/admin/directory/v1/users";
 
 struct Env {
-    handle: EmulatorHandle,
-    http: reqwest::Client,
+    emu: Emu,
+    /// The admin's token (users and groups).
     admin: String,
 }
 
+impl Deref for Env {
+    type Target = Emu;
+
+    fn deref(&self) -> &Emu {
+        &self.emu
+    }
+}
+
 async fn env(users: usize) -> Env {
-    let handle = orgsync_emulator::spawn(EmulatorConfig::for_tests(users))
-        .await
-        .expect("emulator starts");
-    let admin = token(
-        &handle,
+    let emu = Emu::start(EmulatorConfig::for_tests(users)).await;
+    let admin = emu.token(
         "admin@example.com",
         &[scopes::DIRECTORY_USER, scopes::DIRECTORY_GROUP],
     );
-    Env {
-        handle,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
-        admin,
-    }
-}
-
-fn token(handle: &EmulatorHandle, subject: &str, scopes: &[&str]) -> String {
-    let emu = &handle.emulator;
-    let now = emu.clock.now_ms();
-    emu.tokens.write().issue(
-        IssuedToken {
-            subject: Some(subject.into()),
-            client_id: "test".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_at_ms: now + 3_600_000,
-        },
-        now,
-    )
+    Env { emu, admin }
 }
 
 impl Env {
-    fn url(&self, path_and_query: &str) -> String {
-        format!("{}{}", self.handle.base_url, path_and_query)
-    }
-
     async fn get_as(&self, token: &str, pq: &str) -> (StatusCode, Value) {
-        let r = self
-            .http
-            .get(self.url(pq))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let (status, body) = self.call(token, reqwest::Method::GET, pq, None).await;
+        (StatusCode::from_u16(status).unwrap(), body)
     }
 
     async fn get(&self, pq: &str) -> (StatusCode, Value) {
@@ -77,17 +54,8 @@ impl Env {
         pq: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(pq))
-            .bearer_auth(&self.admin);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let (status, body) = self.call(&self.admin, method, pq, body).await;
+        (StatusCode::from_u16(status).unwrap(), body)
     }
 
     async fn post(&self, pq: &str, body: Value) -> (StatusCode, Value) {
@@ -224,7 +192,7 @@ async fn max_results_bounds_and_customer_requirement() {
     assert_eq!(s, 400);
     let (s, _) = env.get(&format!("{USERS}?domain=other.org")).await;
     assert_eq!(s, 403);
-    let cid = env.handle.emulator.directory.read().customer_id.clone();
+    let cid = env.h.emulator.directory.read().customer_id.clone();
     let (s, _) = env
         .get(&format!("{USERS}?customer={cid}&maxResults=1"))
         .await;
@@ -257,8 +225,8 @@ async fn bad_page_tokens_are_400() {
         ))
         .await;
     assert_eq!(s, 200);
-    env.handle.emulator.clock.advance(chrono::Duration::days(4));
-    env.admin = token(&env.handle, "admin@example.com", &[scopes::DIRECTORY_USER]);
+    env.h.emulator.clock.advance(chrono::Duration::days(4));
+    env.admin = token(&env.h, "admin@example.com", &[scopes::DIRECTORY_USER]);
     let (s, _) = env
         .get(&format!(
             "{USERS}?customer=my_customer&maxResults=5&pageToken={}",
@@ -471,7 +439,7 @@ async fn projections_and_domain_public_view() {
         .find(|u| u.is_admin != Some(true) && u.suspended != Some(true))
         .unwrap();
     let t = token(
-        &env.handle,
+        &env.h,
         plain.primary_email.as_ref().unwrap(),
         &[scopes::DIRECTORY_USER_READONLY],
     );
@@ -554,7 +522,7 @@ async fn insert_validates_and_refuses_duplicates() {
     assert!(b.get("password").is_none(), "password never echoed");
     assert_eq!(
         b["customerId"],
-        env.handle.emulator.directory.read().customer_id.as_str()
+        env.h.emulator.directory.read().customer_id.as_str()
     );
 
     let (s, b) = env.post(USERS, new_user("new.person@EXAMPLE.com")).await;
@@ -778,11 +746,8 @@ async fn delete_show_deleted_and_undelete_within_20_days() {
     // After 20 days a deleted user is gone for good.
     env.send(reqwest::Method::DELETE, &format!("{USERS}/{id}"), None)
         .await;
-    env.handle
-        .emulator
-        .clock
-        .advance(chrono::Duration::days(21));
-    env.admin = token(&env.handle, "admin@example.com", &[scopes::DIRECTORY_USER]);
+    env.h.emulator.clock.advance(chrono::Duration::days(21));
+    env.admin = token(&env.h, "admin@example.com", &[scopes::DIRECTORY_USER]);
     let deleted = env.list_all("customer=my_customer&showDeleted=true").await;
     assert!(deleted.is_empty());
     let (s, _) = env.post(&format!("{USERS}/{id}/undelete"), json!({})).await;
@@ -798,7 +763,7 @@ async fn non_admins_and_missing_scopes_are_refused() {
         .find(|u| u.is_admin != Some(true) && u.is_delegated_admin != Some(true))
         .unwrap();
     let user_token = token(
-        &env.handle,
+        &env.h,
         plain.primary_email.as_ref().unwrap(),
         &[scopes::DIRECTORY_USER],
     );
@@ -809,7 +774,7 @@ async fn non_admins_and_missing_scopes_are_refused() {
     assert_eq!(error_reason(&b), "forbidden");
 
     let ro = token(
-        &env.handle,
+        &env.h,
         "admin@example.com",
         &[scopes::DIRECTORY_USER_READONLY],
     );
@@ -828,12 +793,12 @@ async fn non_admins_and_missing_scopes_are_refused() {
     assert_eq!(r.status(), 403);
     let b: Value = r.json().await.unwrap();
     assert_eq!(error_reason(&b), "insufficientPermissions");
-    let cloud = token(&env.handle, "admin@example.com", &[scopes::CLOUD_PLATFORM]);
+    let cloud = token(&env.h, "admin@example.com", &[scopes::CLOUD_PLATFORM]);
     let (s, _) = env
         .get_as(&cloud, &format!("{USERS}?customer=my_customer"))
         .await;
     assert_eq!(s, 200, "cloud-platform may list");
-    let contacts = token(&env.handle, "admin@example.com", &[scopes::CONTACTS]);
+    let contacts = token(&env.h, "admin@example.com", &[scopes::CONTACTS]);
     let (s, b) = env
         .get_as(&contacts, &format!("{USERS}/admin%40example.com"))
         .await;
@@ -994,7 +959,7 @@ async fn groups_list_get_and_nested_members() {
     assert_eq!(s, 400);
 
     // Missing group scope.
-    let users_only = token(&env.handle, "admin@example.com", &[scopes::DIRECTORY_USER]);
+    let users_only = token(&env.h, "admin@example.com", &[scopes::DIRECTORY_USER]);
     let (s, b) = env
         .get_as(&users_only, &format!("{GROUPS}?customer=my_customer"))
         .await;
@@ -1193,7 +1158,7 @@ async fn watch_sends_sync_then_add_with_googles_headers_and_body() {
         .expect("int64 as string")
         .parse()
         .unwrap();
-    let now = env.handle.emulator.clock.now_ms();
+    let now = env.h.emulator.clock.now_ms();
     assert!(expiration > now + 3_500_000 && expiration <= now + 3_600_000);
 
     let sync = rx.next().await;
@@ -1292,7 +1257,7 @@ async fn delivery_retries_5xx_and_gives_up_on_other_errors() {
         );
     }
     rx.quiet(300).await;
-    let stats = orgsync_emulator::directory::push::push_stats(&env.handle.emulator);
+    let stats = orgsync_emulator::directory::push::push_stats(&env.h.emulator);
     let s = stats.iter().find(|s| s.id == "retry").unwrap();
     assert_eq!(
         (s.stats.attempts, s.stats.successes, s.stats.failures),
@@ -1303,7 +1268,7 @@ async fn delivery_retries_5xx_and_gives_up_on_other_errors() {
     env.post(USERS, new_user("refused@example.com")).await;
     rx.next().await;
     rx.quiet(800).await;
-    let stats = orgsync_emulator::directory::push::push_stats(&env.handle.emulator);
+    let stats = orgsync_emulator::directory::push::push_stats(&env.h.emulator);
     let s = stats.iter().find(|s| s.id == "retry").unwrap();
     assert_eq!(
         (s.stats.attempts, s.stats.failures, s.stats.last_status),
@@ -1358,18 +1323,15 @@ async fn channels_stop_and_expiry_end_delivery() {
     .await;
     rx2.next().await;
     let exp: i64 = ch["expiration"].as_str().unwrap().parse().unwrap();
-    assert!(exp <= env.handle.emulator.clock.now_ms() + 60_000);
-    env.handle
-        .emulator
-        .clock
-        .advance(chrono::Duration::seconds(120));
+    assert!(exp <= env.h.emulator.clock.now_ms() + 60_000);
+    env.h.emulator.clock.advance(chrono::Duration::seconds(120));
     env.post(USERS, new_user("after-expiry@example.com")).await;
     rx2.quiet(400).await;
     assert!(
         rx.next().await.body.contains("after-expiry"),
         "the live channel still delivers"
     );
-    let stats = orgsync_emulator::directory::push::push_stats(&env.handle.emulator);
+    let stats = orgsync_emulator::directory::push::push_stats(&env.h.emulator);
     assert!(stats.iter().find(|s| s.id == "short").unwrap().expired);
 
     // TTL is capped by config (6 h by default) and by a requested expiration.
@@ -1382,8 +1344,8 @@ async fn channels_stop_and_expiry_end_delivery() {
     )
     .await;
     let exp: i64 = ch["expiration"].as_str().unwrap().parse().unwrap();
-    assert!(exp <= env.handle.emulator.clock.now_ms() + 6 * 3_600_000);
-    let want = env.handle.emulator.clock.now_ms() + 600_000;
+    assert!(exp <= env.h.emulator.clock.now_ms() + 6 * 3_600_000);
+    let want = env.h.emulator.clock.now_ms() + 600_000;
     let (_, ch) = watch(
         &env,
         "update",
