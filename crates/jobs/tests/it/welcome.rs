@@ -2,28 +2,23 @@
 //! real SQLite file, the message read back from the sender's mailbox (`messages.list` /
 //! `messages.get format=raw`) and parsed with mail-parser.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use crate::common::Env;
 use chrono::Utc;
-use common::Env;
-use futures::TryStreamExt;
 use mail_parser::MessageParser;
-use orgsync_client::gmail::MessagesListParams;
 use orgsync_client::{GoogleClient, ServiceAccount, TokenSource};
 use orgsync_emulator::EmulatorConfig;
 use orgsync_emulator::faults::{ErrorKind, MethodOverride};
-use orgsync_store::Store;
 use orgsync_jobs::config::Config;
 use orgsync_jobs::context;
 use orgsync_jobs::users::{
     ReconcileOptions, UsersReport, WELCOME_SCOPE, WelcomeRecord, WelcomeReport, WelcomeState,
     reconcile,
 };
+use orgsync_store::Store;
+use orgsync_testkit::gmail::{message_ids, raw_message};
 
 const TEMPLATE: &str = "Hello {full_name},\n\nyour address is {email}.\n";
 
@@ -89,24 +84,9 @@ impl Welcome {
 
     /// Every message in the sender's SENT label, parsed: (to, subject, body).
     async fn sent(&self) -> Vec<(String, String, String)> {
-        let gmail = self.reader.gmail(Some(&self.sender));
-        let ids: Vec<String> = gmail
-            .messages_list(MessagesListParams {
-                label_ids: vec!["SENT".into()],
-                ..Default::default()
-            })
-            .try_collect::<Vec<_>>()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter_map(|m| m.id)
-            .collect();
         let mut out = Vec::new();
-        for id in ids {
-            let m = gmail.messages_get(&id, Some("raw")).await.unwrap();
-            let raw = URL_SAFE_NO_PAD
-                .decode(m.raw.unwrap().trim_end_matches('='))
-                .unwrap();
+        for id in message_ids(&self.reader, &self.sender, "SENT").await {
+            let raw = raw_message(&self.reader, &self.sender, &id).await;
             let msg = MessageParser::default().parse(&raw).unwrap();
             let from = msg.from().unwrap().first().unwrap();
             assert_eq!(from.address(), Some(self.sender.as_str()));

@@ -1,6 +1,5 @@
-//! A running emulator plus an orgsync configuration pointing at it.
-
-#![allow(dead_code)]
+//! A running emulator (`orgsync-testkit`) plus an orgsync configuration pointing at it, a
+//! store, and the jobs' view of the directory and the address books.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,10 +9,10 @@ use orgsync_client::people::ConnectionsParams;
 use orgsync_client::{ApiScopes, GoogleClient, ServiceAccount, TokenSource};
 use orgsync_core::contacts::markers;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
-use orgsync_store::Store;
 use orgsync_jobs::config::Config;
 use orgsync_jobs::contacts::{self, ContactsOptions, ContactsReport, Mode};
 use orgsync_jobs::context;
+use orgsync_store::Store;
 use orgsync_wire::directory::User;
 use orgsync_wire::people::Person;
 
@@ -30,9 +29,7 @@ pub struct Env {
 
 impl Env {
     pub async fn start(config: EmulatorConfig) -> Env {
-        let emulator = orgsync_emulator::spawn(config)
-            .await
-            .expect("emulator starts");
+        let emulator = orgsync_testkit::spawn(config).await;
         let emu = emulator.emulator.clone();
         let key = orgsync_emulator::oauth::service_account_key(&emu).expect("a key");
         let admin_email = emu.config.admin_email();
@@ -74,13 +71,7 @@ impl Env {
         let key = self.config.service_account_key_json().unwrap();
         let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_json(&key).unwrap());
         let mut cc = context::client_config(&self.config);
-        cc.retry = orgsync_client::RetryPolicy {
-            max_attempts: 6,
-            base: std::time::Duration::from_millis(10),
-            max_backoff: std::time::Duration::from_millis(200),
-            max_retry_after: std::time::Duration::from_millis(500),
-            max_elapsed: std::time::Duration::from_secs(30),
-        };
+        cc.retry = orgsync_testkit::fast_retry();
         GoogleClient::new(sa, cc)
     }
 
@@ -98,14 +89,8 @@ impl Env {
 
     /// Active users (id → user).
     pub async fn users(&self) -> BTreeMap<String, User> {
-        let users: Vec<User> = self
-            .observer
-            .directory()
-            .users_list(Default::default())
-            .try_collect()
+        orgsync_testkit::emulator::directory_users(&self.observer)
             .await
-            .unwrap();
-        users
             .into_iter()
             .filter(|u| u.suspended != Some(true) && u.archived != Some(true))
             .map(|u| (u.id.clone().unwrap(), u))

@@ -1,11 +1,9 @@
 //! End-to-end: the contacts run against the in-process emulator over real HTTP, with
 //! the planner, the SQLite state store and the client all real.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::Env;
+use crate::common::Env;
 use orgsync_core::contacts::markers;
 use orgsync_core::guard::GuardVerdict;
 use orgsync_emulator::EmulatorConfig;
