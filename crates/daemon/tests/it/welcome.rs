@@ -3,38 +3,23 @@
 //! reconcile on start send nothing more. Real HTTP against the emulator, a real SQLite file,
 //! the mail read back from the sender's mailbox.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
-use futures::TryStreamExt;
+use crate::common::*;
 use orgsync_client::GoogleClient;
-use orgsync_client::gmail::MessagesListParams;
-use orgsync_daemon::Clock as _;
-use orgsync_store::Store;
 use orgsync_jobs::users::{
     LAST_RECONCILE_KEY, STATE_SCOPE, WELCOME_SCOPE, WelcomeRecord, WelcomeState,
 };
+use orgsync_store::Store;
+use orgsync_testkit::gmail::message_ids;
 
 const T: Duration = Duration::from_secs(20);
 
 /// (to, subject) of every message in the admin's SENT label.
 async fn sent(reader: &GoogleClient) -> Vec<(String, String)> {
     let gmail = reader.gmail(Some(ADMIN));
-    let ids: Vec<String> = gmail
-        .messages_list(MessagesListParams {
-            label_ids: vec!["SENT".into()],
-            ..Default::default()
-        })
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| m.id)
-        .collect();
     let mut out = Vec::new();
-    for id in ids {
+    for id in message_ids(reader, ADMIN, "SENT").await {
         let m = gmail.messages_get(&id, Some("metadata")).await.unwrap();
         let p = m.payload.unwrap();
         out.push((
@@ -68,16 +53,12 @@ async fn a_user_added_by_a_push_gets_one_welcome_from_the_worker() {
     let mut config = e.config();
     config.mail.welcome.enabled = true;
     config.mail.welcome.template_file = Some(template);
-    let mut rc = client_config(&e.emu.base_url);
-    rc.scopes.gmail = vec![orgsync_wire::scopes::GMAIL_READONLY.into()];
-    let reader = GoogleClient::new(e.sa.clone(), rc);
+    let reader =
+        e.client_with(|c| c.scopes.gmail = vec![orgsync_wire::scopes::GMAIL_READONLY.into()]);
 
     let store = e.sqlite("welcome.db").await;
     let d = e.start(config.clone(), store.clone()).await;
-    wait_for("5 channels", T, || async {
-        (current_channels(store.as_ref(), e.clock.now()).await == 5).then_some(())
-    })
-    .await;
+    e.wait_for_channels(store.as_ref(), T).await;
     wait_for("initial reconcile", T, || async {
         store
             .get_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY)
@@ -111,14 +92,7 @@ async fn a_user_added_by_a_push_gets_one_welcome_from_the_worker() {
 
     // An update of the same user sends nothing.
     e.rename_family(&id, "Renamed").await;
-    wait_for("update applied", T, || async {
-        store
-            .get_user(&id)
-            .await
-            .unwrap()
-            .filter(|u| u.profile.family_name == "Renamed")
-    })
-    .await;
+    wait_for_family(store.as_ref(), &id, "Renamed", T).await;
     d.shutdown().await;
 
     // A restart (reconcile on start) sends nothing either.

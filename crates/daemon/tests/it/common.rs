@@ -1,18 +1,16 @@
-//! Shared harness: the in-process emulator (real HTTP on loopback) delivering real push
-//! notifications to a real daemon on 127.0.0.1:0, on SQLite or an isolated PostgreSQL
-//! schema.
-#![allow(dead_code)]
+//! The daemon tests' harness: the in-process emulator (`orgsync-testkit`, real HTTP on
+//! loopback) delivering real push notifications to a real daemon on 127.0.0.1:0, on
+//! SQLite or an isolated PostgreSQL schema.
 
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, RetryPolicy, ServiceAccount};
-use orgsync_daemon::{DaemonHandle, ManualClock, Tuning};
+use orgsync_client::{GoogleClient, ServiceAccount};
+use orgsync_daemon::{Clock as _, DaemonHandle, ManualClock, Tuning};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
-use orgsync_store::Store;
 use orgsync_jobs::config::Config;
+use orgsync_store::Store;
 use orgsync_wire::directory::{User, UserName};
 
 pub const ADMIN: &str = "admin@example.com";
@@ -21,19 +19,10 @@ pub struct Env {
     pub emu: EmulatorHandle,
     /// A client with write scope, for changing the directory (as an admin would).
     pub admin: GoogleClient,
+    /// The daemon's service account; every client of a test shares its token cache.
     pub sa: Arc<ServiceAccount>,
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
-}
-
-pub fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 6,
-        base: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(200),
-        max_retry_after: Duration::from_secs(1),
-        max_elapsed: Duration::from_secs(20),
-    }
 }
 
 pub async fn env(users: usize) -> Env {
@@ -41,10 +30,9 @@ pub async fn env(users: usize) -> Env {
 }
 
 pub async fn env_with(config: EmulatorConfig) -> Env {
-    let emu = orgsync_emulator::spawn(config).await.expect("emulator");
-    let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("key");
-    let sa = Arc::new(ServiceAccount::from_key(key).expect("key parses"));
-    let mut cc = client_config(&emu.base_url);
+    let emu = orgsync_testkit::spawn(config).await;
+    let sa = orgsync_testkit::service_account(&emu);
+    let mut cc = orgsync_testkit::client_config(&emu);
     cc.scopes.directory = vec![orgsync_wire::scopes::DIRECTORY_USER.into()];
     let admin = GoogleClient::new(sa.clone(), cc);
     Env {
@@ -53,16 +41,6 @@ pub async fn env_with(config: EmulatorConfig) -> Env {
         sa,
         clock: Arc::new(ManualClock::new()),
         dir: tempfile::tempdir().unwrap(),
-    }
-}
-
-pub fn client_config(base: &str) -> ClientConfig {
-    ClientConfig {
-        endpoints: Endpoints::emulator(base),
-        pacing: Pacing::unlimited(),
-        retry: fast_retry(),
-        admin_subject: Some(ADMIN.into()),
-        ..ClientConfig::default()
     }
 }
 
@@ -93,7 +71,14 @@ impl Env {
 
     /// The daemon's own client (read-only default scopes, like production).
     pub fn daemon_client(&self) -> GoogleClient {
-        GoogleClient::new(self.sa.clone(), client_config(&self.emu.base_url))
+        self.client_with(|_| {})
+    }
+
+    /// A client on the shared service account, its configuration changed by `f`.
+    pub fn client_with(&self, f: impl FnOnce(&mut orgsync_client::ClientConfig)) -> GoogleClient {
+        let mut config = orgsync_testkit::client_config(&self.emu);
+        f(&mut config);
+        GoogleClient::new(self.sa.clone(), config)
     }
 
     pub async fn sqlite(&self, name: &str) -> Arc<dyn Store> {
@@ -126,6 +111,15 @@ impl Env {
         )
         .await
         .expect("daemon starts")
+    }
+
+    /// Wait until `store` knows one current channel per event type (five): the daemon
+    /// has started watching.
+    pub async fn wait_for_channels(&self, store: &dyn Store, timeout: Duration) {
+        wait_for("5 channels", timeout, || async {
+            (current_channels(store, self.clock.now()).await == 5).then_some(())
+        })
+        .await;
     }
 
     /// Move both clocks (Google's and the daemon's) forward.
@@ -178,6 +172,29 @@ where
     }
 }
 
+/// Wait until `store` holds `id` with the family name `family` (a rename applied).
+pub async fn wait_for_family(store: &dyn Store, id: &str, family: &str, timeout: Duration) {
+    wait_for("update applied", timeout, || async {
+        store
+            .get_user(id)
+            .await
+            .unwrap()
+            .filter(|u| u.profile.family_name == family)
+    })
+    .await;
+}
+
+/// The directory ids of every user in `store`.
+pub async fn user_ids(store: &dyn Store) -> Vec<String> {
+    store
+        .list_users(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.directory_id().to_owned())
+        .collect()
+}
+
 /// Live channels the store knows, current ones only (not replaced).
 pub async fn current_channels(store: &dyn Store, now: chrono::DateTime<chrono::Utc>) -> usize {
     store
@@ -187,67 +204,4 @@ pub async fn current_channels(store: &dyn Store, now: chrono::DateTime<chrono::U
         .iter()
         .filter(|c| c.replaced_by.is_none())
         .count()
-}
-
-// ---- PostgreSQL ----------------------------------------------------------------------
-
-const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh schema; returns the options to open stores on it (one pool per instance) and
-/// the schema name (drop it with [`drop_schema`]). `None` = PostgreSQL unreachable and not
-/// in CI (skip with a loud warning); with CI=true this panics.
-pub async fn pg_schema() -> Option<(sqlx::postgres::PgConnectOptions, String)> {
-    use sqlx::Connection;
-    let url = std::env::var("ORGSYNC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.into());
-    let options = sqlx::postgres::PgConnectOptions::from_str(&url).expect("PG URL");
-    let conn = tokio::time::timeout(
-        Duration::from_secs(10),
-        sqlx::postgres::PgConnection::connect_with(&options),
-    )
-    .await;
-    let mut conn = match conn {
-        Ok(Ok(c)) => c,
-        other => {
-            let err = match other {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".into(),
-            };
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("PostgreSQL unreachable at {url} ({err}) and CI=true");
-            }
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr(),
-                "WARNING: skipping PostgreSQL daemon test: cannot connect to {url} ({err})"
-            );
-            return None;
-        }
-    };
-    let schema = format!("d_{}", uuid_like());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&mut conn)
-        .await
-        .expect("create schema");
-    conn.close().await.ok();
-    Some((options.options([("search_path", schema.as_str())]), schema))
-}
-
-pub async fn drop_schema(schema: &str) {
-    use sqlx::Connection;
-    let url = std::env::var("ORGSYNC_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_PG.into());
-    if let Ok(mut conn) = sqlx::postgres::PgConnection::connect(&url).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-            .execute(&mut conn)
-            .await;
-        conn.close().await.ok();
-    }
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{n:x}{:x}", std::process::id())
 }

@@ -1,17 +1,16 @@
 //! The outgoing webhook sink against a receiver that fails for a while, and two daemon
 //! instances sharing one PostgreSQL store with one of them killed.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{env, user_ids, wait_for};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
-use common::{current_channels, env, wait_for};
 use orgsync_daemon::Clock;
 use orgsync_daemon::sink::{HEADER_IDEMPOTENCY, HEADER_SIGNATURE, HEADER_TIMESTAMP, sign};
+use orgsync_testkit::postgres::PgSchema;
 
 const T: Duration = Duration::from_secs(30);
 const SECRET: &str = "a-shared-secret-of-some-length";
@@ -110,13 +109,13 @@ async fn the_sink_delivers_every_change_through_a_failing_receiver() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_postgres_share_work_and_survive_a_kill() {
-    let Some((options, schema)) = common::pg_schema().await else {
+    let Some(schema) = PgSchema::create("PostgreSQL daemon test").await else {
         return;
     };
     let e = env(6).await;
     let open = || async {
         Arc::new(
-            orgsync_store_postgres::PgStore::connect_with(options.clone(), 5)
+            orgsync_store_postgres::PgStore::connect_with(schema.options(), 5)
                 .await
                 .expect("PgStore"),
         ) as Arc<dyn orgsync_store::Store>
@@ -126,10 +125,7 @@ async fn two_instances_on_postgres_share_work_and_survive_a_kill() {
     let a = e.start(e.config(), store_a.clone()).await;
     let b = e.start(e.config(), store_b.clone()).await;
     let store = store_a.clone();
-    wait_for("5 channels", T, || async {
-        (current_channels(store.as_ref(), e.clock.now()).await == 5).then_some(())
-    })
-    .await;
+    e.wait_for_channels(store.as_ref(), T).await;
     wait_for("initial reconcile", T, || async {
         (store.count_users(false).await.unwrap() >= 7).then_some(())
     })
@@ -158,13 +154,7 @@ async fn two_instances_on_postgres_share_work_and_survive_a_kill() {
     assert_eq!(lease.holder, leader.instance_id());
 
     // A burst of changes; both instances' workers take jobs from the one queue.
-    let ids: Vec<String> = store
-        .list_users(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.directory_id().to_owned())
-        .collect();
+    let ids = user_ids(store.as_ref()).await;
     for round in 0..4 {
         for id in &ids {
             e.rename_family(id, &format!("R{round}")).await;
@@ -237,6 +227,6 @@ async fn two_instances_on_postgres_share_work_and_survive_a_kill() {
     follower.shutdown().await;
     store_a.close().await;
     store_b.close().await;
-    common::drop_schema(&schema).await;
+    schema.teardown().await;
     e.emu.shutdown().await.unwrap();
 }

@@ -1,13 +1,11 @@
 //! `orgsync serve` end to end on SQLite: the emulator changes its directory through the API
 //! and delivers real push notifications to a real daemon on 127.0.0.1:0.
 
-mod common;
-#[path = "serve/limits.rs"]
 mod limits;
 
 use std::time::Duration;
 
-use common::{current_channels, env, wait_for};
+use crate::common::{self, current_channels, env, user_ids, wait_for, wait_for_family};
 use orgsync_daemon::Clock;
 use orgsync_wire::directory::push_headers as h;
 
@@ -19,10 +17,7 @@ async fn each_event_type_reaches_the_store() {
     let store = e.sqlite("a.db").await;
     let d = e.start(e.config(), store.clone()).await;
     // Start: one channel per event type, and the reconcile on start fills the table.
-    wait_for("5 channels", T, || async {
-        (current_channels(store.as_ref(), e.clock.now()).await == 5).then_some(())
-    })
-    .await;
+    e.wait_for_channels(store.as_ref(), T).await;
     wait_for("initial reconcile", T, || async {
         (store.count_users(true).await.unwrap() >= 6).then_some(())
     })
@@ -38,14 +33,7 @@ async fn each_event_type_reaches_the_store() {
     assert!(row.active());
     // update
     e.rename_family(&id, "Renamed").await;
-    wait_for("update applied", T, || async {
-        store
-            .get_user(&id)
-            .await
-            .unwrap()
-            .filter(|u| u.profile.family_name == "Renamed")
-    })
-    .await;
+    wait_for_family(store.as_ref(), &id, "Renamed", T).await;
     // makeAdmin
     e.admin
         .directory()
@@ -126,10 +114,7 @@ async fn spoofed_garbage_and_replayed_requests_change_nothing() {
     let e = env(3).await;
     let store = e.sqlite("a.db").await;
     let d = e.start(e.config(), store.clone()).await;
-    wait_for("5 channels", T, || async {
-        (current_channels(store.as_ref(), e.clock.now()).await == 5).then_some(())
-    })
-    .await;
+    e.wait_for_channels(store.as_ref(), T).await;
     wait_for("initial reconcile", T, || async {
         (store.count_users(true).await.unwrap() >= 4).then_some(())
     })
@@ -258,21 +243,12 @@ async fn a_restart_mid_stream_loses_nothing_and_reuses_channels() {
     let store = e.sqlite("a.db").await;
     let d = e.start(e.config(), store.clone()).await;
     let addr = d.addr;
-    wait_for("5 channels", T, || async {
-        (current_channels(store.as_ref(), e.clock.now()).await == 5).then_some(())
-    })
-    .await;
+    e.wait_for_channels(store.as_ref(), T).await;
     wait_for("initial reconcile", T, || async {
         (store.count_users(false).await.unwrap() >= 11).then_some(())
     })
     .await;
-    let ids: Vec<String> = store
-        .list_users(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|u| u.directory_id().to_owned())
-        .collect();
+    let ids = user_ids(store.as_ref()).await;
     // A stream of updates; the daemon crashes in the middle of it.
     for (i, id) in ids.iter().enumerate() {
         if i == ids.len() / 2 {
@@ -314,10 +290,7 @@ async fn channels_are_renewed_across_simulated_hours() {
     let e = env(3).await;
     let store = e.sqlite("a.db").await;
     let d = e.start(e.config(), store.clone()).await;
-    wait_for("5 channels", T, || async {
-        (current_channels(store.as_ref(), e.clock.now()).await == 5).then_some(())
-    })
-    .await;
+    e.wait_for_channels(store.as_ref(), T).await;
     let first: Vec<String> = store
         .list_channels()
         .await
