@@ -3,19 +3,19 @@
 //! the browser), messages read back through `messages.get` and parsed with mail-parser.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures::TryStreamExt;
 use mail_parser::{MessageParser, MimeHeaders as _};
-use orgsync_client::gmail::MessagesListParams;
-use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, ServiceAccount};
+use orgsync_client::GoogleClient;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_jobs::auth::{self, LoginOptions};
 use orgsync_jobs::mail::{self, OutgoingMail};
+use orgsync_testkit::cli::ConfigDir;
+use orgsync_testkit::emulator::directory_users;
+use orgsync_testkit::gmail::{message_ids, raw_message};
 use orgsync_wire::scopes;
 use serde_json::Value;
+
+use crate::{ORGSYNC, json, orgsync, spawn_login};
 
 const ADMIN: &str = "admin@example.com";
 
@@ -30,47 +30,17 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let emu = orgsync_emulator::spawn(EmulatorConfig::for_tests(6))
+    let emu = orgsync_testkit::spawn(EmulatorConfig::for_tests(6)).await;
+    let ConfigDir { dir, config } = ConfigDir::new(
+        &emu,
+        "[auth]\nclient_secret_file = \"client_secret.json\"\ntoken_file = \"token.json\"\n",
+    )
+    .with_client_secret(&emu);
+    let sa = orgsync_testkit::client_with(&emu, |c| {
+        c.scopes.gmail = vec![scopes::GMAIL_MODIFY.into()];
+    });
+    let mut users: Vec<String> = directory_users(&sa)
         .await
-        .expect("emulator starts");
-    let dir = tempfile::tempdir().unwrap();
-    let secret = orgsync_emulator::oauth::client_secret_file(&emu.emulator).expect("client");
-    std::fs::write(
-        dir.path().join("client_secret.json"),
-        serde_json::to_string(&secret).unwrap(),
-    )
-    .unwrap();
-    let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("key");
-    std::fs::write(
-        dir.path().join("sa.json"),
-        serde_json::to_string(&key).unwrap(),
-    )
-    .unwrap();
-    let config = dir.path().join("orgsync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[google]\nendpoint = \"{}\"\nservice_account_key_file = \"sa.json\"\n\
-             admin_subject = \"{ADMIN}\"\n\
-             [auth]\nclient_secret_file = \"client_secret.json\"\ntoken_file = \"token.json\"\n",
-            emu.base_url
-        ),
-    )
-    .unwrap();
-    let mut cc = ClientConfig {
-        endpoints: Endpoints::emulator(&emu.base_url),
-        pacing: Pacing::unlimited(),
-        admin_subject: Some(ADMIN.into()),
-        ..ClientConfig::default()
-    };
-    cc.scopes.gmail = vec![scopes::GMAIL_MODIFY.into()];
-    let sa = GoogleClient::new(Arc::new(ServiceAccount::from_key(key).unwrap()), cc);
-    let mut users: Vec<String> = sa
-        .directory()
-        .users_list(Default::default())
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
         .into_iter()
         .filter(|u| u.is_admin != Some(true) && u.suspended != Some(true))
         .filter_map(|u| u.primary_email)
@@ -109,75 +79,17 @@ async fn login(env: &Env) {
     auth::save_login(&env.dir.path().join("token.json"), &outcome.login).unwrap();
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn orgsync(config: &Path, args: &[&str]) -> Out {
-    orgsync_env(config, args, &[]).await
-}
-
-async fn orgsync_env(config: &Path, args: &[&str], vars: &[(&str, &str)]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("ORGSYNC_CONFIG")
-        .env_remove("ORGSYNC_TOKEN_FILE")
-        .envs(vars.iter().copied())
-        .output()
-        .await
-        .expect("binary runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr))
-}
-
 /// The stored bytes of `id` in `user`'s mailbox (`messages.get format=raw`).
 async fn raw_of(env: &Env, user: &str, id: &str) -> Vec<u8> {
-    let m = env
-        .sa
-        .gmail(Some(user))
-        .messages_get(id, Some("raw"))
-        .await
-        .unwrap();
-    let raw = m.raw.expect("format=raw has raw");
-    URL_SAFE_NO_PAD
-        .decode(raw.trim_end_matches('='))
-        .expect("base64url")
+    raw_message(&env.sa, user, id).await
 }
 
 async fn inbox(env: &Env, user: &str) -> Vec<String> {
-    env.sa
-        .gmail(Some(user))
-        .messages_list(MessagesListParams {
-            label_ids: vec!["INBOX".into()],
-            ..Default::default()
-        })
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| m.id)
-        .collect()
+    message_ids(&env.sa, user, "INBOX").await
 }
 
 async fn stats(env: &Env) -> Value {
-    reqwest::get(format!("{}/emulator/v1/stats", env.emu.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    orgsync_testkit::stats(&env.emu).await
 }
 
 fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -545,11 +457,7 @@ use chrono::{DateTime, Duration as CDuration, NaiveDate, TimeZone, Utc};
 
 /// `events.insert` into `user`'s primary calendar, as `user`.
 async fn insert_event(env: &Env, user: &str, event: Value) -> Value {
-    let token = orgsync_emulator::oauth::mint_access_token(
-        &env.emu.emulator,
-        Some(user),
-        &[scopes::CALENDAR],
-    );
+    let token = orgsync_testkit::token(&env.emu, user, &[scopes::CALENDAR]);
     let resp = reqwest::Client::new()
         .post(format!(
             "{}/calendar/v3/calendars/primary/events",
@@ -719,12 +627,13 @@ async fn agenda_expands_recurring_events_orders_them_and_shows_local_times() {
     }
 
     // The table, in the process's local zone (TZ), all-day events marked.
-    let out = orgsync_env(
-        &env.config,
-        &["calendar", "agenda", "--user", &user, "--days", "10"],
-        &[("TZ", "Asia/Tokyo")],
-    )
-    .await;
+    let out = ORGSYNC
+        .run_env(
+            &env.config,
+            &["calendar", "agenda", "--user", &user, "--days", "10"],
+            &[("TZ", "Asia/Tokyo")],
+        )
+        .await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     let table = out.stdout;
     let line = |needle: &str| {
@@ -856,24 +765,7 @@ async fn the_emulator_data_dir_config_logs_in_with_no_manual_setup() {
     );
 
     // `orgsync auth login` with nothing but that file (the test plays the browser).
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(&config_path)
-        .args([
-            "auth",
-            "login",
-            "--no-browser",
-            "--json",
-            "--timeout-secs",
-            "60",
-        ])
-        .env_remove("ORGSYNC_CONFIG")
-        .env_remove("ORGSYNC_TOKEN_FILE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let mut child = spawn_login(&config_path);
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {

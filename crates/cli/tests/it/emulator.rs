@@ -3,9 +3,12 @@
 use futures::TryStreamExt;
 use tokio::io::AsyncBufReadExt as _;
 
+use crate::ORGSYNC;
+
 #[tokio::test]
 async fn photo_share_out_of_range_is_a_config_error() {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+    let out = ORGSYNC
+        .command()
         .args([
             "emulator",
             "--listen",
@@ -13,7 +16,6 @@ async fn photo_share_out_of_range_is_a_config_error() {
             "--photo-share",
             "1.5",
         ])
-        .env_remove("ORGSYNC_CONFIG")
         .output()
         .await
         .unwrap();
@@ -25,13 +27,12 @@ async fn photo_share_out_of_range_is_a_config_error() {
 #[tokio::test]
 async fn photo_share_gives_generated_users_directory_photos() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
+    let mut child = ORGSYNC
+        .command()
         .args(["emulator", "--listen", "127.0.0.1:0", "--users", "4"])
         .args(["--photo-share", "1", "--data-dir"])
         .arg(dir.path())
-        .env_remove("ORGSYNC_CONFIG")
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();

@@ -3,13 +3,16 @@
 //! deliver the 302's `Location` to the loopback listener), so the whole installed-app
 //! flow — PKCE, `state`, code exchange, token file — runs over real HTTP, headless.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_jobs::auth::{self, LoginError, LoginOptions};
+use orgsync_testkit::cli::{ConfigDir, Out};
 use serde_json::Value;
 use tokio::io::AsyncBufReadExt;
+
+use crate::{orgsync, spawn_login};
 
 struct Env {
     emu: EmulatorHandle,
@@ -19,33 +22,12 @@ struct Env {
 }
 
 async fn env() -> Env {
-    let emu = orgsync_emulator::spawn(EmulatorConfig::for_tests(3))
-        .await
-        .expect("emulator starts");
-    let dir = tempfile::tempdir().unwrap();
-    let secret = orgsync_emulator::oauth::client_secret_file(&emu.emulator).expect("client");
-    std::fs::write(
-        dir.path().join("client_secret.json"),
-        serde_json::to_string(&secret).unwrap(),
+    let emu = orgsync_testkit::spawn(EmulatorConfig::for_tests(3)).await;
+    let ConfigDir { dir, config } = ConfigDir::new(
+        &emu,
+        "[auth]\nclient_secret_file = \"client_secret.json\"\ntoken_file = \"tokens/token.json\"\n",
     )
-    .unwrap();
-    let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("key");
-    std::fs::write(
-        dir.path().join("sa.json"),
-        serde_json::to_string(&key).unwrap(),
-    )
-    .unwrap();
-    let config = dir.path().join("orgsync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[google]\nendpoint = \"{}\"\nservice_account_key_file = \"sa.json\"\n\
-             admin_subject = \"admin@example.com\"\n\
-             [auth]\nclient_secret_file = \"client_secret.json\"\ntoken_file = \"tokens/token.json\"\n",
-            emu.base_url
-        ),
-    )
-    .unwrap();
+    .with_client_secret(&emu);
     let token = dir.path().join("tokens").join("token.json");
     Env {
         emu,
@@ -104,29 +86,6 @@ fn with_query(mut url: url::Url, name: &str, value: &str) -> url::Url {
     url
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn orgsync(config: &Path, args: &[&str]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("ORGSYNC_CONFIG")
-        .env_remove("ORGSYNC_TOKEN_FILE")
-        .output()
-        .await
-        .expect("binary runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 /// Run `orgsync auth login --no-browser` and play the browser with the URL it prints.
 async fn cli_login(
     env: &Env,
@@ -140,24 +99,7 @@ type Tamper = Box<dyn FnOnce(url::Url) -> url::Url + Send>;
 /// [`cli_login`] with several visits to the authorization URL, each redirect tampered
 /// with by its own step, in order.
 async fn cli_login_visits(env: &Env, visits: Vec<Tamper>) -> (Out, url::Url) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(&env.config)
-        .args([
-            "auth",
-            "login",
-            "--no-browser",
-            "--json",
-            "--timeout-secs",
-            "60",
-        ])
-        .env_remove("ORGSYNC_CONFIG")
-        .env_remove("ORGSYNC_TOKEN_FILE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let mut child = spawn_login(&env.config);
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = String::new();
     let url = tokio::time::timeout(Duration::from_secs(30), async {
@@ -195,12 +137,7 @@ async fn cli_login_visits(env: &Env, visits: Vec<Tamper>) -> (Out, url::Url) {
 }
 
 async fn grants(env: &Env, kind: &str) -> (u64, u64) {
-    let stats: Value = reqwest::get(format!("{}/emulator/v1/stats", env.emu.base_url))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats = orgsync_testkit::stats(&env.emu).await;
     let g = &stats["token_grants"][kind];
     (
         g["ok"].as_u64().unwrap_or(0),

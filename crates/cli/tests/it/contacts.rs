@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use orgsync_testkit::cli::{ConfigDir, Out};
 use serde_json::Value;
+
+use crate::{ORGSYNC, json};
 
 struct Env {
     emu: EmulatorHandle,
@@ -13,29 +16,12 @@ struct Env {
 }
 
 async fn env(users: usize) -> Env {
-    let emu = orgsync_emulator::spawn(EmulatorConfig {
+    let emu = orgsync_testkit::spawn(EmulatorConfig {
         personal_contacts_per_user: 2,
         ..EmulatorConfig::for_tests(users)
     })
-    .await
-    .expect("emulator starts");
-    let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("key");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sa.json"),
-        serde_json::to_string(&key).unwrap(),
-    )
-    .unwrap();
-    let config = dir.path().join("orgsync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[google]\nendpoint = \"{}\"\nservice_account_key_file = \"sa.json\"\n\
-             admin_subject = \"admin@example.com\"\n[state]\npath = \"state.db\"\n",
-            emu.base_url
-        ),
-    )
-    .unwrap();
+    .await;
+    let ConfigDir { dir, config } = ConfigDir::new(&emu, "[state]\npath = \"state.db\"\n");
     Env {
         emu,
         _dir: dir,
@@ -43,32 +29,8 @@ async fn env(users: usize) -> Env {
     }
 }
 
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 async fn orgsync(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("ORGSYNC_CONFIG")
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("binary runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr))
+    ORGSYNC.run_env(config, args, env).await
 }
 
 #[tokio::test]
@@ -102,9 +64,9 @@ async fn plan_then_sync_with_a_mailed_report_then_a_one_read_rerun() {
     );
 
     // The report reached the admin's mailbox.
-    let token = orgsync_emulator::oauth::mint_access_token(
-        &e.emu.emulator,
-        Some("admin@example.com"),
+    let token = orgsync_testkit::token(
+        &e.emu,
+        "admin@example.com",
         &[orgsync_wire::scopes::GMAIL_READONLY],
     );
     let list: Value = reqwest::Client::new()
@@ -300,11 +262,7 @@ async fn orgsync_unprivileged(config: &Path, args: &[&str]) -> Option<Out> {
         .output()
         .await;
     match out {
-        Ok(out) => Some(Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }),
+        Ok(out) => Some(Out::from(out)),
         Err(e) => {
             use std::io::Write as _;
             let _ = writeln!(

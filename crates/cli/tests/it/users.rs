@@ -1,13 +1,16 @@
 //! `orgsync users sync|list|show` end to end: the real binary against the in-process
 //! emulator (real HTTP on loopback) with a real SQLite state file.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 
-use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, ServiceAccount};
+use orgsync_client::GoogleClient;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use orgsync_testkit::cli::ConfigDir;
+use orgsync_testkit::emulator::directory_users;
+use orgsync_testkit::gmail::{message_ids, raw_message};
 use orgsync_wire::directory::User;
-use serde_json::Value;
+
+use crate::{ORGSYNC, json, orgsync};
 
 struct Env {
     emu: EmulatorHandle,
@@ -17,75 +20,16 @@ struct Env {
 }
 
 async fn env(users: usize, extra_toml: &str) -> Env {
-    let emu = orgsync_emulator::spawn(EmulatorConfig::for_tests(users))
-        .await
-        .expect("emulator starts");
-    let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).expect("key");
-    let dir = tempfile::tempdir().unwrap();
-    let key_path = dir.path().join("sa.json");
-    std::fs::write(&key_path, serde_json::to_string(&key).unwrap()).unwrap();
-    let config = dir.path().join("orgsync.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[google]\nendpoint = \"{}\"\nservice_account_key_file = \"sa.json\"\n\
-             admin_subject = \"admin@example.com\"\n[state]\npath = \"state.db\"\n{extra_toml}",
-            emu.base_url
-        ),
-    )
-    .unwrap();
-    let sa = Arc::new(ServiceAccount::from_key(key).unwrap());
-    let mut cc = ClientConfig {
-        endpoints: Endpoints::emulator(&emu.base_url),
-        pacing: Pacing::unlimited(),
-        admin_subject: Some("admin@example.com".into()),
-        ..ClientConfig::default()
-    };
-    cc.scopes.directory = vec![orgsync_wire::scopes::DIRECTORY_USER.into()];
-    let admin = GoogleClient::new(sa, cc);
+    let emu = orgsync_testkit::spawn(EmulatorConfig::for_tests(users)).await;
+    let ConfigDir { dir, config } =
+        ConfigDir::new(&emu, &format!("[state]\npath = \"state.db\"\n{extra_toml}"));
+    let admin = orgsync_testkit::admin_client(&emu);
     Env {
         emu,
         dir,
         config,
         admin,
     }
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-async fn orgsync(config: &Path, args: &[&str]) -> Out {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("ORGSYNC_CONFIG")
-        .output()
-        .await
-        .expect("binary runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", out.stdout, out.stderr))
-}
-
-async fn directory_users(admin: &GoogleClient) -> Vec<User> {
-    use futures::TryStreamExt;
-    admin
-        .directory()
-        .users_list(Default::default())
-        .try_collect()
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,13 +158,7 @@ async fn serve_opens_channels_applies_pushes_and_channels_stop_all_closes_them()
         ),
     )
     .await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_orgsync"))
-        .arg("--config")
-        .arg(&e.config)
-        .arg("serve")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = ORGSYNC.with_config(&e.config).arg("serve").spawn().unwrap();
     // Generous: under the full suite on 2 cores the daemon's start-up reconcile competes
     // with other test binaries.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -365,15 +303,9 @@ async fn a_google_outage_gives_the_same_exit_code_from_every_job() {
 
 /// A client that reads any mailbox (gmail.readonly through delegation).
 fn mail_reader(e: &Env) -> GoogleClient {
-    let key = orgsync_emulator::oauth::service_account_key(&e.emu.emulator).expect("key");
-    let mut cc = ClientConfig {
-        endpoints: Endpoints::emulator(&e.emu.base_url),
-        pacing: Pacing::unlimited(),
-        admin_subject: Some("admin@example.com".into()),
-        ..ClientConfig::default()
-    };
-    cc.scopes.gmail = vec![orgsync_wire::scopes::GMAIL_READONLY.into()];
-    GoogleClient::new(Arc::new(ServiceAccount::from_key(key).unwrap()), cc)
+    orgsync_testkit::client_with(&e.emu, |c| {
+        c.scopes.gmail = vec![orgsync_wire::scopes::GMAIL_READONLY.into()];
+    })
 }
 
 /// Every message with `label` in `user`'s mailbox, parsed: (from, to, subject, text).
@@ -382,26 +314,9 @@ async fn mailbox(
     user: &str,
     label: &str,
 ) -> Vec<(String, String, String, String)> {
-    use base64::Engine as _;
-    use futures::TryStreamExt;
-    let gmail = reader.gmail(Some(user));
-    let ids: Vec<String> = gmail
-        .messages_list(orgsync_client::gmail::MessagesListParams {
-            label_ids: vec![label.into()],
-            ..Default::default()
-        })
-        .try_collect::<Vec<_>>()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter_map(|m| m.id)
-        .collect();
     let mut out = Vec::new();
-    for id in ids {
-        let m = gmail.messages_get(&id, Some("raw")).await.unwrap();
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(m.raw.unwrap().trim_end_matches('='))
-            .unwrap();
+    for id in message_ids(reader, user, label).await {
+        let raw = raw_message(reader, user, &id).await;
         let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let addr = |a: Option<&mail_parser::Address>| {
             a.and_then(|a| a.first())
