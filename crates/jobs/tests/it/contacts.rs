@@ -417,7 +417,12 @@ async fn an_expired_sync_token_falls_back_to_a_full_read_and_writes_nothing() {
 
 #[tokio::test]
 async fn a_crash_mid_run_then_a_rerun_converges_without_duplicates() {
-    let env = Env::start(org(30, 2)).await;
+    let mut env = Env::start(org(30, 2)).await;
+    // A state file, as a killed process leaves it. In memory, a query cut off by the kill
+    // can take the pool's only connection, and with it the whole database.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    env.store = orgsync_jobs::context::open_store_url(&url).await.unwrap();
     let personal = env.personal_fingerprints().await;
     // Kill the run part-way (the task is dropped mid-flight, like a killed process).
     let client = env.client();
