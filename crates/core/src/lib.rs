@@ -4,7 +4,7 @@
 //! The executor (CLI / daemon) reads the Directory and the target (a member's contacts,
 //! the app user store), hands the snapshots to a planner, checks the plans with the
 //! [`guard::SafetyGuard`], and only then writes. Keeping the decisions pure is what lets
-//! the property tests in `tests/planner_props.rs` prove the two promises that matter
+//! the property tests in `tests/it/planner_props.rs` prove the two promises that matter
 //! most to admins (the commonest complaints about similar tools are deleted personal
 //! contacts and duplicates): an unmanaged contact is never touched, and
 //! applying a plan then re-planning yields an empty plan (no duplicates, no churn).

@@ -1,0 +1,189 @@
+//! A running emulator (`orgsync-testkit`) plus an orgsync configuration pointing at it, a
+//! store, and the jobs' view of the directory and the address books.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use orgsync_client::people::ConnectionsParams;
+use orgsync_client::{ApiScopes, GoogleClient, ServiceAccount, TokenSource};
+use orgsync_core::contacts::markers;
+use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
+use orgsync_jobs::config::Config;
+use orgsync_jobs::contacts::{self, ContactsOptions, ContactsReport, Mode};
+use orgsync_jobs::context;
+use orgsync_store::Store;
+use orgsync_wire::directory::User;
+use orgsync_wire::people::Person;
+
+pub struct Env {
+    pub emulator: EmulatorHandle,
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    /// Directory writes (joiners, leavers, renames) as the admin.
+    pub admin: GoogleClient,
+    /// Reads that must not count in a run's report.
+    pub observer: GoogleClient,
+    pub domain: String,
+}
+
+impl Env {
+    pub async fn start(config: EmulatorConfig) -> Env {
+        let emulator = orgsync_testkit::spawn(config).await;
+        let emu = emulator.emulator.clone();
+        let key = orgsync_emulator::oauth::service_account_key(&emu).expect("a key");
+        let admin_email = emu.config.admin_email();
+        let domain = emu.config.domain.clone();
+        let config = context::emulator_config(
+            &emulator.base_url,
+            serde_json::to_string(&key).unwrap(),
+            &admin_email,
+        );
+        let store = context::open_store(&config.state).await.expect("store");
+        let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_key(key).unwrap());
+        let mut admin_config = context::client_config(&config);
+        admin_config.scopes = ApiScopes {
+            directory: vec![orgsync_wire::scopes::DIRECTORY_USER.into()],
+            ..ApiScopes::default()
+        };
+        let admin = GoogleClient::new(sa.clone(), admin_config);
+        let observer = GoogleClient::new(sa, context::client_config(&config));
+        Env {
+            emulator,
+            config,
+            store,
+            admin,
+            observer,
+            domain,
+        }
+    }
+
+    pub async fn run(&self, options: &ContactsOptions) -> ContactsReport {
+        self.try_run(options).await.expect("the run completes")
+    }
+
+    pub async fn try_run(&self, options: &ContactsOptions) -> anyhow::Result<ContactsReport> {
+        contacts::run(&self.client(), self.store.clone(), &self.config, options).await
+    }
+
+    /// The client a run uses: the config's, with quick retries (tests inject errors).
+    pub fn client(&self) -> GoogleClient {
+        let key = self.config.service_account_key_json().unwrap();
+        let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_json(&key).unwrap());
+        let mut cc = context::client_config(&self.config);
+        cc.retry = orgsync_testkit::fast_retry();
+        GoogleClient::new(sa, cc)
+    }
+
+    /// Set the emulator's injected error rate for every API call.
+    pub fn error_rate(&self, rate: f64) {
+        let emu = &self.emulator.emulator;
+        let mut f = emu.faults.settings();
+        f.error_rate = rate;
+        emu.faults.set(f).unwrap();
+    }
+
+    pub async fn sync(&self) -> ContactsReport {
+        self.run(&ContactsOptions::new(Mode::Sync)).await
+    }
+
+    /// Active users (id → user).
+    pub async fn users(&self) -> BTreeMap<String, User> {
+        orgsync_testkit::emulator::directory_users(&self.observer)
+            .await
+            .into_iter()
+            .filter(|u| u.suspended != Some(true) && u.archived != Some(true))
+            .map(|u| (u.id.clone().unwrap(), u))
+            .collect()
+    }
+
+    pub async fn contacts_of(&self, email: &str) -> Vec<Person> {
+        self.observer
+            .people(email)
+            .connections_list(ConnectionsParams::new(contacts::READ_MASK))
+            .try_collect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn managed_of(&self, email: &str) -> Vec<Person> {
+        self.contacts_of(email)
+            .await
+            .into_iter()
+            .filter(markers::is_managed)
+            .collect()
+    }
+
+    pub async fn personal_of(&self, email: &str) -> Vec<Person> {
+        self.contacts_of(email)
+            .await
+            .into_iter()
+            .filter(|p| !markers::is_managed(p) && !markers::is_orphan(p))
+            .collect()
+    }
+
+    /// Every personal contact of every active user: `id/resourceName` → etag.
+    pub async fn personal_fingerprints(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (id, u) in self.users().await {
+            for p in self.personal_of(u.primary_email.as_deref().unwrap()).await {
+                out.insert(
+                    format!("{id}/{}", p.resource_name.unwrap()),
+                    p.etag.unwrap_or_default(),
+                );
+            }
+        }
+        out
+    }
+}
+
+impl Env {
+    pub async fn user_by_email(&self, email: &str) -> User {
+        self.admin
+            .directory()
+            .users_get(email, Some("full"), None)
+            .await
+            .unwrap()
+    }
+
+    pub async fn update_user(&self, email: &str, f: impl FnOnce(&mut User)) -> User {
+        let mut u = self.user_by_email(email).await;
+        f(&mut u);
+        self.admin
+            .directory()
+            .users_update(email, &u)
+            .await
+            .unwrap()
+    }
+
+    pub async fn insert_user(&self, local: &str, given: &str, family: &str) -> User {
+        let user = User {
+            primary_email: Some(format!("{local}@{}", self.domain)),
+            name: Some(orgsync_wire::directory::UserName {
+                given_name: Some(given.into()),
+                family_name: Some(family.into()),
+                ..Default::default()
+            }),
+            password: Some("not-a-real-password".into()),
+            ..Default::default()
+        };
+        self.admin.directory().users_insert(&user).await.unwrap()
+    }
+
+    pub async fn delete_user(&self, email: &str) {
+        self.admin.directory().users_delete(email).await.unwrap()
+    }
+
+    /// Emails of active non-admin users, sorted.
+    pub async fn member_emails(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .users()
+            .await
+            .into_values()
+            .filter_map(|u| u.primary_email)
+            .filter(|e| !e.starts_with("admin@"))
+            .collect();
+        v.sort();
+        v
+    }
+}

@@ -1,0 +1,843 @@
+//! End-to-end: the contacts run against the in-process emulator over real HTTP, with
+//! the planner, the SQLite state store and the client all real.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::common::Env;
+use orgsync_core::contacts::markers;
+use orgsync_core::guard::GuardVerdict;
+use orgsync_emulator::EmulatorConfig;
+use orgsync_jobs::config::LeaverAction;
+use orgsync_jobs::contacts::{ContactsOptions, ContactsReport, Mode, ReadPath, UserStatus};
+use orgsync_wire::directory::UserPhone;
+use orgsync_wire::people::{ClientData, EmailAddress, Name, Person, PhoneNumber};
+
+fn org(users: usize, personal: usize) -> EmulatorConfig {
+    EmulatorConfig {
+        personal_contacts_per_user: personal,
+        ..EmulatorConfig::for_tests(users)
+    }
+}
+
+fn sync() -> ContactsOptions {
+    ContactsOptions::new(Mode::Sync)
+}
+
+fn writes(r: &ContactsReport) -> u64 {
+    r.calls
+        .by_method
+        .iter()
+        .filter(|(m, _)| {
+            m.contains("batch")
+                || m.contains("create")
+                || m.contains("update")
+                || m.contains("delete")
+                || m.contains("modify")
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Every active user's book holds exactly one managed contact per other source, and
+/// no managed id twice.
+async fn assert_converged(env: &Env) {
+    let users = env.users().await;
+    let visible =
+        |u: &orgsync_wire::directory::User| u.include_in_global_address_list != Some(false);
+    for (id, u) in &users {
+        let email = u.primary_email.as_deref().unwrap();
+        if !visible(u) {
+            // Hidden from the address list: neither a source nor a target by default.
+            assert!(env.managed_of(email).await.is_empty());
+            continue;
+        }
+        let managed = env.managed_of(email).await;
+        let ids: Vec<&str> = managed.iter().filter_map(markers::managed_id).collect();
+        let distinct: BTreeSet<&str> = ids.iter().copied().collect();
+        assert_eq!(
+            ids.len(),
+            distinct.len(),
+            "{email} has duplicate managed contacts"
+        );
+        // Sources by default: everyone active and visible in the global address list.
+        let expected: BTreeSet<&str> = users
+            .iter()
+            .filter(|(_, u)| visible(u))
+            .map(|(other, _)| other.as_str())
+            .filter(|other| *other != id)
+            .collect();
+        assert_eq!(
+            distinct, expected,
+            "{email}'s managed contacts are not the directory"
+        );
+    }
+}
+
+#[tokio::test]
+async fn first_sync_fills_every_book_and_a_rerun_costs_one_read_per_user() {
+    let env = Env::start(org(12, 3)).await;
+    let personal = env.personal_fingerprints().await;
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    let targets = first.totals.targets;
+    assert_eq!(first.totals.created, targets * (targets - 1));
+    assert_converged(&env).await;
+    assert_eq!(
+        env.personal_fingerprints().await,
+        personal,
+        "personal contacts changed"
+    );
+    // First sync at the lower bound: per user one group, one batch, one read.
+    assert_eq!(first.calls.total as usize, 1 + 3 * targets);
+
+    let second = env.sync().await;
+    assert_eq!(second.totals.users_incremental, targets);
+    assert_eq!(
+        writes(&second),
+        0,
+        "a no-change run wrote: {:?}",
+        second.calls
+    );
+    assert_eq!(
+        second.calls.by_method["people.people.connections.list"] as usize,
+        targets
+    );
+    assert_eq!(second.calls.total as usize, 1 + targets);
+}
+
+#[tokio::test]
+async fn joiner_leaver_phone_change_and_rename_write_only_those_changes() {
+    let env = Env::start(org(10, 2)).await;
+    env.sync().await;
+    let personal = env.personal_fingerprints().await;
+    let m = env.member_emails().await;
+    let (leaver, phone, renamed) = (&m[0], &m[1], &m[2]);
+    let renamed_id = env.user_by_email(renamed).await.id.unwrap();
+    let observer_book = &m[3];
+    let before: BTreeMap<String, String> = env
+        .managed_of(observer_book)
+        .await
+        .into_iter()
+        .map(|p| {
+            (
+                markers::managed_id(&p).unwrap().to_string(),
+                p.resource_name.unwrap(),
+            )
+        })
+        .collect();
+
+    env.insert_user("ada.newhire", "Ada", "Newhire").await;
+    env.delete_user(leaver).await;
+    env.update_user(phone, |u| {
+        u.phones = Some(vec![UserPhone {
+            value: "+44 20 7946 0999".into(),
+            kind: Some("work".into()),
+            primary: Some(true),
+            ..Default::default()
+        }])
+    })
+    .await;
+    let new_email = format!("renamed.{renamed}");
+    env.update_user(renamed, |u| {
+        u.primary_email = Some(new_email.clone());
+        u.name.as_mut().unwrap().family_name = Some("Renamed".into());
+    })
+    .await;
+
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    for u in &r.users {
+        if u.email.starts_with("ada.newhire@") {
+            assert_eq!(u.created, r.sources - 1);
+            continue;
+        }
+        let me_phone = u.email == *phone;
+        let me_renamed = u.email == new_email;
+        assert_eq!(u.created, 1, "{}: only the joiner is new", u.email);
+        assert_eq!(u.deleted, 1, "{}: only the leaver goes", u.email);
+        let expected_updates = 2 - usize::from(me_phone) - usize::from(me_renamed);
+        assert_eq!(u.updated, expected_updates, "{}", u.email);
+        assert_eq!(u.relabelled + u.duplicates_merged, 0);
+    }
+    // The renamed colleague's contact is the same contact, updated in place.
+    let after = env.managed_of(observer_book).await;
+    let renamed_contact = after
+        .iter()
+        .find(|p| markers::managed_id(p) == Some(renamed_id.as_str()))
+        .expect("the renamed colleague is still there");
+    assert_eq!(
+        renamed_contact.resource_name.as_ref(),
+        before.get(&renamed_id)
+    );
+    assert!(
+        renamed_contact
+            .email_addresses
+            .iter()
+            .any(|e| e.value.as_deref() == Some(new_email.as_str()))
+    );
+    assert_eq!(
+        renamed_contact.names[0].family_name.as_deref(),
+        Some("Renamed")
+    );
+    assert_converged(&env).await;
+    let after_personal = env.personal_fingerprints().await;
+    for (k, etag) in &after_personal {
+        if let Some(old) = personal.get(k) {
+            assert_eq!(old, etag, "personal contact {k} was modified");
+        }
+    }
+    assert_eq!(
+        personal
+            .keys()
+            .filter(|k| after_personal.contains_key(*k))
+            .count()
+            + 2,
+        personal.len(),
+        "only the leaver's own two personal contacts are gone (with the account)"
+    );
+}
+
+#[tokio::test]
+async fn personal_contacts_with_a_colleagues_email_or_no_email_are_never_touched() {
+    let env = Env::start(org(6, 0)).await;
+    let m = env.member_emails().await;
+    let (owner, colleague) = (&m[0], &m[1]);
+    let people = env.observer.people(owner);
+    let twin = Person {
+        names: vec![Name {
+            given_name: Some("My".into()),
+            family_name: Some("Twin".into()),
+            ..Default::default()
+        }],
+        email_addresses: vec![EmailAddress {
+            value: Some(colleague.clone()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let nameless = Person {
+        phone_numbers: vec![PhoneNumber {
+            value: Some("+1 555 0100".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // Copied markers without the source marker do not make a contact ours.
+    let impostor = Person {
+        client_data: vec![ClientData::new(markers::ID, "12345")],
+        ..twin.clone()
+    };
+    for p in [&twin, &nameless, &impostor] {
+        people.create_contact(p, "names").await.unwrap();
+    }
+    let before = env.personal_fingerprints().await;
+    env.sync().await;
+    env.delete_user(colleague).await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_eq!(env.personal_fingerprints().await, before);
+}
+
+#[tokio::test]
+async fn what_a_person_added_to_a_managed_contact_survives_updates() {
+    let env = Env::start(org(5, 0)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let (owner, colleague) = (&m[0], &m[1]);
+    let colleague_id = env.user_by_email(colleague).await.id.unwrap();
+    let people = env.observer.people(owner);
+    let mut contact = env
+        .managed_of(owner)
+        .await
+        .into_iter()
+        .find(|p| markers::managed_id(p) == Some(colleague_id.as_str()))
+        .unwrap();
+    contact.phone_numbers.push(PhoneNumber {
+        value: Some("+44 1632 960000".into()),
+        kind: Some("home".into()),
+        ..Default::default()
+    });
+    people
+        .update_contact(&contact, "phoneNumbers", None)
+        .await
+        .unwrap();
+    env.update_user(colleague, |u| {
+        u.phones = Some(vec![UserPhone {
+            value: "+44 20 7946 0123".into(),
+            kind: Some("work".into()),
+            ..Default::default()
+        }])
+    })
+    .await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    let contact = env
+        .managed_of(owner)
+        .await
+        .into_iter()
+        .find(|p| markers::managed_id(p) == Some(colleague_id.as_str()))
+        .unwrap();
+    let phones: Vec<&str> = contact
+        .phone_numbers
+        .iter()
+        .filter_map(|p| p.value.as_deref())
+        .collect();
+    assert!(
+        phones.contains(&"+44 1632 960000"),
+        "the home phone was lost: {phones:?}"
+    );
+    assert!(
+        phones.contains(&"+44 20 7946 0123"),
+        "the new work phone is missing: {phones:?}"
+    );
+    assert_eq!(phones.len(), 2, "the old work phone stayed: {phones:?}");
+}
+
+#[tokio::test]
+async fn leavers_kept_are_relabelled_not_deleted() {
+    let mut env = Env::start(org(6, 0)).await;
+    env.config.contacts.leavers = LeaverAction::Keep;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let leaver_id = env.user_by_email(&m[0]).await.id.unwrap();
+    env.delete_user(&m[0]).await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.deleted, 0);
+    assert_eq!(r.totals.relabelled, r.totals.targets);
+    let kept = env
+        .managed_of(&m[1])
+        .await
+        .into_iter()
+        .find(|p| markers::managed_id(p) == Some(leaver_id.as_str()))
+        .expect("kept");
+    assert_eq!(
+        kept.client_data_value(markers::STATE),
+        Some(markers::STATE_LEFT)
+    );
+    // Re-planning is empty: the relabel converged.
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0);
+}
+
+#[tokio::test]
+async fn a_scope_change_removes_only_the_users_who_left_the_scope() {
+    let mut env = Env::start(org(10, 1)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let out_id = env.user_by_email(&m[0]).await.id.unwrap();
+    env.config.contacts.sources.exclude = vec![m[0].clone()];
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    // Everyone but the excluded user loses exactly that contact; they keep receiving.
+    for u in &r.users {
+        let expected = usize::from(u.email != m[0]);
+        assert_eq!(u.deleted, expected, "{}", u.email);
+        assert_eq!(u.created + u.updated, 0);
+    }
+    for email in &m[1..] {
+        assert!(
+            !env.managed_of(email)
+                .await
+                .iter()
+                .any(|p| markers::managed_id(p) == Some(out_id.as_str()))
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_guard_stops_a_mass_deletion_before_any_write_and_force_overrides_it() {
+    let mut env = Env::start(org(10, 0)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let before = env.managed_of(&m[0]).await.len();
+    // A typo in the scope: nobody is selected any more.
+    env.config.contacts.sources.org_units = vec!["/No-Such-OU".into()];
+    let r = env.sync().await;
+    let GuardVerdict::Stop {
+        reason,
+        what_to_check,
+    } = &r.guard
+    else {
+        panic!("expected a stop, got {:?}", r.guard)
+    };
+    assert!(reason.contains("would remove"), "{reason}");
+    assert!(what_to_check.contains("--force"));
+    assert!(r.guard_stopped());
+    assert_eq!(writes(&r), 0);
+    assert_eq!(r.calls.total, 1, "only the directory was read");
+    assert_eq!(env.managed_of(&m[0]).await.len(), before);
+
+    let forced = env
+        .run(&ContactsOptions {
+            force: true,
+            ..sync()
+        })
+        .await;
+    assert!(matches!(forced.guard, GuardVerdict::Forced { .. }));
+    assert_eq!(env.managed_of(&m[0]).await.len(), 0);
+}
+
+#[tokio::test]
+async fn without_history_the_per_user_guard_stops_each_book_before_writing() {
+    let mut env = Env::start(org(10, 0)).await;
+    env.sync().await;
+    // A new state store (say, a new machine): no previous run to predict from.
+    env.store = orgsync_jobs::context::open_store_url("sqlite::memory:")
+        .await
+        .unwrap();
+    let m = env.member_emails().await;
+    env.config.contacts.sources.exclude = m[..5].to_vec();
+    let before = env.managed_of(&m[6]).await.len();
+    let r = env.sync().await;
+    assert!(r.guard.may_proceed(), "nothing to predict from");
+    assert!(r.totals.users_guarded > 0);
+    assert!(r.guard_stopped());
+    let guarded = r.users.iter().find(|u| u.email == m[6]).unwrap();
+    assert_eq!(guarded.status, UserStatus::Guarded);
+    assert!(guarded.reason.as_deref().unwrap().contains("--force"));
+    assert_eq!(env.managed_of(&m[6]).await.len(), before);
+}
+
+#[tokio::test]
+async fn an_expired_sync_token_falls_back_to_a_full_read_and_writes_nothing() {
+    let env = Env::start(org(6, 1)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    assert!(env.emulator.emulator.people.expire_sync_tokens(&m[0]));
+    let r = env.sync().await;
+    assert_eq!(writes(&r), 0);
+    let u = r.users.iter().find(|u| u.email == m[0]).unwrap();
+    assert_eq!(u.path, Some(ReadPath::Full));
+    assert_eq!(u.status, UserStatus::Unchanged);
+    assert_eq!(r.totals.users_incremental, r.totals.targets - 1);
+    // And the token is fresh again.
+    let again = env.sync().await;
+    assert_eq!(again.totals.users_incremental, again.totals.targets);
+}
+
+#[tokio::test]
+async fn a_crash_mid_run_then_a_rerun_converges_without_duplicates() {
+    let mut env = Env::start(org(30, 2)).await;
+    // A state file, as a killed process leaves it. In memory, a query cut off by the kill
+    // can take the pool's only connection, and with it the whole database.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("state.db").display());
+    env.store = orgsync_jobs::context::open_store_url(&url).await.unwrap();
+    let personal = env.personal_fingerprints().await;
+    // Kill the run part-way (the task is dropped mid-flight, like a killed process).
+    let client = env.client();
+    let store = env.store.clone();
+    let config = env.config.clone();
+    let task = tokio::spawn(async move {
+        orgsync_jobs::contacts::run(
+            &client,
+            store,
+            &config,
+            &ContactsOptions {
+                concurrency: Some(4),
+                ..sync()
+            },
+        )
+        .await
+    });
+    let emu = env.emulator.emulator.clone();
+    let mut f = emu.faults.settings();
+    f.latency_ms = 20;
+    emu.faults.set(f.clone()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    task.abort();
+    let _ = task.await;
+    f.latency_ms = 0;
+    emu.faults.set(f).unwrap();
+    let m = env.member_emails().await;
+    let mut filled = 0;
+    for email in &m {
+        filled += usize::from(!env.managed_of(email).await.is_empty());
+    }
+    assert!(
+        filled > 0 && filled < m.len(),
+        "the kill was not mid-run ({filled} of {} books written)",
+        m.len()
+    );
+    // A duplicate made behind orgsync's back (another tool copying its contacts).
+    if let Some(one) = env.managed_of(&m[0]).await.first() {
+        let copy = Person {
+            resource_name: None,
+            etag: None,
+            metadata: None,
+            ..one.clone()
+        };
+        env.observer
+            .people(&m[0])
+            .create_contact(&copy, "names")
+            .await
+            .unwrap();
+    }
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_converged(&env).await;
+    assert_eq!(env.personal_fingerprints().await, personal);
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0);
+}
+
+#[tokio::test]
+async fn stale_contacts_of_ours_in_a_book_without_label_or_state_are_caught_by_the_read_back() {
+    // A state file lost and the label deleted by hand, but orgsync's contacts still in
+    // the book: the run takes the fresh path (create, then one read) believing the book
+    // holds nothing of its own. The read-back's marker check must notice, read in full
+    // and repair: no duplicate survives.
+    let env = Env::start(org(6, 1)).await;
+    let m = env.member_emails().await;
+    let colleague = env.user_by_email(&m[1]).await;
+    let stale = Person {
+        names: vec![Name {
+            given_name: Some("Stale".into()),
+            family_name: Some("Copy".into()),
+            ..Default::default()
+        }],
+        client_data: vec![
+            ClientData::new(markers::SOURCE, markers::SOURCE_VALUE),
+            ClientData::new(markers::ID, colleague.id.clone().unwrap()),
+        ],
+        ..Default::default()
+    };
+    env.observer
+        .people(&m[0])
+        .create_contact(&stale, "names")
+        .await
+        .unwrap();
+    let personal = env.personal_fingerprints().await;
+
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    let user = first.users.iter().find(|u| u.email == m[0]).unwrap();
+    assert_eq!(user.path, Some(ReadPath::Fresh));
+    assert_eq!(user.duplicates_merged, 1, "{user:?}");
+    // One extra read, for that book only.
+    assert_eq!(
+        first.calls.by_method["people.people.connections.list"] as usize,
+        first.totals.targets + 1
+    );
+    assert_converged(&env).await;
+    let names: Vec<String> = env
+        .managed_of(&m[0])
+        .await
+        .iter()
+        .filter(|p| markers::managed_id(p) == colleague.id.as_deref())
+        .map(|p| p.names[0].family_name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert_ne!(names[0], "Copy", "the stale copy was rewritten or removed");
+    assert_eq!(env.personal_fingerprints().await, personal);
+
+    // The repaired book is read in full once more (a repair is not taken on trust),
+    // then every book is back on the one-read shortcut.
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0);
+    assert_eq!(again.totals.users_incremental, again.totals.targets - 1);
+    let third = env.sync().await;
+    assert_eq!(third.totals.users_incremental, third.totals.targets);
+}
+
+#[tokio::test]
+async fn twenty_percent_injected_errors_lose_nothing_and_duplicate_nothing() {
+    let env = Env::start(org(25, 2)).await;
+    let personal = env.personal_fingerprints().await;
+    env.error_rate(0.2);
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let r = env.try_run(&sync()).await;
+        if let Ok(r) = &r
+            && r.totals.users_failed == 0
+        {
+            assert!(
+                r.calls.retries > 0,
+                "errors were injected, retries expected"
+            );
+            break;
+        }
+        assert!(runs < 5, "did not converge in 5 runs: {r:?}");
+    }
+    env.error_rate(0.0);
+    assert_converged(&env).await;
+    assert_eq!(env.personal_fingerprints().await, personal);
+}
+
+#[tokio::test]
+async fn plan_changes_nothing_and_undo_removes_only_what_orgsync_created() {
+    let env = Env::start(org(8, 2)).await;
+    let personal = env.personal_fingerprints().await;
+    let plan = env.run(&ContactsOptions::new(Mode::Plan)).await;
+    assert!(plan.totals.created > 0);
+    let u = &plan.users[0];
+    assert_eq!(u.actions.len(), u.created);
+    assert!(
+        u.actions
+            .iter()
+            .all(|a| a.action == "create" && !a.name.is_empty())
+    );
+    let m = env.member_emails().await;
+    assert!(env.managed_of(&m[0]).await.is_empty(), "plan wrote");
+
+    env.sync().await;
+    let undo = env.run(&ContactsOptions::new(Mode::Undo)).await;
+    assert_eq!(undo.totals.users_failed, 0);
+    for email in &m {
+        assert!(env.managed_of(email).await.is_empty());
+        let groups: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(
+            env.observer
+                .people(email)
+                .contact_groups_list(Some("name,clientData")),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !groups
+                .iter()
+                .any(|g| g.name.as_deref() == Some("Company directory"))
+        );
+    }
+    assert_eq!(env.personal_fingerprints().await, personal);
+    assert!(env.store.list_contacts_state().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deleted_label_is_recreated_and_a_renamed_one_follows_the_config() {
+    let mut env = Env::start(org(5, 0)).await;
+    env.sync().await;
+    let m = env.member_emails().await;
+    let people = env.observer.people(&m[0]);
+    let groups = |people: orgsync_client::people::People| async move {
+        futures::TryStreamExt::try_collect::<Vec<_>>(
+            people.contact_groups_list(Some("name,clientData")),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|g| {
+            g.client_data
+                .iter()
+                .any(|c| c.key.as_deref() == Some(markers::SOURCE))
+        })
+        .collect::<Vec<_>>()
+    };
+    let ours = groups(people.clone()).await;
+    assert_eq!(ours.len(), 1);
+    // The person deletes the label (keeping the contacts).
+    people
+        .contact_groups_delete(ours[0].resource_name.as_deref().unwrap(), false)
+        .await
+        .unwrap();
+    env.config.contacts.group_name = "Colleagues".into();
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0, "{:?}", r.users);
+    let now = groups(people.clone()).await;
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].name.as_deref(), Some("Colleagues"));
+    let group = now[0].resource_name.clone().unwrap();
+    for p in env.managed_of(&m[0]).await {
+        assert!(
+            p.group_resource_names().any(|g| g == group),
+            "a contact lost its label"
+        );
+    }
+    // Another user's existing label was renamed in place.
+    let other = groups(env.observer.people(&m[1])).await;
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].name.as_deref(), Some("Colleagues"));
+    assert_converged(&env).await;
+}
+
+/// The photo each of `email`'s managed contacts shows, by directory id (bytes fetched
+/// from the contact's photo URL; default photos left out).
+async fn contact_photos(env: &Env, email: &str) -> BTreeMap<String, Vec<u8>> {
+    use futures::TryStreamExt;
+    let listed: Vec<Person> = env
+        .observer
+        .people(email)
+        .connections_list(orgsync_client::people::ConnectionsParams::new(
+            "clientData,photos",
+        ))
+        .try_collect()
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut out = BTreeMap::new();
+    for p in &listed {
+        let Some(id) = markers::managed_id(p) else {
+            continue;
+        };
+        if let Some(url) = p
+            .photos
+            .iter()
+            .find(|ph| ph.default != Some(true))
+            .and_then(|ph| ph.url.clone())
+        {
+            let bytes = http.get(&url).send().await.unwrap().bytes().await.unwrap();
+            out.insert(id.to_string(), bytes.to_vec());
+        }
+    }
+    out
+}
+
+/// Every source's Directory photo, by directory id.
+async fn directory_photos(env: &Env) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for (id, u) in env.users().await {
+        if u.thumbnail_photo_etag.is_none() {
+            continue;
+        }
+        let photo = env
+            .observer
+            .directory()
+            .users_photos_get(&id)
+            .await
+            .unwrap()
+            .expect("a user with a photo etag has a photo");
+        let bytes =
+            orgsync_client::directory::decode_photo_data(photo.photo_data.as_deref().unwrap())
+                .unwrap();
+        out.insert(id, bytes);
+    }
+    out
+}
+
+#[tokio::test]
+async fn photos_are_copied_once_per_run_and_reuploaded_only_when_they_change() {
+    let env = Env::start(EmulatorConfig {
+        photo_share: 0.5,
+        ..org(8, 1)
+    })
+    .await;
+    let mut env = env;
+    env.config.contacts.include_photos = true;
+    let wanted = directory_photos(&env).await;
+    assert!(
+        wanted.len() >= 2,
+        "the generated org has photos: {}",
+        wanted.len()
+    );
+
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    assert_eq!(first.totals.photos_failed, 0);
+    let targets = first.totals.targets;
+    // Each target receives every other source's photo; the bytes are read from the
+    // Directory once per source per run, not once per target.
+    let users = env.users().await;
+    let mut expected_uploads = 0;
+    for target in &first.users {
+        let want: BTreeMap<String, Vec<u8>> = wanted
+            .iter()
+            .filter(|(id, _)| **id != target.directory_id)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        expected_uploads += want.len();
+        assert_eq!(
+            contact_photos(&env, &target.email).await,
+            want,
+            "{}'s contact photos",
+            target.email
+        );
+    }
+    assert_eq!(targets, users.len());
+    assert_eq!(first.totals.photos, expected_uploads);
+    assert_eq!(
+        first.calls.by_method["directory.users.photos.get"] as usize,
+        wanted.len()
+    );
+    assert_eq!(
+        first.calls.by_method["people.people.updateContactPhoto"] as usize,
+        expected_uploads
+    );
+
+    // Nothing changed: no photo read, no upload, one read per user.
+    let second = env.sync().await;
+    assert_eq!(second.totals.photos, 0);
+    assert_eq!(second.totals.users_incremental, targets);
+    assert_eq!(writes(&second), 0, "{:?}", second.calls);
+
+    // One person changes their photo: exactly one upload per other target.
+    let (changed_id, _) = wanted.iter().next().unwrap();
+    // A different valid image: another user's photo will do.
+    let new_png = wanted.values().nth(1).unwrap().clone();
+    assert_ne!(&new_png, &wanted[changed_id]);
+    env.admin
+        .directory()
+        .users_photos_update(changed_id, &new_png, Some("image/png"))
+        .await
+        .unwrap();
+    let third = env.sync().await;
+    assert_eq!(third.totals.photos_failed, 0);
+    assert_eq!(third.totals.photos, targets - 1, "{}", third.render_text());
+    for target in first.users.iter().filter(|t| t.directory_id != *changed_id) {
+        let photos = contact_photos(&env, &target.email).await;
+        assert_eq!(
+            photos.get(changed_id),
+            Some(&new_png),
+            "{} does not show the new photo",
+            target.email
+        );
+    }
+    let fourth = env.sync().await;
+    assert_eq!(fourth.totals.photos, 0);
+    assert_eq!(writes(&fourth), 0);
+}
+
+#[tokio::test]
+async fn a_failing_photo_upload_never_fails_the_user_and_is_retried_next_run() {
+    let mut env = Env::start(EmulatorConfig {
+        photo_share: 0.5,
+        ..org(6, 0)
+    })
+    .await;
+    env.config.contacts.include_photos = true;
+    let emu = env.emulator.emulator.clone();
+    let mut f = emu.faults.settings();
+    f.overrides = vec![orgsync_emulator::faults::MethodOverride {
+        method: "people.people.updateContactPhoto".into(),
+        latency_ms: None,
+        error_rate: Some(1.0),
+        error_kinds: None,
+        quota_per_user_per_minute: None,
+    }];
+    emu.faults.set(f.clone()).unwrap();
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0, "{}", first.render_text());
+    assert!(first.totals.photos_failed > 0);
+    assert_eq!(first.totals.photos, 0);
+    assert!(
+        first.totals.created > 0,
+        "the contacts themselves were written"
+    );
+    assert_converged(&env).await;
+
+    f.overrides.clear();
+    emu.faults.set(f).unwrap();
+    let second = env.sync().await;
+    assert_eq!(second.totals.photos, first.totals.photos_failed);
+    assert_eq!(second.totals.photos_failed, 0);
+    assert_eq!(second.totals.created, 0, "no duplicates");
+    let third = env.sync().await;
+    assert_eq!(third.totals.photos, 0);
+    assert_eq!(writes(&third), 0);
+}
+
+#[tokio::test]
+async fn a_non_admin_subject_is_named_with_what_to_fix() {
+    let mut env = Env::start(org(6, 0)).await;
+    let users = env.users().await;
+    let non_admin = users
+        .values()
+        .find(|u| u.is_admin != Some(true))
+        .and_then(|u| u.primary_email.clone())
+        .expect("a non-admin user");
+    env.config.google.admin_subject = Some(non_admin.clone());
+    let err = format!("{:#}", env.try_run(&sync()).await.unwrap_err());
+    assert!(err.contains("403"), "{err}");
+    assert!(err.contains("admin_subject"), "{err}");
+    assert!(err.contains(&non_admin), "{err}");
+    assert!(err.contains("Users → Read"), "{err}");
+}
