@@ -100,6 +100,14 @@ pub enum LoginError {
     Auth(#[from] AuthError),
 }
 
+impl LoginError {
+    /// Every login failure is something the person logging in acts on (a file, a
+    /// refusal, a browser that never came back), so all are configuration.
+    pub fn kind(&self) -> crate::error::FailureKind {
+        crate::error::FailureKind::Config
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Client secret file
 

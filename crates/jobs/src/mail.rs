@@ -35,6 +35,9 @@ pub const MAX_RECIPIENTS: usize = 100;
 pub enum MailError {
     #[error("{0}")]
     Invalid(String),
+    /// No To, Cc or Bcc address.
+    #[error("no recipients")]
+    NoRecipients,
     #[error("attachment {path}: {problem}")]
     Attachment { path: String, problem: String },
     #[error(
@@ -54,6 +57,15 @@ pub enum MailError {
     Build(std::io::Error),
     #[error(transparent)]
     Api(#[from] orgsync_client::Error),
+}
+
+impl MailError {
+    pub fn kind(&self) -> crate::error::FailureKind {
+        match self {
+            MailError::Api(e) => crate::error::FailureKind::Google(e.kind()),
+            _ => crate::error::FailureKind::Config,
+        }
+    }
 }
 
 /// A file to attach.
@@ -334,9 +346,7 @@ pub fn build_mime(mail: &OutgoingMail) -> Result<Vec<u8>, MailError> {
     let cc = parse_address_list(&mail.cc)?;
     let bcc = parse_address_list(&mail.bcc)?;
     if to.is_empty() && cc.is_empty() && bcc.is_empty() {
-        return Err(MailError::Invalid(
-            "no recipients: give at least one --to (or --cc/--bcc)".into(),
-        ));
+        return Err(MailError::NoRecipients);
     }
     let count = to.len() + cc.len() + bcc.len();
     if count > MAX_RECIPIENTS {

@@ -164,6 +164,17 @@ pub enum UsersError {
     Store(#[from] orgsync_store::StoreError),
 }
 
+impl UsersError {
+    pub fn kind(&self) -> crate::error::FailureKind {
+        use crate::error::FailureKind;
+        match self {
+            UsersError::Guard { .. } => FailureKind::Guard,
+            UsersError::Directory(e) => FailureKind::Google(e.kind()),
+            UsersError::Store(_) => FailureKind::Store,
+        }
+    }
+}
+
 /// The planner options `[users]` describes (deprovision policy and role rules).
 pub fn plan_options(users: &UsersConfig) -> UsersPlanOptions {
     UsersPlanOptions {

@@ -832,7 +832,7 @@ async fn a_non_admin_subject_is_named_with_what_to_fix() {
         .and_then(|u| u.primary_email.clone())
         .expect("a non-admin user");
     env.config.google.admin_subject = Some(non_admin.clone());
-    let err = format!("{:#}", env.try_run(&sync()).await.unwrap_err());
+    let err = orgsync_jobs::error::chain_text(&env.try_run(&sync()).await.unwrap_err());
     assert!(err.contains("403"), "{err}");
     assert!(err.contains("admin_subject"), "{err}");
     assert!(err.contains(&non_admin), "{err}");

@@ -200,7 +200,8 @@ fn has_graphical_session() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
-/// Every login problem is a configuration/auth error (exit 2) with its own message.
+/// A login problem with its own message and the exit code of its kind (2: see
+/// [`LoginError::kind`]).
 fn coded(e: LoginError) -> anyhow::Error {
-    CodedError::new(Exit::Config, e.to_string()).into()
+    CodedError::new(crate::exit::for_kind(e.kind()), e.to_string()).into()
 }

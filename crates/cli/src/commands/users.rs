@@ -11,7 +11,7 @@ use orgsync_jobs::users::{ReconcileOptions, UsersError, UsersReport, reconcile};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
-use crate::exit::{CodedError, Exit};
+use crate::exit::{CodedError, Exit, for_google_error, for_kind};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -100,15 +100,15 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
                     Ok(Exit::Guard)
                 }
                 Err(UsersError::Directory(e)) => Err(CodedError::new(
-                    crate::exit::for_google_error(&e),
+                    for_google_error(&e),
                     format!(
                         "reading the directory failed, nothing was written: {e}; check [google] \
                          admin_subject, customer/domain and the service account's delegation"
                     ),
                 )
                 .into()),
-                Err(UsersError::Store(e)) => Err(CodedError::new(
-                    Exit::Partial,
+                Err(e @ UsersError::Store(_)) => Err(CodedError::new(
+                    for_kind(e.kind()),
                     format!("the state store failed: {e}; earlier chunks may be applied, re-run"),
                 )
                 .into()),

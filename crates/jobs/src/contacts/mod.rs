@@ -51,13 +51,12 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use orgsync_client::GoogleClient;
 use orgsync_core::contacts::{DesiredDirectory, LeaverPolicy, MappingOptions, PlanOptions};
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
-use orgsync_store::Store;
+use orgsync_store::{Store, StoreError};
 use orgsync_wire::directory::User;
 
 pub use report::{
@@ -66,6 +65,47 @@ pub use report::{
 
 use crate::config::{Config, LeaverAction};
 use crate::directory::read_directory;
+use crate::error::FailureKind;
+
+/// Why a contacts run as a whole failed (a single user's failure is in the report). Each
+/// variant's message says what was being done; its source says why.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactsError {
+    #[error("reading the directory")]
+    Directory(#[source] orgsync_client::Error),
+    /// A target the caller restricted the run to is not one of this sync's targets.
+    #[error(
+        "{email}: not a target of this sync (not in the directory, or outside \
+         [contacts.targets])"
+    )]
+    UnknownTarget { email: String },
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
+    /// The state store failed; `doing` says at which step.
+    #[error("{doing}")]
+    Store {
+        doing: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("recording the run's sources")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl ContactsError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ContactsError::Directory(e) => FailureKind::Google(e.kind()),
+            ContactsError::UnknownTarget { .. } => FailureKind::Config,
+            ContactsError::Lease(e) => e.kind(),
+            ContactsError::Store { .. } | ContactsError::Encode(_) => FailureKind::Store,
+        }
+    }
+
+    fn store(doing: &'static str) -> impl FnOnce(StoreError) -> ContactsError {
+        move |source| ContactsError::Store { doing, source }
+    }
+}
 
 /// Fields read from each contact: everything the planner compares or preserves.
 pub const READ_MASK: &str =
@@ -193,7 +233,7 @@ pub async fn run(
     store: Arc<dyn Store>,
     config: &Config,
     options: &ContactsOptions,
-) -> anyhow::Result<ContactsReport> {
+) -> Result<ContactsReport, ContactsError> {
     if !writes(options) {
         return run_unleased(client, store, config, options).await;
     }
@@ -234,7 +274,7 @@ pub async fn run_under_lease(
     store: Arc<dyn Store>,
     config: &Config,
     options: &ContactsOptions,
-) -> anyhow::Result<ContactsReport> {
+) -> Result<ContactsReport, ContactsError> {
     tokio::select! {
         biased;
         reason = lease.lost() => Err(lease::LeaseError::Lost(reason).into()),
@@ -248,7 +288,7 @@ async fn run_unleased(
     store: Arc<dyn Store>,
     config: &Config,
     options: &ContactsOptions,
-) -> anyhow::Result<ContactsReport> {
+) -> Result<ContactsReport, ContactsError> {
     let started = Instant::now();
     let contacts = &config.contacts;
     let read = read_directory(
@@ -258,7 +298,7 @@ async fn run_unleased(
         "basic",
     )
     .await
-    .context("reading the directory")?;
+    .map_err(ContactsError::Directory)?;
     let sources = read.select(&contacts.sources);
     let mut targets: Vec<User> = read.select(&contacts.targets).users.into_values().collect();
     targets.sort_by(|a, b| a.primary_email.cmp(&b.primary_email));
@@ -269,10 +309,9 @@ async fn run_unleased(
             .filter_map(|u| u.primary_email.as_deref().map(str::to_lowercase))
             .collect();
         if let Some(missing) = wanted.iter().find(|w| !known.contains(*w)) {
-            anyhow::bail!(
-                "--user {missing}: not a target of this sync (not in the directory, or outside \
-                 [contacts.targets]); `orgsync contacts plan` lists the targets"
-            );
+            return Err(ContactsError::UnknownTarget {
+                email: missing.clone(),
+            });
         }
         targets.retain(|u| {
             u.primary_email
@@ -372,17 +411,17 @@ async fn run_unleased(
         && report.totals.users_failed == 0
         && report.totals.users_guarded == 0
     {
-        let json = serde_json::to_string(&source_ids)?;
+        let json = serde_json::to_string(&source_ids).map_err(ContactsError::Encode)?;
         store
             .set_sync_state(STATE_SCOPE, SOURCES_KEY, &json, chrono::Utc::now())
             .await
-            .context("recording the run's sources")?;
+            .map_err(ContactsError::store("recording the run's sources"))?;
     }
     if options.mode == Mode::Undo && !options.dry_run && complete {
         store
             .delete_sync_state(STATE_SCOPE, SOURCES_KEY)
             .await
-            .context("clearing the recorded sources")?;
+            .map_err(ContactsError::store("clearing the recorded sources"))?;
     }
     report.calls = CallReport::from(&client.stats().snapshot());
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -396,11 +435,11 @@ async fn predict_guard(
     source_ids: &[String],
     books: usize,
     directory: &DesiredDirectory,
-) -> anyhow::Result<GuardVerdict> {
+) -> Result<GuardVerdict, ContactsError> {
     let previous: Vec<String> = match store
         .get_sync_state(STATE_SCOPE, SOURCES_KEY)
         .await
-        .context("reading the previous run's sources")?
+        .map_err(ContactsError::store("reading the previous run's sources"))?
     {
         Some(json) => serde_json::from_str(&json).unwrap_or_default(),
         None => Vec::new(),
@@ -490,10 +529,9 @@ mod tests {
         let err = run_under_lease(&held, &client, store.clone(), &config, &options)
             .await
             .expect_err("the run went on without its lease");
-        let lost = err.downcast_ref::<lease::LeaseError>();
         assert!(
-            matches!(lost, Some(lease::LeaseError::Lost(reason)) if reason.contains("them")),
-            "{err:#}"
+            matches!(&err, ContactsError::Lease(lease::LeaseError::Lost(reason)) if reason.contains("them")),
+            "{err:?}"
         );
         held.release().await;
         assert_eq!(

@@ -65,7 +65,10 @@ impl Env {
         self.try_run(options).await.expect("the run completes")
     }
 
-    pub async fn try_run(&self, options: &ContactsOptions) -> anyhow::Result<ContactsReport> {
+    pub async fn try_run(
+        &self,
+        options: &ContactsOptions,
+    ) -> Result<ContactsReport, contacts::ContactsError> {
         contacts::run(&self.client(), self.store.clone(), &self.config, options).await
     }
 
