@@ -384,9 +384,11 @@ async fn without_history_the_per_user_guard_stops_each_book_before_writing() {
     let mut env = Env::start(org(10, 0)).await;
     env.sync().await;
     // A new state store (say, a new machine): no previous run to predict from.
-    env.store = orgsync_jobs::context::open_store_url("sqlite::memory:")
-        .await
-        .unwrap();
+    env.store = std::sync::Arc::new(
+        orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+            .await
+            .unwrap(),
+    );
     let m = env.member_emails().await;
     env.config.contacts.sources.exclude = m[..5].to_vec();
     let before = env.managed_of(&m[6]).await.len();

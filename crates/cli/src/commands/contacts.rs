@@ -139,9 +139,9 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
     // (it works on a read-only state file); one that writes is refused here, once, if the
     // store cannot be written.
     let store = if contacts::writes(&options) {
-        context::open_store(&config.state).await?
+        crate::store::open(&config.state).await?
     } else {
-        context::open_store_read_only(&config.state).await?
+        crate::store::open_read_only(&config.state).await?
     };
     let report = contacts::run(&client, store.clone(), &config, &options).await;
     // Closing checkpoints SQLite's write-ahead log into the file and removes the -wal and

@@ -5,9 +5,9 @@
 //! Google credentials.
 
 use clap::Subcommand;
-use orgsync_store::{AppUser, UserQuery};
-use orgsync_jobs::context::{open_store, open_store_read_only, service_account_client};
+use orgsync_jobs::context::service_account_client;
 use orgsync_jobs::users::{ReconcileOptions, UsersError, UsersReport, reconcile};
+use orgsync_store::{AppUser, UserQuery};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
@@ -61,9 +61,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             report_to.extend(config.mail.report_to.iter().cloned());
             let client = service_account_client(&config)
                 .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
-            let store = open_store(&config.state)
-                .await
-                .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+            let store = crate::store::open(&config.state).await?;
             let opts = ReconcileOptions { dry_run, force };
             let result = reconcile(&client, &config, store.as_ref(), opts, chrono::Utc::now).await;
             store.close().await;
@@ -115,9 +113,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             }
         }
         UsersCommand::List { all, json } => {
-            let store = open_store_read_only(&config.state)
-                .await
-                .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+            let store = crate::store::open_read_only(&config.state).await?;
             let mut users: Vec<AppUser> = Vec::new();
             let mut after = None;
             loop {
@@ -154,9 +150,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         UsersCommand::Show { email, json } => {
-            let store = open_store_read_only(&config.state)
-                .await
-                .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+            let store = crate::store::open_read_only(&config.state).await?;
             let user = store.get_user_by_email(email.trim()).await?;
             store.close().await;
             let Some(user) = user else {

@@ -500,7 +500,11 @@ mod tests {
             &emu.emulator.config.admin_email(),
         );
         let client = context::service_account_client(&config).unwrap();
-        let store = context::open_store(&config.state).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+                .await
+                .unwrap(),
+        );
         let timing = lease::LeaseTiming {
             ttl: Duration::from_secs(5),
             renew_every: Duration::from_millis(200),
