@@ -121,7 +121,7 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
         users: targets.users,
         limit: targets.limit,
         concurrency: targets.concurrency,
-        progress: !targets.json,
+        progress: crate::progress::contacts_bar(!targets.json),
         lease: LeaseOptions {
             no_wait,
             on_wait: Some(Arc::new(|l: &orgsync_store::Lease| {

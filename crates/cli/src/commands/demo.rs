@@ -80,7 +80,7 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<Exit> {
     let before = personal_fingerprints(&observer, &users_before).await?;
 
     let options = ContactsOptions {
-        progress: !args.json,
+        progress: crate::progress::contacts_bar(!args.json),
         ..ContactsOptions::new(Mode::Sync)
     };
     let first = contacts::run(

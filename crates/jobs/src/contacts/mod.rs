@@ -49,10 +49,9 @@ mod target;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use orgsync_client::GoogleClient;
 use orgsync_core::contacts::{DesiredDirectory, LeaverPolicy, MappingOptions, PlanOptions};
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
@@ -133,8 +132,8 @@ pub struct ContactsOptions {
     pub limit: Option<usize>,
     /// Users processed in parallel; `None` = the config's `contacts.concurrency`.
     pub concurrency: Option<usize>,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Told of each finished target as the run goes (the CLI draws a progress bar).
+    pub progress: Option<Arc<dyn Progress>>,
     /// How a writing run takes the [`lease::RUN_LEASE`] lease.
     pub lease: LeaseOptions,
 }
@@ -148,10 +147,21 @@ impl std::fmt::Debug for ContactsOptions {
             .field("users", &self.users)
             .field("limit", &self.limit)
             .field("concurrency", &self.concurrency)
-            .field("progress", &self.progress)
+            .field("progress", &self.progress.as_ref().map(|_| "<progress>"))
             .field("lease", &self.lease)
             .finish()
     }
+}
+
+/// What a run tells its caller as it goes, so that the caller can show progress; the run
+/// itself never draws anything.
+pub trait Progress: Send + Sync {
+    /// The run is about to work on `targets` address books.
+    fn started(&self, targets: usize);
+    /// One target is done; `outcome.status` says how.
+    fn user_done(&self, outcome: &UserOutcome);
+    /// Every target is done.
+    fn finished(&self);
 }
 
 /// Called when a run finds the lease held and starts (or goes on) waiting.
@@ -186,7 +196,7 @@ impl ContactsOptions {
             users: Vec::new(),
             limit: None,
             concurrency: None,
-            progress: false,
+            progress: None,
             lease: LeaseOptions::default(),
         }
     }
@@ -372,7 +382,10 @@ async fn run_unleased(
         dry_run: options.dry_run,
         photos: photos::PhotoCache::default(),
     });
-    let bar = progress_bar(options.progress, targets.len());
+    let progress = options.progress.as_deref();
+    if let Some(p) = progress {
+        p.started(targets.len());
+    }
     let concurrency = options.concurrency.unwrap_or(contacts.concurrency).max(1);
     let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
         .map(|user| {
@@ -383,21 +396,14 @@ async fn run_unleased(
         })
         .buffer_unordered(concurrency)
         .inspect(|o| {
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                if o.status == UserStatus::Failed {
-                    bar.println(format!(
-                        "failed: {}: {}",
-                        o.email,
-                        o.reason.as_deref().unwrap_or("")
-                    ));
-                }
+            if let Some(p) = progress {
+                p.user_done(o);
             }
         })
         .collect()
         .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if let Some(p) = progress {
+        p.finished();
     }
     outcomes.sort_by(|a, b| a.email.cmp(&b.email));
     report.totals = ContactsReport::totals_from(&outcomes);
@@ -461,26 +467,68 @@ async fn predict_guard(
     ))
 }
 
-fn progress_bar(enabled: bool, len: usize) -> Option<ProgressBar> {
-    use std::io::IsTerminal;
-    if !enabled || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template(
-        "{spinner} {bar:40} {pos}/{len} users  {elapsed_precise} (eta {eta})",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    Some(bar)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::context;
     use orgsync_emulator::EmulatorConfig;
+    use std::time::Duration;
+
+    /// The run tells its [`Progress`] about every target, once, between `started` and
+    /// `finished`: the binary's progress bar is fed from nothing else.
+    #[tokio::test]
+    async fn progress_hears_of_every_target_between_start_and_finish() {
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<String>>);
+        impl Progress for Heard {
+            fn started(&self, targets: usize) {
+                self.0.lock().unwrap().push(format!("started {targets}"));
+            }
+            fn user_done(&self, outcome: &UserOutcome) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("done {}", outcome.email));
+            }
+            fn finished(&self) {
+                self.0.lock().unwrap().push("finished".into());
+            }
+        }
+        let emu = orgsync_emulator::spawn(EmulatorConfig::for_tests(4))
+            .await
+            .unwrap();
+        let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).unwrap();
+        let config = context::emulator_config(
+            &emu.base_url,
+            serde_json::to_string(&key).unwrap(),
+            &emu.emulator.config.admin_email(),
+        );
+        let client = context::service_account_client(&config).unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+                .await
+                .unwrap(),
+        );
+        let heard = Arc::new(Heard::default());
+        let options = ContactsOptions {
+            progress: Some(heard.clone()),
+            ..ContactsOptions::new(Mode::Plan)
+        };
+        let report = run(&client, store, &config, &options).await.unwrap();
+        let heard = heard.0.lock().unwrap().clone();
+        let targets = report.users.len();
+        assert!(targets > 0, "{report:?}");
+        assert_eq!(heard.len(), targets + 2, "{heard:?}");
+        assert_eq!(heard[0], format!("started {targets}"));
+        assert_eq!(heard[targets + 1], "finished");
+        let mut done: Vec<&str> = heard[1..=targets]
+            .iter()
+            .map(|h| h.strip_prefix("done ").unwrap())
+            .collect();
+        done.sort_unstable();
+        let reported: Vec<&str> = report.users.iter().map(|u| u.email.as_str()).collect();
+        assert_eq!(done, reported);
+    }
 
     /// A run whose lease is lost mid-run (another holder took it) stops writing and fails
     /// with [`lease::LeaseError::Lost`] instead of finishing beside the new holder.
