@@ -59,6 +59,11 @@ pub fn for_kind(kind: FailureKind) -> Exit {
     }
 }
 
+/// The exit code of one error ([`for_kind`] of its kind; 2 when it has none).
+pub fn for_error(e: &(dyn std::error::Error + 'static)) -> Exit {
+    kind_of(e).map_or(Exit::Config, for_kind)
+}
+
 /// The exit code of a failed Google call ([`for_kind`]).
 pub fn for_google_error(e: &orgsync_client::Error) -> Exit {
     for_kind(FailureKind::Google(e.kind()))

@@ -49,8 +49,10 @@ fn own_kind(e: &(dyn StdError + 'static)) -> Option<FailureKind> {
     if let Some(e) = e.downcast_ref::<mail::MailError>() {
         return Some(e.kind());
     }
-    if let Some(e) = e.downcast_ref::<auth::LoginError>() {
-        return Some(e.kind());
+    if e.downcast_ref::<auth::LoginError>().is_some() {
+        // Every login failure is something the person logging in acts on (a file, a
+        // refusal, a browser that never came back).
+        return Some(FailureKind::Config);
     }
     if e.downcast_ref::<config::ConfigError>().is_some() {
         return Some(FailureKind::Config);

@@ -200,8 +200,7 @@ fn has_graphical_session() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
-/// A login problem with its own message and the exit code of its kind (2: see
-/// [`LoginError::kind`]).
+/// A login problem with its own message and the exit code of its kind (always 2).
 fn coded(e: LoginError) -> anyhow::Error {
-    CodedError::new(crate::exit::for_kind(e.kind()), e.to_string()).into()
+    CodedError::new(crate::exit::for_error(&e), e.to_string()).into()
 }

@@ -213,7 +213,7 @@ fn config_error(e: orgsync_jobs::config::ConfigError) -> anyhow::Error {
 }
 
 fn login_error(e: auth::LoginError) -> anyhow::Error {
-    CodedError::new(crate::exit::for_kind(e.kind()), e.to_string()).into()
+    CodedError::new(crate::exit::for_error(&e), e.to_string()).into()
 }
 
 fn usage(message: &str) -> anyhow::Error {
