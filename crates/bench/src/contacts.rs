@@ -99,7 +99,9 @@ async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
     let state: PathBuf = dir.join("state.db");
     config.state.url = Some(format!("sqlite://{}", state.display()));
     config.contacts.concurrency = concurrency;
-    let store = context::open_store(&config.state).await?;
+    let store: std::sync::Arc<dyn orgsync_store::Store> = std::sync::Arc::new(
+        orgsync_store_sqlite::SqliteStore::connect(&config.state.database_url()).await?,
+    );
     let limit = (users > cap).then_some(cap);
     let options = ContactsOptions {
         limit,

@@ -7,6 +7,8 @@
 mod cli;
 mod commands;
 mod exit;
+mod progress;
+mod store;
 
 use clap::Parser;
 

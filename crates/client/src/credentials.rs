@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::retry::RetryPolicy;
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use orgsync_wire::oauth::{JwtBearerClaims, ServiceAccountKey, TokenError, TokenResponse};
@@ -278,17 +279,29 @@ impl TokenCache {
 // ---------------------------------------------------------------------------------------
 // Token endpoint
 
-async fn post_token_form(
+/// What the token endpoint answered to a grant.
+pub(crate) enum TokenAnswer {
+    Granted(TokenResponse),
+    /// A 4xx with its OAuth error (or `http_<status>` and the start of the body).
+    Refused {
+        status: u16,
+        error: TokenError,
+    },
+}
+
+/// The one token exchange every credential uses: POST `form` to `token_uri`, parse the
+/// grant or the OAuth error. Network trouble, 5xx, 408, 429 and Google's transient error
+/// codes are tried again as `policy` allows, then [`AuthError::Unavailable`].
+pub(crate) async fn post_token_form(
     http: &reqwest::Client,
     token_uri: &str,
     form: &[(&str, &str)],
-) -> Result<Result<TokenResponse, (u16, TokenError)>, AuthError> {
+    policy: &RetryPolicy,
+) -> Result<TokenAnswer, AuthError> {
     let unavailable = |detail: String| AuthError::Unavailable {
         token_uri: token_uri.to_string(),
         detail,
     };
-    // google-auth retries the token endpoint on 5xx/429/network errors; so do we, briefly.
-    let policy = crate::retry::RetryPolicy::token_endpoint();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -307,7 +320,7 @@ async fn post_token_form(
                     .map_err(|e| unavailable(format!("reading response: {e}")))?;
                 if (200..300).contains(&status) {
                     return serde_json::from_slice::<TokenResponse>(&body)
-                        .map(Ok)
+                        .map(TokenAnswer::Granted)
                         .map_err(|e| AuthError::Other(format!(
                             "token endpoint {token_uri} answered 200 with an unreadable body: {e}"
                         )));
@@ -328,7 +341,7 @@ async fn post_token_form(
                             String::from_utf8_lossy(&body).chars().take(200).collect(),
                         ),
                     });
-                    return Ok(Err((status, err)));
+                    return Ok(TokenAnswer::Refused { status, error: err });
                 }
             }
             Err(e) => format!("{e}"),
@@ -538,11 +551,14 @@ impl ServiceAccount {
             &self.http,
             &self.token_uri,
             &[("grant_type", JWT_BEARER_GRANT), ("assertion", &assertion)],
+            &RetryPolicy::token_endpoint(),
         )
         .await?;
         match answer {
-            Ok(resp) => Ok(token_from_response(resp)),
-            Err((status, err)) => Err(self.map_error(status, err, subject, scopes)),
+            TokenAnswer::Granted(resp) => Ok(token_from_response(resp)),
+            TokenAnswer::Refused { status, error } => {
+                Err(self.map_error(status, error, subject, scopes))
+            }
         }
     }
 
@@ -677,14 +693,17 @@ impl RefreshTokenCredential {
                 ("client_id", &self.client_id),
                 ("client_secret", &self.client_secret),
             ],
+            &RetryPolicy::token_endpoint(),
         )
         .await?;
         match answer {
-            Ok(resp) => Ok(token_from_response(resp)),
-            Err((_, err)) if err.error == "invalid_grant" => Err(AuthError::ReauthRequired {
-                description: err.error_description.unwrap_or(err.error),
-            }),
-            Err((status, err)) => Err(AuthError::Rejected {
+            TokenAnswer::Granted(resp) => Ok(token_from_response(resp)),
+            TokenAnswer::Refused { error: err, .. } if err.error == "invalid_grant" => {
+                Err(AuthError::ReauthRequired {
+                    description: err.error_description.unwrap_or(err.error),
+                })
+            }
+            TokenAnswer::Refused { status, error: err } => Err(AuthError::Rejected {
                 token_uri: self.token_uri.clone(),
                 status,
                 description: err.error_description.unwrap_or_default(),

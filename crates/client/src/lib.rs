@@ -10,6 +10,8 @@
 //! - [`credentials`]: [`TokenSource`] and its service-account (JWT-bearer with
 //!   domain-wide delegation, single-flight cache), refresh-token and static
 //!   implementations, with errors that say what to fix;
+//! - [`installed`]: a person's own login (installed-app OAuth on a loopback redirect with
+//!   PKCE, the 0600 token file), trading its code through the credentials' token exchange;
 //! - [`transport`]: [`GoogleClient`], [`Endpoints`] (one base URL for the emulator),
 //!   pacing per (API, subject), retries, tracing, and [`stats::CallStats`];
 //! - [`retry`]: [`RetryPolicy`], the one retry policy of orgsync (Google calls, the token
@@ -43,6 +45,7 @@ pub mod credentials;
 pub mod directory;
 pub mod error;
 pub mod gmail;
+pub mod installed;
 pub mod paging;
 pub mod people;
 pub mod retry;

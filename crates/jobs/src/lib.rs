@@ -4,6 +4,7 @@
 //! - [`config`]: the validated configuration (`orgsync.toml` + environment);
 //! - [`context`]: a config → a [`orgsync_client::GoogleClient`] and a store;
 //! - [`directory`]: one directory read per run (users, group membership, query ids);
+//! - [`error`]: the kind of every job error ([`error::FailureKind`]), for exit codes;
 //! - [`contacts`]: the Directory → Contacts run (plan, apply, record, report);
 //! - [`auth`]: a person's own login (installed-app OAuth, PKCE, token file);
 //! - [`mail`]: MIME building, limits, templates and sending through Gmail.
@@ -16,5 +17,6 @@ pub mod config;
 pub mod contacts;
 pub mod context;
 pub mod directory;
+pub mod error;
 pub mod mail;
 pub mod users;

@@ -200,7 +200,7 @@ fn has_graphical_session() -> bool {
         .any(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
 }
 
-/// Every login problem is a configuration/auth error (exit 2) with its own message.
+/// A login problem with its own message and the exit code of its kind (always 2).
 fn coded(e: LoginError) -> anyhow::Error {
-    CodedError::new(Exit::Config, e.to_string()).into()
+    CodedError::new(crate::exit::for_error(&e), e.to_string()).into()
 }

@@ -69,15 +69,13 @@ pub async fn run(global: &Global, cmd: CalendarCommand) -> anyhow::Result<Exit> 
     check_window(now, until, args.until.as_deref())?;
     let (client, subject) = match &args.user {
         Some(user) => (
-            auth::delegated_client(&config)
-                .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?,
+            auth::delegated_client(&config).map_err(config_error)?,
             Some(user.clone()),
         ),
         None => {
-            let path = auth::token_file(&config, args.token_file.as_deref())
-                .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
-            let login = auth::load_login(&path)
-                .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
+            let path =
+                auth::token_file(&config, args.token_file.as_deref()).map_err(login_error)?;
+            let login = auth::load_login(&path).map_err(login_error)?;
             (auth::personal_client(&config, &login), None)
         }
     };
@@ -208,6 +206,14 @@ fn parse_until(s: &str, zone: &Zone) -> anyhow::Result<DateTime<Utc>> {
         .and_then(|d| zone.start_of(d))
         .ok_or_else(|| usage(&format!("--until {s:?} is out of range")))?;
     Ok(next)
+}
+
+fn config_error(e: orgsync_jobs::config::ConfigError) -> anyhow::Error {
+    CodedError::new(Exit::Config, e.to_string()).into()
+}
+
+fn login_error(e: auth::LoginError) -> anyhow::Error {
+    CodedError::new(crate::exit::for_error(&e), e.to_string()).into()
 }
 
 fn usage(message: &str) -> anyhow::Error {

@@ -5,9 +5,9 @@
 
 use clap::Subcommand;
 use orgsync_daemon::channels::{self, ChannelCtx, ChannelReport};
-use orgsync_store::Channel;
 use orgsync_jobs::config::ServeConfig;
-use orgsync_jobs::context::{open_store, open_store_read_only, service_account_client};
+use orgsync_jobs::context::service_account_client;
+use orgsync_store::Channel;
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
@@ -42,11 +42,10 @@ pub async fn run(global: &Global, cmd: ChannelsCommand) -> anyhow::Result<Exit> 
     let config = load_config(global)?;
     // `list` only reads: it works on a read-only state file.
     let store = if matches!(cmd, ChannelsCommand::List { .. }) {
-        open_store_read_only(&config.state).await
+        crate::store::open_read_only(&config.state).await?
     } else {
-        open_store(&config.state).await
-    }
-    .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+        crate::store::open(&config.state).await?
+    };
     let now = chrono::Utc::now();
     if let ChannelsCommand::List { all, json } = cmd {
         let list: Vec<Channel> = if all {

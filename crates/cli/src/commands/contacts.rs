@@ -5,7 +5,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use orgsync_jobs::contacts::lease::{self, LeaseError};
 use orgsync_jobs::contacts::{
-    self, ContactsOptions, ContactsReport, LeaseOptions, Mode, UserStatus,
+    self, ContactsError, ContactsOptions, ContactsReport, LeaseOptions, Mode, UserStatus,
 };
 use orgsync_jobs::context;
 
@@ -121,7 +121,7 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
         users: targets.users,
         limit: targets.limit,
         concurrency: targets.concurrency,
-        progress: !targets.json,
+        progress: crate::progress::contacts_bar(!targets.json),
         lease: LeaseOptions {
             no_wait,
             on_wait: Some(Arc::new(|l: &orgsync_store::Lease| {
@@ -139,15 +139,15 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
     // (it works on a read-only state file); one that writes is refused here, once, if the
     // store cannot be written.
     let store = if contacts::writes(&options) {
-        context::open_store(&config.state).await?
+        crate::store::open(&config.state).await?
     } else {
-        context::open_store_read_only(&config.state).await?
+        crate::store::open_read_only(&config.state).await?
     };
     let report = contacts::run(&client, store.clone(), &config, &options).await;
     // Closing checkpoints SQLite's write-ahead log into the file and removes the -wal and
     // -shm files, so a reader without write access finds a plain file.
     store.close().await;
-    let report = report.map_err(lease_exit)?;
+    let report = report.map_err(contacts_error)?;
     if mode == Mode::Sync {
         report_to.extend(config.mail.report_to.iter().cloned());
     }
@@ -165,13 +165,26 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
     Ok(exit_code(&report))
 }
 
-/// The exit code of a lease failure: 4 when another run holds it (--no-wait), 1 when it
-/// was lost mid-run (the run stopped part-way).
-fn lease_exit(err: anyhow::Error) -> anyhow::Error {
-    match err.downcast_ref::<LeaseError>() {
-        Some(e @ LeaseError::Held(_)) => CodedError::new(Exit::InProgress, e.to_string()).into(),
-        Some(e @ LeaseError::Lost(_)) => CodedError::new(Exit::Partial, e.to_string()).into(),
-        _ => err,
+/// A failed run as the user reads it: the exit code of its kind ([`crate::exit::for_kind`]:
+/// 4 when another run holds the lease, 1 when it was lost mid-run or Google stayed
+/// unavailable, 2 for what must be fixed), with the advice that names this command's flags.
+fn contacts_error(e: ContactsError) -> anyhow::Error {
+    let code = crate::exit::for_kind(e.kind());
+    let advice = match &e {
+        ContactsError::Lease(LeaseError::Held(_)) => Some(format!(
+            "{e}; run again when it has finished, or without --no-wait to wait for it (a \
+             crashed run's lease expires within a minute)"
+        )),
+        ContactsError::UnknownTarget { .. } => Some(format!(
+            "--user {e}; `orgsync contacts plan` lists the targets"
+        )),
+        ContactsError::Lease(LeaseError::Lost(_)) => Some(e.to_string()),
+        // The chain (what was being done: why) is printed, and its kind classified, as is.
+        _ => None,
+    };
+    match advice {
+        Some(advice) => CodedError::new(code, advice).into(),
+        None => e.into(),
     }
 }
 

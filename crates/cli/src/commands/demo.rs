@@ -55,7 +55,7 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<Exit> {
     let admin = emu.config.admin_email();
     let domain = emu.config.domain.clone();
     let config = context::emulator_config(&emulator.base_url, serde_json::to_string(&key)?, &admin);
-    let store = context::open_store(&config.state).await?;
+    let store = crate::store::open(&config.state).await?;
     if !args.json {
         println!(
             "orgsync demo: emulator at {} with {} people (3 personal contacts each)\n",
@@ -80,7 +80,7 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<Exit> {
     let before = personal_fingerprints(&observer, &users_before).await?;
 
     let options = ContactsOptions {
-        progress: !args.json,
+        progress: crate::progress::contacts_bar(!args.json),
         ..ContactsOptions::new(Mode::Sync)
     };
     let first = contacts::run(

@@ -230,14 +230,15 @@ fn usage(message: &str) -> anyhow::Error {
     CodedError::new(Exit::Config, message.to_string()).into()
 }
 
-/// Input, limits, and auth problems are exit 2; a failed call after a valid request is
-/// exit 1 (the message may be worth retrying later).
+/// The exit code of the error's kind ([`crate::exit::for_kind`]); the advice that names
+/// this command's flags is worded here.
 fn mail_error(e: MailError) -> anyhow::Error {
-    let code = match &e {
-        MailError::Api(api) => crate::exit::for_google_error(api),
-        _ => Exit::Config,
+    let code = crate::exit::for_kind(e.kind());
+    let message = match e {
+        MailError::NoRecipients => format!("{e}: give at least one --to (or --cc/--bcc)"),
+        e => e.to_string(),
     };
-    CodedError::new(code, e.to_string()).into()
+    CodedError::new(code, message).into()
 }
 
 fn print_sent(sent: &Sent, json: bool, what: &str) -> anyhow::Result<()> {

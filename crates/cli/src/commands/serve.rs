@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use orgsync_daemon::{SystemClock, Tuning};
-use orgsync_jobs::context::{open_store, service_account_client};
+use orgsync_jobs::context::service_account_client;
 
 use crate::cli::Global;
 use crate::commands::common::load_config;
@@ -28,9 +28,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<Exit> {
     }
     let client = service_account_client(&config)
         .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
-    let store = open_store(&config.state)
-        .await
-        .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+    let store = crate::store::open(&config.state).await?;
     let listener = tokio::net::TcpListener::bind(&config.serve.listen)
         .await
         .map_err(|e| {

@@ -5,13 +5,13 @@
 //! Google credentials.
 
 use clap::Subcommand;
-use orgsync_store::{AppUser, UserQuery};
-use orgsync_jobs::context::{open_store, open_store_read_only, service_account_client};
+use orgsync_jobs::context::service_account_client;
 use orgsync_jobs::users::{ReconcileOptions, UsersError, UsersReport, reconcile};
+use orgsync_store::{AppUser, UserQuery};
 
 use crate::cli::Global;
 use crate::commands::common::{load_config, print_json};
-use crate::exit::{CodedError, Exit};
+use crate::exit::{CodedError, Exit, for_google_error, for_kind};
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
@@ -61,9 +61,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             report_to.extend(config.mail.report_to.iter().cloned());
             let client = service_account_client(&config)
                 .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
-            let store = open_store(&config.state)
-                .await
-                .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+            let store = crate::store::open(&config.state).await?;
             let opts = ReconcileOptions { dry_run, force };
             let result = reconcile(&client, &config, store.as_ref(), opts, chrono::Utc::now).await;
             store.close().await;
@@ -100,24 +98,22 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
                     Ok(Exit::Guard)
                 }
                 Err(UsersError::Directory(e)) => Err(CodedError::new(
-                    crate::exit::for_google_error(&e),
+                    for_google_error(&e),
                     format!(
                         "reading the directory failed, nothing was written: {e}; check [google] \
                          admin_subject, customer/domain and the service account's delegation"
                     ),
                 )
                 .into()),
-                Err(UsersError::Store(e)) => Err(CodedError::new(
-                    Exit::Partial,
+                Err(e @ UsersError::Store(_)) => Err(CodedError::new(
+                    for_kind(e.kind()),
                     format!("the state store failed: {e}; earlier chunks may be applied, re-run"),
                 )
                 .into()),
             }
         }
         UsersCommand::List { all, json } => {
-            let store = open_store_read_only(&config.state)
-                .await
-                .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+            let store = crate::store::open_read_only(&config.state).await?;
             let mut users: Vec<AppUser> = Vec::new();
             let mut after = None;
             loop {
@@ -154,9 +150,7 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         UsersCommand::Show { email, json } => {
-            let store = open_store_read_only(&config.state)
-                .await
-                .map_err(|e| CodedError::new(Exit::Config, format!("{e:#}")))?;
+            let store = crate::store::open_read_only(&config.state).await?;
             let user = store.get_user_by_email(email.trim()).await?;
             store.close().await;
             let Some(user) = user else {

@@ -273,7 +273,7 @@ async fn a_google_outage_gives_the_same_exit_code_from_every_job() {
     let state = orgsync_store_sqlite::SqliteStore::open_path(e.dir.path().join("state.db"))
         .await
         .expect("state file");
-    orgsync_store::Store::close(&state).await;
+    orgsync_store::prelude::HousekeepingStore::close(&state).await;
     let mut faults = e.emu.emulator.faults.settings();
     faults.error_rate = 1.0;
     faults.error_kinds = vec![orgsync_emulator::faults::ErrorKind::BackendError];
@@ -281,11 +281,27 @@ async fn a_google_outage_gives_the_same_exit_code_from_every_job() {
     let jobs: Vec<Vec<&str>> = vec![
         vec!["contacts", "sync"],
         vec!["contacts", "plan"],
+        vec!["contacts", "undo"],
+        vec!["channels", "renew"],
         vec!["users", "sync"],
         vec!["calendar", "agenda", "--user", &member],
         vec![
             "mail",
             "send",
+            "--as",
+            &member,
+            "--to",
+            &member,
+            "--subject",
+            "s",
+            "--body",
+            "b",
+        ],
+        vec!["mail", "send-draft", "r-1", "--as", &member],
+        vec![
+            "mail",
+            "send",
+            "--draft",
             "--as",
             &member,
             "--to",

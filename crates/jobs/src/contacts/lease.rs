@@ -49,9 +49,7 @@ impl Default for LeaseTiming {
 pub enum LeaseError {
     /// Another holder has it and the caller chose not to wait.
     #[error(
-        "another contacts run is in progress (holder {}, since {}); run again when it has \
-         finished, or without --no-wait to wait for it (a crashed run's lease expires within \
-         a minute)",
+        "another contacts run is in progress (holder {}, since {})",
         .0.holder, since(.0)
     )]
     Held(Lease),
@@ -65,6 +63,17 @@ pub enum LeaseError {
     /// The store failed while taking the lease.
     #[error("cannot take the {RUN_LEASE} lease: {0}")]
     Store(StoreError),
+}
+
+impl LeaseError {
+    pub fn kind(&self) -> crate::error::FailureKind {
+        use crate::error::FailureKind;
+        match self {
+            LeaseError::Held(_) => FailureKind::Busy,
+            LeaseError::Lost(_) => FailureKind::Interrupted,
+            LeaseError::Store(_) => FailureKind::Store,
+        }
+    }
 }
 
 /// When `lease` was taken, for messages.

@@ -49,15 +49,13 @@ mod target;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use anyhow::Context as _;
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
 use orgsync_client::GoogleClient;
 use orgsync_core::contacts::{DesiredDirectory, LeaverPolicy, MappingOptions, PlanOptions};
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
-use orgsync_store::Store;
+use orgsync_store::{Store, StoreError};
 use orgsync_wire::directory::User;
 
 pub use report::{
@@ -66,6 +64,47 @@ pub use report::{
 
 use crate::config::{Config, LeaverAction};
 use crate::directory::read_directory;
+use crate::error::FailureKind;
+
+/// Why a contacts run as a whole failed (a single user's failure is in the report). Each
+/// variant's message says what was being done; its source says why.
+#[derive(Debug, thiserror::Error)]
+pub enum ContactsError {
+    #[error("reading the directory")]
+    Directory(#[source] orgsync_client::Error),
+    /// A target the caller restricted the run to is not one of this sync's targets.
+    #[error(
+        "{email}: not a target of this sync (not in the directory, or outside \
+         [contacts.targets])"
+    )]
+    UnknownTarget { email: String },
+    #[error(transparent)]
+    Lease(#[from] lease::LeaseError),
+    /// The state store failed; `doing` says at which step.
+    #[error("{doing}")]
+    Store {
+        doing: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    #[error("recording the run's sources")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl ContactsError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ContactsError::Directory(e) => FailureKind::Google(e.kind()),
+            ContactsError::UnknownTarget { .. } => FailureKind::Config,
+            ContactsError::Lease(e) => e.kind(),
+            ContactsError::Store { .. } | ContactsError::Encode(_) => FailureKind::Store,
+        }
+    }
+
+    fn store(doing: &'static str) -> impl FnOnce(StoreError) -> ContactsError {
+        move |source| ContactsError::Store { doing, source }
+    }
+}
 
 /// Fields read from each contact: everything the planner compares or preserves.
 pub const READ_MASK: &str =
@@ -93,8 +132,8 @@ pub struct ContactsOptions {
     pub limit: Option<usize>,
     /// Users processed in parallel; `None` = the config's `contacts.concurrency`.
     pub concurrency: Option<usize>,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Told of each finished target as the run goes (the CLI draws a progress bar).
+    pub progress: Option<Arc<dyn Progress>>,
     /// How a writing run takes the [`lease::RUN_LEASE`] lease.
     pub lease: LeaseOptions,
 }
@@ -108,10 +147,21 @@ impl std::fmt::Debug for ContactsOptions {
             .field("users", &self.users)
             .field("limit", &self.limit)
             .field("concurrency", &self.concurrency)
-            .field("progress", &self.progress)
+            .field("progress", &self.progress.as_ref().map(|_| "<progress>"))
             .field("lease", &self.lease)
             .finish()
     }
+}
+
+/// What a run tells its caller as it goes, so that the caller can show progress; the run
+/// itself never draws anything.
+pub trait Progress: Send + Sync {
+    /// The run is about to work on `targets` address books.
+    fn started(&self, targets: usize);
+    /// One target is done; `outcome.status` says how.
+    fn user_done(&self, outcome: &UserOutcome);
+    /// Every target is done.
+    fn finished(&self);
 }
 
 /// Called when a run finds the lease held and starts (or goes on) waiting.
@@ -146,7 +196,7 @@ impl ContactsOptions {
             users: Vec::new(),
             limit: None,
             concurrency: None,
-            progress: false,
+            progress: None,
             lease: LeaseOptions::default(),
         }
     }
@@ -193,7 +243,7 @@ pub async fn run(
     store: Arc<dyn Store>,
     config: &Config,
     options: &ContactsOptions,
-) -> anyhow::Result<ContactsReport> {
+) -> Result<ContactsReport, ContactsError> {
     if !writes(options) {
         return run_unleased(client, store, config, options).await;
     }
@@ -234,7 +284,7 @@ pub async fn run_under_lease(
     store: Arc<dyn Store>,
     config: &Config,
     options: &ContactsOptions,
-) -> anyhow::Result<ContactsReport> {
+) -> Result<ContactsReport, ContactsError> {
     tokio::select! {
         biased;
         reason = lease.lost() => Err(lease::LeaseError::Lost(reason).into()),
@@ -248,7 +298,7 @@ async fn run_unleased(
     store: Arc<dyn Store>,
     config: &Config,
     options: &ContactsOptions,
-) -> anyhow::Result<ContactsReport> {
+) -> Result<ContactsReport, ContactsError> {
     let started = Instant::now();
     let contacts = &config.contacts;
     let read = read_directory(
@@ -258,7 +308,7 @@ async fn run_unleased(
         "basic",
     )
     .await
-    .context("reading the directory")?;
+    .map_err(ContactsError::Directory)?;
     let sources = read.select(&contacts.sources);
     let mut targets: Vec<User> = read.select(&contacts.targets).users.into_values().collect();
     targets.sort_by(|a, b| a.primary_email.cmp(&b.primary_email));
@@ -269,10 +319,9 @@ async fn run_unleased(
             .filter_map(|u| u.primary_email.as_deref().map(str::to_lowercase))
             .collect();
         if let Some(missing) = wanted.iter().find(|w| !known.contains(*w)) {
-            anyhow::bail!(
-                "--user {missing}: not a target of this sync (not in the directory, or outside \
-                 [contacts.targets]); `orgsync contacts plan` lists the targets"
-            );
+            return Err(ContactsError::UnknownTarget {
+                email: missing.clone(),
+            });
         }
         targets.retain(|u| {
             u.primary_email
@@ -333,7 +382,10 @@ async fn run_unleased(
         dry_run: options.dry_run,
         photos: photos::PhotoCache::default(),
     });
-    let bar = progress_bar(options.progress, targets.len());
+    let progress = options.progress.as_deref();
+    if let Some(p) = progress {
+        p.started(targets.len());
+    }
     let concurrency = options.concurrency.unwrap_or(contacts.concurrency).max(1);
     let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
         .map(|user| {
@@ -344,21 +396,14 @@ async fn run_unleased(
         })
         .buffer_unordered(concurrency)
         .inspect(|o| {
-            if let Some(bar) = &bar {
-                bar.inc(1);
-                if o.status == UserStatus::Failed {
-                    bar.println(format!(
-                        "failed: {}: {}",
-                        o.email,
-                        o.reason.as_deref().unwrap_or("")
-                    ));
-                }
+            if let Some(p) = progress {
+                p.user_done(o);
             }
         })
         .collect()
         .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+    if let Some(p) = progress {
+        p.finished();
     }
     outcomes.sort_by(|a, b| a.email.cmp(&b.email));
     report.totals = ContactsReport::totals_from(&outcomes);
@@ -372,17 +417,17 @@ async fn run_unleased(
         && report.totals.users_failed == 0
         && report.totals.users_guarded == 0
     {
-        let json = serde_json::to_string(&source_ids)?;
+        let json = serde_json::to_string(&source_ids).map_err(ContactsError::Encode)?;
         store
             .set_sync_state(STATE_SCOPE, SOURCES_KEY, &json, chrono::Utc::now())
             .await
-            .context("recording the run's sources")?;
+            .map_err(ContactsError::store("recording the run's sources"))?;
     }
     if options.mode == Mode::Undo && !options.dry_run && complete {
         store
             .delete_sync_state(STATE_SCOPE, SOURCES_KEY)
             .await
-            .context("clearing the recorded sources")?;
+            .map_err(ContactsError::store("clearing the recorded sources"))?;
     }
     report.calls = CallReport::from(&client.stats().snapshot());
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -396,11 +441,11 @@ async fn predict_guard(
     source_ids: &[String],
     books: usize,
     directory: &DesiredDirectory,
-) -> anyhow::Result<GuardVerdict> {
+) -> Result<GuardVerdict, ContactsError> {
     let previous: Vec<String> = match store
         .get_sync_state(STATE_SCOPE, SOURCES_KEY)
         .await
-        .context("reading the previous run's sources")?
+        .map_err(ContactsError::store("reading the previous run's sources"))?
     {
         Some(json) => serde_json::from_str(&json).unwrap_or_default(),
         None => Vec::new(),
@@ -422,26 +467,68 @@ async fn predict_guard(
     ))
 }
 
-fn progress_bar(enabled: bool, len: usize) -> Option<ProgressBar> {
-    use std::io::IsTerminal;
-    if !enabled || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = ProgressBar::new(len as u64);
-    let style = ProgressStyle::with_template(
-        "{spinner} {bar:40} {pos}/{len} users  {elapsed_precise} (eta {eta})",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar.enable_steady_tick(Duration::from_millis(200));
-    Some(bar)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::context;
     use orgsync_emulator::EmulatorConfig;
+    use std::time::Duration;
+
+    /// The run tells its [`Progress`] about every target, once, between `started` and
+    /// `finished`: the binary's progress bar is fed from nothing else.
+    #[tokio::test]
+    async fn progress_hears_of_every_target_between_start_and_finish() {
+        #[derive(Default)]
+        struct Heard(std::sync::Mutex<Vec<String>>);
+        impl Progress for Heard {
+            fn started(&self, targets: usize) {
+                self.0.lock().unwrap().push(format!("started {targets}"));
+            }
+            fn user_done(&self, outcome: &UserOutcome) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(format!("done {}", outcome.email));
+            }
+            fn finished(&self) {
+                self.0.lock().unwrap().push("finished".into());
+            }
+        }
+        let emu = orgsync_emulator::spawn(EmulatorConfig::for_tests(4))
+            .await
+            .unwrap();
+        let key = orgsync_emulator::oauth::service_account_key(&emu.emulator).unwrap();
+        let config = context::emulator_config(
+            &emu.base_url,
+            serde_json::to_string(&key).unwrap(),
+            &emu.emulator.config.admin_email(),
+        );
+        let client = context::service_account_client(&config).unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+                .await
+                .unwrap(),
+        );
+        let heard = Arc::new(Heard::default());
+        let options = ContactsOptions {
+            progress: Some(heard.clone()),
+            ..ContactsOptions::new(Mode::Plan)
+        };
+        let report = run(&client, store, &config, &options).await.unwrap();
+        let heard = heard.0.lock().unwrap().clone();
+        let targets = report.users.len();
+        assert!(targets > 0, "{report:?}");
+        assert_eq!(heard.len(), targets + 2, "{heard:?}");
+        assert_eq!(heard[0], format!("started {targets}"));
+        assert_eq!(heard[targets + 1], "finished");
+        let mut done: Vec<&str> = heard[1..=targets]
+            .iter()
+            .map(|h| h.strip_prefix("done ").unwrap())
+            .collect();
+        done.sort_unstable();
+        let reported: Vec<&str> = report.users.iter().map(|u| u.email.as_str()).collect();
+        assert_eq!(done, reported);
+    }
 
     /// A run whose lease is lost mid-run (another holder took it) stops writing and fails
     /// with [`lease::LeaseError::Lost`] instead of finishing beside the new holder.
@@ -461,7 +548,11 @@ mod tests {
             &emu.emulator.config.admin_email(),
         );
         let client = context::service_account_client(&config).unwrap();
-        let store = context::open_store(&config.state).await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(
+            orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+                .await
+                .unwrap(),
+        );
         let timing = lease::LeaseTiming {
             ttl: Duration::from_secs(5),
             renew_every: Duration::from_millis(200),
@@ -490,10 +581,9 @@ mod tests {
         let err = run_under_lease(&held, &client, store.clone(), &config, &options)
             .await
             .expect_err("the run went on without its lease");
-        let lost = err.downcast_ref::<lease::LeaseError>();
         assert!(
-            matches!(lost, Some(lease::LeaseError::Lost(reason)) if reason.contains("them")),
-            "{err:#}"
+            matches!(&err, ContactsError::Lease(lease::LeaseError::Lost(reason)) if reason.contains("them")),
+            "{err:?}"
         );
         held.release().await;
         assert_eq!(

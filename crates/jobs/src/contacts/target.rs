@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use anyhow::Context as _;
 use futures::TryStreamExt;
 use orgsync_client::people::{
     ConnectionsListing, ConnectionsParams, MARKER_KEY, NewContactJson, People,
@@ -14,7 +13,7 @@ use orgsync_core::contacts::{
     MarkedContact, TargetUser, UserPlan, fresh_creates_landed, plan_user, view_hash,
 };
 use orgsync_core::guard::GuardVerdict;
-use orgsync_store::ContactsUserState;
+use orgsync_store::{ContactsUserState, StoreError};
 use orgsync_wire::directory::User;
 use orgsync_wire::people::{
     CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, MY_CONTACTS, Person,
@@ -42,12 +41,62 @@ pub(super) async fn process(ctx: &RunCtx, user: &User) -> UserOutcome {
         (Mode::Undo, dry_run) => undo(ctx, id, email, dry_run).await,
     };
     result.unwrap_or_else(|e| {
-        tracing::warn!(user = %email, error = %format!("{e:#}"), "contacts: user failed");
+        tracing::warn!(user = %email, error = %crate::error::chain_text(&e), "contacts: user failed");
         UserOutcome::failed(email, id, describe(&e))
     })
 }
 
-fn describe(e: &anyhow::Error) -> String {
+/// Why one user's work failed: what was being done, and the error that stopped it.
+#[derive(Debug, thiserror::Error)]
+enum UserError {
+    #[error("{doing}")]
+    Google {
+        doing: &'static str,
+        /// Boxed: a client error is large, and this travels on every `?`.
+        #[source]
+        source: Box<ClientError>,
+    },
+    #[error("{doing}")]
+    Store {
+        doing: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    /// A problem with nothing underneath (a conflicting label, a malformed answer).
+    #[error("{0}")]
+    Plain(String),
+}
+
+type UserResult<T> = Result<T, UserError>;
+
+/// Adds what was being done to a client or store error.
+trait Doing<T> {
+    fn doing(self, doing: &'static str) -> UserResult<T>;
+}
+
+impl<T> Doing<T> for Result<T, ClientError> {
+    fn doing(self, doing: &'static str) -> UserResult<T> {
+        self.map_err(|source| UserError::Google {
+            doing,
+            source: Box::new(source),
+        })
+    }
+}
+
+impl<T> Doing<T> for Result<T, StoreError> {
+    fn doing(self, doing: &'static str) -> UserResult<T> {
+        self.map_err(|source| UserError::Store { doing, source })
+    }
+}
+
+impl<T> Doing<T> for Option<T> {
+    fn doing(self, doing: &'static str) -> UserResult<T> {
+        self.ok_or_else(|| UserError::Plain(doing.to_string()))
+    }
+}
+
+fn describe(e: &UserError) -> String {
+    let text = crate::error::chain_text(e);
     if let Some(ce) = client_error(e) {
         let hint = match ce.kind() {
             ErrorKind::Auth => {
@@ -57,20 +106,23 @@ fn describe(e: &anyhow::Error) -> String {
             ErrorKind::Retryable => "; Google kept failing or throttling: the next run retries",
             _ => "",
         };
-        return format!("{e:#}{hint}");
+        return format!("{text}{hint}");
     }
-    format!("{e:#}")
+    text
 }
 
-fn client_error(e: &anyhow::Error) -> Option<&ClientError> {
-    e.chain().find_map(|c| c.downcast_ref::<ClientError>())
+fn client_error(e: &UserError) -> Option<&ClientError> {
+    match e {
+        UserError::Google { source, .. } => Some(source.as_ref()),
+        _ => None,
+    }
 }
 
-fn is_kind(e: &anyhow::Error, kind: ErrorKind) -> bool {
+fn is_kind(e: &UserError, kind: ErrorKind) -> bool {
     client_error(e).is_some_and(|c| c.is(kind))
 }
 
-async fn sync_with_retry(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOutcome> {
+async fn sync_with_retry(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcome> {
     let mut attempt = 1;
     loop {
         match sync_user(ctx, id, email, attempt > 1).await {
@@ -98,13 +150,13 @@ async fn sync_user(
     id: &str,
     email: &str,
     force_full: bool,
-) -> anyhow::Result<UserOutcome> {
+) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
     let state = ctx
         .store
         .get_contacts_state(id)
         .await
-        .context("reading the user's sync state")?;
+        .doing("reading the user's sync state")?;
 
     // 1. The incremental shortcut.
     if !force_full
@@ -142,7 +194,7 @@ async fn sync_user(
                 Err(e) if e.is(ErrorKind::SyncTokenExpired) => {
                     tracing::info!(user = %email, "sync token expired; reading the address book in full");
                 }
-                Err(e) => return Err(e).context("reading contact changes"),
+                Err(e) => return Err(e).doing("reading contact changes"),
             }
         }
     }
@@ -277,11 +329,11 @@ async fn verify_fresh(
     ctx: &RunCtx,
     people: &People,
     target: &TargetUser,
-) -> anyhow::Result<Option<(Option<String>, usize)>> {
+) -> UserResult<Option<(Option<String>, usize)>> {
     let listing = people
         .connections_list_all_as::<MarkedContact>(ConnectionsParams::full_sync(READ_MASK))
         .await
-        .context("reading the address book back")?;
+        .doing("reading the address book back")?;
     Ok(
         match fresh_creates_landed(target, &ctx.directory, &listing.people) {
             Some(personal) => Some((listing.next_sync_token, personal)),
@@ -296,11 +348,11 @@ async fn verify_fresh(
     )
 }
 
-async fn full_read(people: &People) -> anyhow::Result<ConnectionsListing> {
+async fn full_read(people: &People) -> UserResult<ConnectionsListing> {
     people
         .connections_list_all(ConnectionsParams::full_sync(READ_MASK))
         .await
-        .context("reading the address book")
+        .doing("reading the address book")
 }
 
 /// What the stored view hash covers: the planner's view of this target plus the name of
@@ -353,14 +405,14 @@ async fn apply(
     group: &str,
     mut plan: UserPlan,
     written: &mut HashSet<String>,
-) -> anyhow::Result<PhotoOutcome> {
+) -> UserResult<PhotoOutcome> {
     let deletes: Vec<String> = plan.all_deletes().map(str::to_string).collect();
     if !deletes.is_empty() {
         written.extend(deletes.iter().cloned());
         people
             .batch_delete_contacts_chunked(deletes)
             .await
-            .context("deleting contacts")?;
+            .doing("deleting contacts")?;
     }
     // One field mask for all updates: each update carries the whole merged contact, so
     // a field outside its own mask is written back with the value it already has. Two
@@ -377,7 +429,7 @@ async fn apply(
         people
             .batch_update_contacts_chunked(batch, &mask, WRITE_READ_MASK)
             .await
-            .context("updating contacts")?;
+            .doing("updating contacts")?;
     }
     // New contacts that get a photo must be found again by directory id: only then are
     // their markers worth reading back.
@@ -404,7 +456,7 @@ async fn apply(
         let created = people
             .create_contacts_json(&creates, &[MY_CONTACTS, group], MARKER_KEY, read_mask)
             .await
-            .context("creating contacts")?;
+            .doing("creating contacts")?;
         for c in created {
             if photos_for_new && let Some(id) = c.marker {
                 created_ids.insert(id, c.resource_name.clone());
@@ -433,7 +485,7 @@ async fn refresh(
     people: &People,
     token: &str,
     written: &HashSet<String>,
-) -> anyhow::Result<(Option<String>, bool)> {
+) -> UserResult<(Option<String>, bool)> {
     match people
         .connections_list_all(ConnectionsParams::incremental(READ_MASK, token))
         .await
@@ -448,7 +500,7 @@ async fn refresh(
             Ok((listing.next_sync_token, clean))
         }
         Err(e) if e.is(ErrorKind::SyncTokenExpired) => Ok((None, false)),
-        Err(e) => Err(e).context("reading the changes back"),
+        Err(e) => Err(e).doing("reading the changes back"),
     }
 }
 
@@ -459,7 +511,7 @@ async fn record(
     sync_token: Option<String>,
     view_hash: Option<String>,
     managed_group: Option<String>,
-) -> anyhow::Result<()> {
+) -> UserResult<()> {
     let state = ContactsUserState {
         target_id: id.to_string(),
         target_email: email.to_string(),
@@ -471,7 +523,7 @@ async fn record(
     ctx.store
         .put_contacts_state(&state)
         .await
-        .context("recording the user's sync state")
+        .doing("recording the user's sync state")
 }
 
 // ---- the managed group -------------------------------------------------------------
@@ -483,12 +535,12 @@ fn is_our_group(g: &ContactGroup) -> bool {
     }) && !g.metadata.as_ref().and_then(|m| m.deleted).unwrap_or(false)
 }
 
-async fn find_group(people: &People) -> anyhow::Result<Option<ContactGroup>> {
+async fn find_group(people: &People) -> UserResult<Option<ContactGroup>> {
     let groups: Vec<ContactGroup> = people
         .contact_groups_list(Some(GROUP_FIELDS))
         .try_collect()
         .await
-        .context("listing contact groups")?;
+        .doing("listing contact groups")?;
     Ok(groups.into_iter().find(is_our_group))
 }
 
@@ -512,11 +564,7 @@ fn conflict_message(name: &str) -> String {
 
 /// The managed group's resource name, creating the group if needed; `true` when it was
 /// created by this call.
-async fn ensure_group(
-    ctx: &RunCtx,
-    people: &People,
-    no_state: bool,
-) -> anyhow::Result<(String, bool)> {
+async fn ensure_group(ctx: &RunCtx, people: &People, no_state: bool) -> UserResult<(String, bool)> {
     if no_state {
         // A user orgsync never synced: creating first costs one call when the group is
         // new, and a Conflict tells us it exists.
@@ -528,17 +576,17 @@ async fn ensure_group(
                 return g
                     .resource_name
                     .map(|rn| (rn, true))
-                    .context("contactGroups.create returned no resourceName");
+                    .doing("contactGroups.create returned no resourceName");
             }
             Err(e) if e.is(ErrorKind::Conflict) => {}
-            Err(e) => return Err(e).context("creating the managed contact group"),
+            Err(e) => return Err(e).doing("creating the managed contact group"),
         }
     }
     if let Some(g) = find_group(people).await? {
         let rn = g
             .resource_name
             .clone()
-            .context("a contact group without resourceName")?;
+            .doing("a contact group without resourceName")?;
         if g.name.as_deref() != Some(ctx.group_name.as_str()) {
             // `group_name` changed in the config: rename, keep the members.
             let renamed = ContactGroup {
@@ -550,9 +598,12 @@ async fn ensure_group(
                 .await
                 .map_err(|e| {
                     if e.is(ErrorKind::Conflict) {
-                        anyhow::anyhow!(conflict_message(&ctx.group_name))
+                        UserError::Plain(conflict_message(&ctx.group_name))
                     } else {
-                        anyhow::Error::new(e).context("renaming the managed contact group")
+                        UserError::Google {
+                            doing: "renaming the managed contact group",
+                            source: Box::new(e),
+                        }
                     }
                 })?;
         }
@@ -565,11 +616,11 @@ async fn ensure_group(
         Ok(g) => g
             .resource_name
             .map(|rn| (rn, false))
-            .context("contactGroups.create returned no resourceName"),
+            .doing("contactGroups.create returned no resourceName"),
         Err(e) if e.is(ErrorKind::Conflict) => {
-            Err(anyhow::anyhow!(conflict_message(&ctx.group_name)))
+            Err(UserError::Plain(conflict_message(&ctx.group_name)))
         }
-        Err(e) => Err(e).context("creating the managed contact group"),
+        Err(e) => Err(e).doing("creating the managed contact group"),
     }
 }
 
@@ -588,7 +639,7 @@ fn display_name(p: &Person) -> String {
         .unwrap_or_default()
 }
 
-async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOutcome> {
+async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
     let group = find_group(&people).await?.and_then(|g| g.resource_name);
     let target = TargetUser {
@@ -600,7 +651,7 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOu
         .connections_list(ConnectionsParams::new(READ_MASK))
         .try_collect()
         .await
-        .context("reading the address book")?;
+        .doing("reading the address book")?;
     let plan = plan_user(&target, &ctx.directory, &observed, &ctx.plan_options);
     // Deletes carry only resource names: look the contacts up once, by name.
     let by_rn: HashMap<&str, &Person> = observed
@@ -695,17 +746,13 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> anyhow::Result<UserOu
 
 /// Remove every contact orgsync created (managed and orphaned markers) and the managed
 /// group; personal contacts stay.
-async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> anyhow::Result<UserOutcome> {
+async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
     let group = find_group(&people).await?.and_then(|g| g.resource_name);
     let mut ours = Vec::new();
     let mut personal = 0;
     let mut listing = std::pin::pin!(people.connections_list(ConnectionsParams::new(READ_MASK)));
-    while let Some(p) = listing
-        .try_next()
-        .await
-        .context("reading the address book")?
-    {
+    while let Some(p) = listing.try_next().await.doing("reading the address book")? {
         if p.is_deleted() {
             continue;
         }
@@ -729,18 +776,18 @@ async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> anyhow::Res
         people
             .batch_delete_contacts_chunked(ours)
             .await
-            .context("deleting orgsync's contacts")?;
+            .doing("deleting orgsync's contacts")?;
     }
     if let Some(group) = group {
         match people.contact_groups_delete(&group, false).await {
             Ok(()) => {}
             Err(e) if e.is(ErrorKind::NotFound) => {}
-            Err(e) => return Err(e).context("deleting the managed contact group"),
+            Err(e) => return Err(e).doing("deleting the managed contact group"),
         }
     }
     ctx.store
         .delete_contacts_state(id)
         .await
-        .context("forgetting the user's sync state")?;
+        .doing("forgetting the user's sync state")?;
     Ok(out)
 }

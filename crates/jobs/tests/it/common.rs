@@ -39,7 +39,11 @@ impl Env {
             serde_json::to_string(&key).unwrap(),
             &admin_email,
         );
-        let store = context::open_store(&config.state).await.expect("store");
+        let store: Arc<dyn Store> = Arc::new(
+            orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+                .await
+                .expect("store"),
+        );
         let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_key(key).unwrap());
         let mut admin_config = context::client_config(&config);
         admin_config.scopes = ApiScopes {
@@ -62,7 +66,10 @@ impl Env {
         self.try_run(options).await.expect("the run completes")
     }
 
-    pub async fn try_run(&self, options: &ContactsOptions) -> anyhow::Result<ContactsReport> {
+    pub async fn try_run(
+        &self,
+        options: &ContactsOptions,
+    ) -> Result<ContactsReport, contacts::ContactsError> {
         contacts::run(&self.client(), self.store.clone(), &self.config, options).await
     }
 

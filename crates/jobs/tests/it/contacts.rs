@@ -382,9 +382,11 @@ async fn without_history_the_per_user_guard_stops_each_book_before_writing() {
     let mut env = Env::start(org(10, 0)).await;
     env.sync().await;
     // A new state store (say, a new machine): no previous run to predict from.
-    env.store = orgsync_jobs::context::open_store_url("sqlite::memory:")
-        .await
-        .unwrap();
+    env.store = std::sync::Arc::new(
+        orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
+            .await
+            .unwrap(),
+    );
     let m = env.member_emails().await;
     env.config.contacts.sources.exclude = m[..5].to_vec();
     let before = env.managed_of(&m[6]).await.len();
@@ -421,8 +423,11 @@ async fn a_crash_mid_run_then_a_rerun_converges_without_duplicates() {
     // A state file, as a killed process leaves it. In memory, a query cut off by the kill
     // can take the pool's only connection, and with it the whole database.
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("state.db").display());
-    env.store = orgsync_jobs::context::open_store_url(&url).await.unwrap();
+    env.store = std::sync::Arc::new(
+        orgsync_store_sqlite::SqliteStore::open_path(dir.path().join("state.db"))
+            .await
+            .unwrap(),
+    );
     let personal = env.personal_fingerprints().await;
     // Kill the run part-way (the task is dropped mid-flight, like a killed process).
     let client = env.client();
@@ -835,7 +840,7 @@ async fn a_non_admin_subject_is_named_with_what_to_fix() {
         .and_then(|u| u.primary_email.clone())
         .expect("a non-admin user");
     env.config.google.admin_subject = Some(non_admin.clone());
-    let err = format!("{:#}", env.try_run(&sync()).await.unwrap_err());
+    let err = orgsync_jobs::error::chain_text(&env.try_run(&sync()).await.unwrap_err());
     assert!(err.contains("403"), "{err}");
     assert!(err.contains("admin_subject"), "{err}");
     assert!(err.contains(&non_admin), "{err}");

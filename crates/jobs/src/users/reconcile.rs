@@ -1,0 +1,317 @@
+//! The full reconcile: one directory read, the pure plan, the guard, then chunked writes
+//! each with its outbox entry (see [`super`] for why in this order).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use orgsync_client::GoogleClient;
+use orgsync_core::guard::{GuardVerdict, SafetyGuard};
+use orgsync_core::scope::ScopeRules;
+use orgsync_core::users::{
+    AppUserDesired, DeactivationReason, ObservedAppUser, UsersPlan, plan_users,
+};
+use orgsync_store::{ChangeOutcome, Store, UserChange};
+use orgsync_wire::directory::User;
+
+use crate::config::Config;
+use crate::directory::read_directory;
+
+use super::{
+    APPLY_CHUNK, ChangeLine, LAST_RECONCILE_KEY, ReconcileOptions, STATE_SCOPE, UsersError,
+    UsersReport, WelcomeFailure, WelcomeReport, Welcomer, load_all_users, observed, plan_options,
+    profile_from_desired,
+};
+
+fn reason_str(r: DeactivationReason) -> &'static str {
+    match r {
+        DeactivationReason::Suspended => "suspended in the directory",
+        DeactivationReason::Archived => "archived in the directory",
+        DeactivationReason::Gone => "gone from the directory or out of scope",
+    }
+}
+
+/// The store changes of a plan, with a report line each, in a stable order.
+fn changes_of(plan: &UsersPlan, observed_at: DateTime<Utc>) -> Vec<(UserChange, ChangeLine)> {
+    let mut out = Vec::new();
+    let line = |action, id: &str, email: &str, reason: Option<&str>| ChangeLine {
+        action,
+        directory_id: id.to_owned(),
+        email: email.to_owned(),
+        reason: reason.map(str::to_owned),
+    };
+    let upsert = |d: &AppUserDesired| UserChange::Upsert {
+        profile: profile_from_desired(d),
+        observed_at,
+    };
+    for d in &plan.creates {
+        out.push((
+            upsert(d),
+            line("create", &d.directory_id, &d.primary_email, None),
+        ));
+    }
+    for d in &plan.updates {
+        out.push((
+            upsert(d),
+            line("update", &d.directory_id, &d.primary_email, None),
+        ));
+    }
+    for d in &plan.reactivations {
+        out.push((
+            upsert(d),
+            line("reactivate", &d.directory_id, &d.primary_email, None),
+        ));
+    }
+    for x in &plan.deactivations {
+        let reason = reason_str(x.reason);
+        let change = match &x.desired {
+            Some(d) => upsert(d),
+            None => UserChange::Deactivate {
+                directory_id: x.directory_id.clone(),
+                reason: reason.to_owned(),
+                observed_at,
+            },
+        };
+        out.push((
+            change,
+            line("deactivate", &x.directory_id, &x.email, Some(reason)),
+        ));
+    }
+    for id in &plan.deletes {
+        out.push((
+            UserChange::Delete {
+                directory_id: id.clone(),
+                reason: reason_str(DeactivationReason::Gone).to_owned(),
+                observed_at,
+            },
+            line("delete", id, "", Some(reason_str(DeactivationReason::Gone))),
+        ));
+    }
+    out
+}
+
+fn calls_since(
+    client: &GoogleClient,
+    before: &orgsync_client::StatsSnapshot,
+) -> BTreeMap<String, u64> {
+    let after = client.stats().snapshot();
+    after
+        .methods
+        .iter()
+        .filter_map(|(m, s)| {
+            let prev = before.methods.get(m).map_or(0, |p| p.calls);
+            (s.calls > prev).then(|| (m.to_string(), s.calls - prev))
+        })
+        .collect()
+}
+
+/// A full reconcile of the app users with the directory. `now` is the caller's clock
+/// (the daemon's may be simulated); it stamps the observation and the writes.
+pub async fn reconcile(
+    client: &GoogleClient,
+    config: &Config,
+    store: &dyn Store,
+    opts: ReconcileOptions,
+    now: impl Fn() -> DateTime<Utc>,
+) -> Result<UsersReport, UsersError> {
+    let started = Instant::now();
+    let before = client.stats().snapshot();
+    let observed_at = now();
+    let rules = &config.users.scope;
+    let read = read_directory(client, &config.google, &[rules], "full").await?;
+    let users = read_scope_query(&read, rules);
+    let rows = load_all_users(store).await?;
+    let observed_rows: Vec<ObservedAppUser> = rows.iter().map(observed).collect();
+    let plan = plan_users(
+        &users,
+        &read.groups,
+        rules,
+        &observed_rows,
+        &plan_options(&config.users),
+    );
+    let guard = SafetyGuard {
+        max_delete_share: config.users.max_deprovision_share,
+        force: opts.force,
+    };
+    let mut verdict = guard.check_users(&plan);
+    // A Workspace always has at least the admin orgsync reads as: a read that returned
+    // nobody is a failed read, and it never deprovisions anyone, not even with --force.
+    if read.users.is_empty() && plan.deprovisions > 0 {
+        verdict = GuardVerdict::Stop {
+            reason: format!(
+                "safety guard: the directory read returned no users at all, yet this run would \
+                 remove {} of {} active app users; nothing was written (--force does not \
+                 override an empty read)",
+                plan.deprovisions, plan.observed_active
+            ),
+            what_to_check: "check [google] customer/domain and admin_subject, and that the \
+                            service account's delegation grants the Directory read scope"
+                .into(),
+        };
+    }
+    let email_of: BTreeMap<&str, &str> = rows
+        .iter()
+        .map(|r| (r.directory_id(), r.primary_email()))
+        .collect();
+    let mut changes = changes_of(&plan, observed_at);
+    for (_, line) in &mut changes {
+        if line.email.is_empty()
+            && let Some(e) = email_of.get(line.directory_id.as_str())
+        {
+            line.email = (*e).to_owned();
+        }
+    }
+    let mut report = UsersReport {
+        dry_run: opts.dry_run,
+        directory_read: read.users.len(),
+        unchanged: plan.unchanged,
+        guard: Some(verdict.clone()),
+        observed_at: Some(observed_at),
+        ..UsersReport::default()
+    };
+    if let GuardVerdict::Stop {
+        reason,
+        what_to_check,
+    } = &verdict
+    {
+        report.changes = changes.into_iter().map(|(_, l)| l).collect();
+        report.calls = calls_since(client, &before);
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Err(UsersError::Guard {
+            reason: reason.clone(),
+            what_to_check: what_to_check.clone(),
+            report: Box::new(report),
+        });
+    }
+    // Welcome mail: owed to every user this run creates, unless this is the first full
+    // reconcile (the initial import of an existing directory mails nobody). The record is
+    // written before the create, so a crash in between still sends it on the next run.
+    let welcomer = Welcomer::new(client, config, store);
+    let mut welcome = WelcomeReport::default();
+    if welcomer.is_some() {
+        welcome.initial_import = store
+            .get_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY)
+            .await?
+            .is_none();
+    }
+    if let Some(w) = &welcomer
+        && !welcome.initial_import
+    {
+        if opts.dry_run {
+            welcome.would_send = plan.creates.iter().filter(|d| d.active).count() + w.owed().await;
+        } else {
+            for d in &plan.creates {
+                if let Err(e) = w
+                    .mark_pending(&d.directory_id, &d.primary_email, now())
+                    .await
+                {
+                    tracing::warn!(error = %e, email = %d.primary_email, "cannot record an owed welcome mail");
+                    welcome.failed += 1;
+                    welcome.failures.push(WelcomeFailure {
+                        directory_id: d.directory_id.clone(),
+                        email: d.primary_email.clone(),
+                        error: format!("state store: {e}"),
+                    });
+                }
+            }
+        }
+    }
+    if opts.dry_run {
+        for (_, l) in &changes {
+            match l.action {
+                "create" => report.created += 1,
+                "update" => report.updated += 1,
+                "reactivate" => report.reactivated += 1,
+                "deactivate" => report.deactivated += 1,
+                _ => report.deleted += 1,
+            }
+        }
+        report.changes = changes.into_iter().map(|(_, l)| l).collect();
+    } else {
+        for chunk in changes.chunks(APPLY_CHUNK) {
+            let batch: Vec<UserChange> = chunk.iter().map(|(c, _)| c.clone()).collect();
+            let applied = store.apply_user_changes(&batch, now()).await?;
+            for ((_, line), (_, outcome)) in chunk.iter().zip(&applied.outcomes) {
+                let counted = count_outcome(&mut report, *outcome);
+                if counted {
+                    report.changes.push(line.clone());
+                }
+            }
+        }
+    }
+    report.calls = calls_since(client, &before);
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    if !opts.dry_run {
+        let summary = serde_json::json!({
+            "at": observed_at,
+            "directory_read": report.directory_read,
+            "created": report.created,
+            "updated": report.updated,
+            "reactivated": report.reactivated,
+            "deactivated": report.deactivated,
+            "deleted": report.deleted,
+            "unchanged": report.unchanged,
+            "duration_ms": report.duration_ms,
+        });
+        store
+            .set_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY, &summary.to_string(), now())
+            .await?;
+        if let Some(w) = &welcomer {
+            let by_id: BTreeMap<&str, &User> = users
+                .iter()
+                .filter_map(|u| u.id.as_deref().map(|id| (id, u)))
+                .collect();
+            w.sweep(&by_id, now(), &mut welcome).await;
+            report.calls = calls_since(client, &before);
+            report.duration_ms = started.elapsed().as_millis() as u64;
+        }
+    }
+    if welcomer.is_some() {
+        report.welcome = Some(welcome);
+    }
+    Ok(report)
+}
+
+/// Adds one applied outcome to the counters; `true` when it changed something.
+fn count_outcome(report: &mut UsersReport, outcome: ChangeOutcome) -> bool {
+    match outcome {
+        ChangeOutcome::Created => report.created += 1,
+        ChangeOutcome::Updated => report.updated += 1,
+        ChangeOutcome::Reactivated => report.reactivated += 1,
+        ChangeOutcome::Deactivated => report.deactivated += 1,
+        ChangeOutcome::Deleted => report.deleted += 1,
+        ChangeOutcome::Unchanged | ChangeOutcome::NotFound => {
+            report.unchanged += 1;
+            return false;
+        }
+        ChangeOutcome::Stale => {
+            report.stale += 1;
+            return false;
+        }
+    }
+    true
+}
+
+/// The users a scope's Directory `query` leaves (all of them without a query; an explicit
+/// `include` still reaches people outside it), as [`crate::directory::DirectoryRead::select`].
+fn read_scope_query(read: &crate::directory::DirectoryRead, rules: &ScopeRules) -> Vec<User> {
+    match &rules.query {
+        None => read.users.clone(),
+        Some(_) => {
+            let keep: BTreeSet<String> = read
+                .select(&ScopeRules {
+                    include_suspended: true,
+                    include_archived: true,
+                    ..rules.clone()
+                })
+                .users
+                .into_keys()
+                .collect();
+            read.users
+                .iter()
+                .filter(|u| u.id.as_ref().is_some_and(|id| keep.contains(id)))
+                .cloned()
+                .collect()
+        }
+    }
+}
