@@ -9,6 +9,8 @@
 //! | every Google API call ([`crate::transport`]) | [`RetryPolicy::default`]: 6 attempts within 300 s; [`delay`](RetryPolicy::delay) | [`ErrorKind::Retryable`](crate::ErrorKind::Retryable): 429, 5xx, rate-limit 403s, connection failures; a non-idempotent call only when Google refused it unexecuted (429, rate-limit 403) or the request was never sent | every other 4xx, and a write whose outcome is unknown (a timeout or 5xx after it was sent: [`ErrorKind::OutcomeUnknown`](crate::ErrorKind::OutcomeUnknown)). A 401 is not a retry: the token is refreshed once |
 //! | the OAuth token endpoint ([`crate::credentials`]) | [`RetryPolicy::token_endpoint`]: 3 attempts, 200 ms then 400 ms; [`backoff`](RetryPolicy::backoff) | connection failures, 5xx, 429, 408, and the `internal_failure`, `server_error`, `temporarily_unavailable` error codes | every other refusal (`invalid_grant`, `unauthorized_client`, ...): a person must fix it |
 //! | the daemon's job queue and outgoing webhook (`orgsync-daemon`) | [`RetryPolicy::forever`]: jobs 2 s doubling to 1 h, deliveries 1 s doubling to 5 min; [`reschedule_delay`](RetryPolicy::reschedule_delay) | every failure: a job re-reads the user and applies the current state, and the application drops repeated deliveries by their `Idempotency-Key` | nothing is dropped |
+//! | the welcome mail's `welcome:<id>` lease (`orgsync-jobs` `users::welcome`) | 5 attempts, 20 ms doubling to 320 ms; [`backoff`](RetryPolicy::backoff) | the lease held by another run | a store error: the run reports it |
+//! | a contacts target whose contact changed under the run (`orgsync-jobs` `contacts::target`) | 3 attempts, no delay | a stale etag (412 `FAILED_PRECONDITION`): the book is re-read and re-planned | everything else: the target's outcome reports it |
 //!
 //! Why these numbers:
 //! - **Exponential, capped.** Google asks clients to back off exponentially on rate
@@ -30,6 +32,12 @@
 //!   that entries that failed together do not come back together. Their caps are the
 //!   longest a fixed problem may wait to be noticed: an hour for a job (the scheduled
 //!   reconcile also repairs), five minutes for a delivery to the application.
+//! - **The welcome lease** is held for the milliseconds it takes another run to claim
+//!   and record one message, so a few short tries settle it; longer means that run died,
+//!   and the lease's expiry (a minute) frees it for the next run.
+//! - **A stale etag** means a person edited the contact during the run, not that Google
+//!   is loaded: re-reading at once is right, and three tries bound a contact edited
+//!   continuously.
 
 use std::time::Duration;
 

@@ -2,12 +2,13 @@
 //! The module docs of [`super`] explain the paths; this file is their code.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use orgsync_client::people::{
     ConnectionsListing, ConnectionsParams, MARKER_KEY, NewContactJson, People,
 };
-use orgsync_client::{Error as ClientError, ErrorKind};
+use orgsync_client::{Error as ClientError, ErrorKind, RetryPolicy};
 use orgsync_core::contacts::markers;
 use orgsync_core::contacts::{
     MarkedContact, TargetUser, UserPlan, fresh_creates_landed, plan_user, view_hash,
@@ -24,8 +25,15 @@ use super::report::{ActionSummary, ReadPath, UserOutcome, UserStatus};
 use super::{Mode, READ_MASK, RunCtx, WRITE_READ_MASK};
 
 const GROUP_FIELDS: &str = "name,clientData,groupType,metadata";
-/// Attempts per user when a contact changed under us (stale etag).
-const ATTEMPTS: u32 = 3;
+/// Tries per user when a contact changed under us (stale etag): three immediate re-reads,
+/// because a person's edit, not load, caused it (see `orgsync_client::retry`).
+const STALE_ETAG_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 3,
+    base: Duration::ZERO,
+    max_backoff: Duration::ZERO,
+    max_retry_after: Duration::ZERO,
+    max_elapsed: Duration::MAX,
+};
 
 pub(super) async fn process(ctx: &RunCtx, user: &User) -> UserOutcome {
     let (Some(id), Some(email)) = (user.id.as_deref(), user.primary_email.as_deref()) else {
@@ -126,7 +134,10 @@ async fn sync_with_retry(ctx: &RunCtx, id: &str, email: &str) -> UserResult<User
     let mut attempt = 1;
     loop {
         match sync_user(ctx, id, email, attempt > 1).await {
-            Err(e) if attempt < ATTEMPTS && is_kind(&e, ErrorKind::PreconditionFailed) => {
+            Err(e)
+                if STALE_ETAG_RETRY.allows_another(attempt)
+                    && is_kind(&e, ErrorKind::PreconditionFailed) =>
+            {
                 tracing::info!(user = %email, "a contact changed during the sync; re-reading");
                 attempt += 1;
             }

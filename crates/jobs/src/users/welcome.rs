@@ -3,15 +3,26 @@
 //! mail goes out as a Gmail draft whose id is saved before it is sent (see [`WelcomeRecord`]).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use orgsync_client::{ErrorKind, GoogleClient};
+use orgsync_client::{ErrorKind, GoogleClient, RetryPolicy};
 use orgsync_store::{AppUser, Store, UserProfile};
 use orgsync_wire::directory::User;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::mail::WelcomeTemplate;
+
+/// Tries for a `welcome:<id>` lease another run holds: five, 20 ms doubling (its holder
+/// releases it within milliseconds; see `orgsync_client::retry` for every policy's reasons).
+const WELCOME_LOCK_RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 5,
+    base: Duration::from_millis(20),
+    max_backoff: Duration::from_millis(320),
+    max_retry_after: Duration::ZERO,
+    max_elapsed: Duration::MAX,
+};
 
 /// Sync-state scope of the welcome mail: one [`WelcomeRecord`] (JSON) per directory id.
 pub const WELCOME_SCOPE: &str = "welcome";
@@ -217,7 +228,7 @@ impl<'a> Welcomer<'a> {
     async fn lock(&self, id: &str, now: DateTime<Utc>) -> orgsync_store::Result<bool> {
         let name = format!("welcome:{id}");
         let ttl = chrono::Duration::seconds(WELCOME_LEASE_SECS);
-        for attempt in 0..5 {
+        for attempt in 1..=WELCOME_LOCK_RETRY.max_attempts {
             if self
                 .store
                 .try_acquire_lease(&name, &self.holder, now, ttl)
@@ -225,7 +236,9 @@ impl<'a> Welcomer<'a> {
             {
                 return Ok(true);
             }
-            tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            if WELCOME_LOCK_RETRY.allows_another(attempt) {
+                tokio::time::sleep(WELCOME_LOCK_RETRY.backoff(attempt)).await;
+            }
         }
         Ok(false)
     }
