@@ -196,6 +196,21 @@ impl MigrateLock {
     }
 }
 
+/// Waits while another process creates or migrates the database at `path`: a writer holds
+/// `<db>.migrate-lock` exclusively from before it creates the file until its migrations
+/// are applied, so taking the lock shared (and letting it go) means the schema is complete.
+/// Opening the lock file for reading creates nothing; without one (no writer ever
+/// migrated here, or its directory is not readable) there is nothing to wait for.
+async fn wait_for_migrations(path: &Path) {
+    let lock_path = migrate_lock_path(path);
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(file) = std::fs::File::open(&lock_path) {
+            let _ = file.lock_shared();
+        }
+    })
+    .await;
+}
+
 impl Drop for MigrateLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
@@ -335,6 +350,8 @@ impl SqliteStore {
             }
             Err(e) => return Err(open_err(e.to_string())),
         }
+        // A reader started beside a first run would otherwise find a half-made schema.
+        wait_for_migrations(path).await;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .read_only(true)
@@ -462,14 +479,41 @@ impl SqlBackend for SqliteStore {
 }
 
 #[cfg(test)]
-mod migration_list_tests {
+#[test]
+fn every_migration_file_is_embedded_with_its_sql() {
+    orgsync_store::sql::assert_embeds_every_migration(env!("CARGO_MANIFEST_DIR"), &MIGRATOR);
+}
+
+#[cfg(test)]
+mod read_only_tests {
     use super::*;
 
-    #[test]
-    fn every_migration_file_is_embedded_with_its_sql() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
-        let problems = orgsync_store::sql::unlisted_migrations(&dir, &MIGRATOR).unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
-        assert_eq!(latest_migration(&MIGRATOR), MIGRATIONS.len() as i64);
+    /// A read-only open that starts while another process is still migrating a new file
+    /// waits for it, instead of failing with "schema version 0" (seen when `contacts plan`
+    /// started together with a first `contacts sync`).
+    #[tokio::test]
+    async fn read_only_open_waits_for_a_migration_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("state.db");
+        // A writer mid-migration: the lock held, the file created, no schema yet.
+        let writer_lock = MigrateLock::acquire(migrate_lock_path(&db)).await.unwrap();
+        create_private_file(&db).unwrap();
+        let reader = tokio::spawn(SqliteStore::open_read_only(db.clone()));
+        tokio::time::sleep(StdDuration::from_millis(300)).await;
+        assert!(
+            !reader.is_finished(),
+            "the reader did not wait for the migration"
+        );
+        // The writer finishes its migrations, then lets the lock go.
+        let options = SqliteConnectOptions::new().filename(&db);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        MIGRATOR.run(&pool).await.unwrap();
+        pool.close().await;
+        drop(writer_lock);
+        let store = reader.await.unwrap().expect("the migrated schema");
+        assert_eq!(
+            store.schema_version().await.unwrap(),
+            latest_migration(&MIGRATOR)
+        );
     }
 }

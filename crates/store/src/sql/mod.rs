@@ -305,7 +305,7 @@ pub type EmbeddedMigration = (i64, &'static str, &'static str);
 /// copy of sqlx-core and both drivers for the host and sits on the critical path of every
 /// clean build. The checksum is sqlx's own (SHA-384 of the SQL, computed by
 /// `Migration::new`), the same the macro records, so databases created either way open.
-/// [`unlisted_migrations`] keeps the list in step with the `migrations/` directory.
+/// [`assert_embeds_every_migration`] keeps the list in step with the `migrations/` directory.
 pub fn embedded_migrator(migrations: &[EmbeddedMigration]) -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
     Migrator::with_migrations(
@@ -324,30 +324,31 @@ pub fn embedded_migrator(migrations: &[EmbeddedMigration]) -> sqlx::migrate::Mig
     )
 }
 
-/// Files in `dir` named `<version>_<description>.sql` that `migrator` does not embed, or
-/// embeds with other SQL: a test in each backend asserts there are none.
-pub fn unlisted_migrations(
-    dir: &std::path::Path,
-    migrator: &sqlx::migrate::Migrator,
-) -> std::io::Result<Vec<String>> {
-    let mut problems = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
+/// Panics unless every `<version>_<description>.sql` file in `<manifest_dir>/migrations`
+/// is embedded in `migrator` with the same SQL, and nothing else is: each backend's test
+/// calls it, so a new migration file cannot be forgotten in the embedded list.
+pub fn assert_embeds_every_migration(manifest_dir: &str, migrator: &sqlx::migrate::Migrator) {
+    let dir = std::path::Path::new(manifest_dir).join("migrations");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).expect("the migrations directory") {
+        let path = entry.expect("a directory entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let Some(stem) = name.strip_suffix(".sql") else {
             continue;
         };
+        files += 1;
         let version = stem.split('_').next().and_then(|v| v.parse::<i64>().ok());
-        let sql = std::fs::read_to_string(&path)?;
+        let sql = std::fs::read_to_string(&path).expect("a migration file");
         match migrator.iter().find(|m| Some(m.version) == version) {
-            Some(m) if m.sql.as_str() == sql => {}
-            Some(_) => problems.push(format!("{name}: embedded SQL differs from the file")),
-            None => problems.push(format!("{name}: not in the embedded list")),
+            Some(m) => assert!(m.sql.as_str() == sql, "{name}: embedded SQL differs"),
+            None => panic!("{name} is not in the embedded list"),
         }
     }
-    Ok(problems)
+    assert_eq!(
+        migrator.iter().count(),
+        files,
+        "embedded migrations without a file"
+    );
 }
 
 /// The version of the newest migration `migrator` embeds.
