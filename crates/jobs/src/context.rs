@@ -25,6 +25,18 @@ pub fn pacing(quotas: &QuotaConfig) -> Pacing {
     }
 }
 
+/// Google calls' retries: the client's default, within the configured time budget.
+fn retry_policy(config: &Config) -> RetryPolicy {
+    let default = RetryPolicy::default();
+    RetryPolicy {
+        max_elapsed: config
+            .google
+            .retry_budget_secs
+            .map_or(default.max_elapsed, std::time::Duration::from_secs),
+        ..default
+    }
+}
+
 /// The [`ClientConfig`] a config describes (endpoint, quotas, admin subject).
 pub fn client_config(config: &Config) -> ClientConfig {
     let endpoints = match &config.google.endpoint {
@@ -34,7 +46,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
     ClientConfig {
         endpoints,
         pacing: pacing(&config.google.quotas),
-        retry: RetryPolicy::default(),
+        retry: retry_policy(config),
         admin_subject: config.google.admin_subject.clone(),
         ..ClientConfig::default()
     }

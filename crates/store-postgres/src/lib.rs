@@ -27,6 +27,7 @@ use orgsync_store::sql::{
 use orgsync_store::{Result, StoreError, rows};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgQueryResult};
@@ -115,15 +116,23 @@ impl PgStore {
 
     async fn pool_for(options: PgConnectOptions, max_connections: u32) -> Result<Self> {
         let target: Arc<str> = describe(&options).into();
+        let open_err = |e: sqlx::Error| StoreError::Open {
+            target: target.to_string(),
+            reason: PgStore::message(&e),
+        };
+        // One connection first, tried once: a refused, unresolvable or rejecting server is
+        // reported at once, where the pool would retry its first connection until the
+        // acquire timeout (20 s) and then report the same error.
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(StdDuration::from_secs(20))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Open {
-                target: target.to_string(),
-                reason: PgStore::message(&e),
-            })?;
+            .map_err(open_err)?;
         Ok(PgStore { pool, target })
     }
 

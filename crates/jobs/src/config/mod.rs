@@ -58,6 +58,9 @@ pub struct GoogleConfig {
     pub domain: Option<String>,
     /// Requests per minute per impersonated user and API (pacing to stay under quota).
     pub quotas: QuotaConfig,
+    /// How long one Google call keeps being retried (429, 5xx, dropped connections) before
+    /// the command reports an outage (exit 1). Unset: 300 s.
+    pub retry_budget_secs: Option<u64>,
     /// The environment variable that gave the key (file or inline), for messages; set by
     /// [`load_from`], `None` when the config file did.
     #[serde(skip)]
@@ -77,6 +80,7 @@ impl std::fmt::Debug for GoogleConfig {
             .field("customer", &self.customer)
             .field("domain", &self.domain)
             .field("quotas", &self.quotas)
+            .field("retry_budget_secs", &self.retry_budget_secs)
             .field("key_setting", &self.key_setting)
             .finish()
     }
@@ -764,6 +768,13 @@ impl Config {
         if let Some(endpoint) = &self.google.endpoint {
             validate_endpoint(endpoint)?;
         }
+        if self.google.retry_budget_secs == Some(0) {
+            return Err(ConfigError::Invalid(
+                "google.retry_budget_secs = 0 would give up on the first 503 or 429: set the \
+                 seconds a call may keep retrying (default 300), or leave it out"
+                    .into(),
+            ));
+        }
         let q = &self.google.quotas;
         for (name, value) in [
             ("directory_per_minute", q.directory_per_minute),
@@ -1120,6 +1131,21 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("google.quotas.people_per_minute"), "{err}");
+    }
+
+    #[test]
+    fn retry_budget_is_read_from_the_environment_and_zero_is_refused() {
+        let config = load_from(None, &env(&[("ORGSYNC__GOOGLE__RETRY_BUDGET_SECS", "7")])).unwrap();
+        assert_eq!(
+            crate::context::client_config(&config.config)
+                .retry
+                .max_elapsed,
+            std::time::Duration::from_secs(7)
+        );
+        let err = load_from(None, &env(&[("ORGSYNC__GOOGLE__RETRY_BUDGET_SECS", "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("google.retry_budget_secs"), "{err}");
     }
 
     #[test]
