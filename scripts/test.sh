@@ -11,8 +11,17 @@ cd "$(dirname "$0")/.."
 # `--tests` is every unit and integration test target (the workspace has no benches or
 # examples); unlike `--all-targets` it skips libraries marked `test = false`, such as the
 # testkit, instead of linking an empty test binary for them.
-echo "==> cargo test --workspace --tests"
-cargo test --workspace --tests
+#
+# cargo-nextest, where installed, runs the tests of all binaries side by side (each test
+# in its own process), where `cargo test` runs one binary after another and waits for
+# each binary's slowest test; the tests and their assertions are the same either way.
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "==> cargo nextest run --workspace --tests"
+  cargo nextest run --workspace --tests --no-fail-fast
+else
+  echo "==> cargo test --workspace --tests"
+  cargo test --workspace --tests
+fi
 
 echo "==> conformance suite (google-api-python-client against the emulator)"
 # The CLI's integration tests above built target/debug/orgsync. Building it again with
