@@ -479,14 +479,13 @@ impl SqlBackend for SqliteStore {
 }
 
 #[cfg(test)]
-#[test]
-fn every_migration_file_is_embedded_with_its_sql() {
-    orgsync_store::sql::assert_embeds_every_migration(env!("CARGO_MANIFEST_DIR"), &MIGRATOR);
-}
-
-#[cfg(test)]
-mod read_only_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn every_migration_file_is_embedded_with_its_sql() {
+        orgsync_store::sql::assert_embeds_every_migration(env!("CARGO_MANIFEST_DIR"), &MIGRATOR);
+    }
 
     /// A read-only open that starts while another process is still migrating a new file
     /// waits for it, instead of failing with "schema version 0" (seen when `contacts plan`
