@@ -23,7 +23,7 @@ use anyhow::{Context as _, bail};
 use futures::TryStreamExt as _;
 use orgsync_client::directory::UsersListParams;
 use orgsync_client::people::ConnectionsParams;
-use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, ServiceAccount};
+use orgsync_client::{ClientConfig, Endpoints, GoogleClient, QuotaLimits, ServiceAccount};
 use orgsync_emulator::{EmulatorConfig, spawn};
 use orgsync_wire::directory::User;
 use orgsync_wire::people::{Name, Person};
@@ -87,7 +87,7 @@ async fn measure(
         Arc::new(sa),
         ClientConfig {
             endpoints: Endpoints::emulator(base),
-            pacing: Pacing::unlimited(),
+            quotas: QuotaLimits::unlimited(),
             admin_subject: Some(format!("admin@{domain}")),
             ..Default::default()
         },

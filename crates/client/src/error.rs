@@ -188,6 +188,21 @@ pub(crate) fn classify(
     }
 }
 
+/// The quota a 429 names in its `ErrorInfo` (`quota_metric`, `quota_limit`,
+/// `quota_limit_value`), as Google's quota system sends it.
+pub(crate) fn quota_named(body: &[u8]) -> Option<(String, String, u64)> {
+    let envelope: ErrorEnvelope = serde_json::from_slice(body).ok()?;
+    envelope.error.details.iter().find_map(|d| {
+        let m = d.metadata.as_ref()?;
+        let text = |k: &str| m.get(k).and_then(|v| v.as_str()).map(str::to_string);
+        let value = m.get("quota_limit_value").and_then(|v| match v {
+            serde_json::Value::String(s) => s.parse().ok(),
+            other => other.as_u64(),
+        })?;
+        Some((text("quota_metric")?, text("quota_limit")?, value))
+    })
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();

@@ -48,6 +48,7 @@ pub mod gmail;
 pub mod installed;
 pub mod paging;
 pub mod people;
+pub mod quota;
 pub mod retry;
 pub mod stats;
 pub mod transport;
@@ -56,6 +57,7 @@ pub use credentials::{
     AccessToken, AuthError, RefreshTokenCredential, ServiceAccount, StaticToken, TokenSource,
 };
 pub use error::{ApiError, Error, ErrorKind};
+pub use quota::{MetricUsage, QuotaLimits};
 pub use retry::RetryPolicy;
 pub use stats::{CallStats, StatsSnapshot};
-pub use transport::{Api, ApiScopes, ClientConfig, Endpoints, GoogleClient, Lane, Pacing};
+pub use transport::{Api, ApiScopes, ClientConfig, Endpoints, GoogleClient, Lane};

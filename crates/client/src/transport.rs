@@ -21,12 +21,10 @@
 //! [`crate::people::People::create_contacts_json`]).
 
 use std::collections::HashMap;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parking_lot::Mutex;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
@@ -34,7 +32,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::credentials::TokenSource;
-use crate::error::{ApiError, Error, ErrorKind, classify, parse_retry_after};
+use crate::error::{ApiError, Error, ErrorKind, classify, parse_retry_after, quota_named};
+use crate::quota::{QuotaBook, QuotaLimits};
 use crate::retry::RetryPolicy;
 use crate::stats::CallStats;
 
@@ -48,7 +47,7 @@ pub enum Api {
     Calendar,
 }
 
-/// A pacing lane: People reads and writes have separate quotas.
+/// Which API (and, for People, which side) a call belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
     Directory,
@@ -149,77 +148,13 @@ impl ApiScopes {
     }
 }
 
-/// Requests per minute per (lane, subject); `None` = unpaced. Pacing keeps a run under
-/// quota instead of bouncing off 429s.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Pacing {
-    /// Google: 2,400 queries/min/user/project.
-    pub directory: Option<u32>,
-    /// Unpublished (Cloud console only); third parties report 60–180/min per user.
-    pub people_read: Option<u32>,
-    pub people_write: Option<u32>,
-    /// 15,000 units/min/user; a send costs 100 units.
-    pub gmail: Option<u32>,
-    pub calendar: Option<u32>,
-    /// Requests that may go back to back before spacing starts. Small bursts keep any
-    /// 60 s window close to the quota (a burst of `b` allows `quota + b` per window).
-    pub burst: u32,
-}
-
-impl Default for Pacing {
-    fn default() -> Self {
-        Pacing {
-            directory: Some(2400),
-            people_read: Some(90),
-            people_write: Some(60),
-            gmail: Some(150),
-            calendar: Some(600),
-            burst: 1,
-        }
-    }
-}
-
-impl Pacing {
-    pub fn unlimited() -> Self {
-        Pacing {
-            directory: None,
-            people_read: None,
-            people_write: None,
-            gmail: None,
-            calendar: None,
-            burst: 1,
-        }
-    }
-
-    /// The same quota for every lane.
-    pub fn uniform(per_minute: Option<u32>) -> Self {
-        Pacing {
-            directory: per_minute,
-            people_read: per_minute,
-            people_write: per_minute,
-            gmail: per_minute,
-            calendar: per_minute,
-            burst: 1,
-        }
-    }
-
-    fn per_minute(&self, lane: Lane) -> Option<u32> {
-        match lane {
-            Lane::Directory => self.directory,
-            Lane::PeopleRead => self.people_read,
-            Lane::PeopleWrite => self.people_write,
-            Lane::Gmail => self.gmail,
-            Lane::Calendar => self.calendar,
-        }
-    }
-}
-
 /// Everything a [`GoogleClient`] is built from.
 #[derive(Clone)]
 pub struct ClientConfig {
     pub endpoints: Endpoints,
     pub scopes: ApiScopes,
-    pub pacing: Pacing,
+    /// The quota limits calls are paced to ([`crate::quota`]).
+    pub quotas: QuotaLimits,
     pub retry: RetryPolicy,
     /// The admin Directory calls impersonate (service accounts need one).
     pub admin_subject: Option<String>,
@@ -234,7 +169,7 @@ impl Default for ClientConfig {
         ClientConfig {
             endpoints: Endpoints::default(),
             scopes: ApiScopes::default(),
-            pacing: Pacing::default(),
+            quotas: QuotaLimits::google(),
             retry: RetryPolicy::default(),
             admin_subject: None,
             calendar_quota_user: true,
@@ -246,7 +181,7 @@ struct Inner {
     http: reqwest::Client,
     tokens: Arc<dyn TokenSource>,
     config: ClientConfig,
-    limiters: HashMap<Lane, DefaultKeyedRateLimiter<String>>,
+    quotas: QuotaBook,
     stats: CallStats,
     people_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -373,28 +308,13 @@ impl GoogleClient {
         tokens: Arc<dyn TokenSource>,
         config: ClientConfig,
     ) -> Self {
-        let mut limiters = HashMap::new();
-        let burst = NonZeroU32::new(config.pacing.burst.max(1)).unwrap_or(NonZeroU32::MIN);
-        for lane in [
-            Lane::Directory,
-            Lane::PeopleRead,
-            Lane::PeopleWrite,
-            Lane::Gmail,
-            Lane::Calendar,
-        ] {
-            if let Some(q) = config.pacing.per_minute(lane).and_then(NonZeroU32::new) {
-                limiters.insert(
-                    lane,
-                    RateLimiter::keyed(Quota::per_minute(q).allow_burst(burst)),
-                );
-            }
-        }
+        let quotas = QuotaBook::new(&config.quotas);
         GoogleClient {
             inner: Arc::new(Inner {
                 http,
                 tokens,
                 config,
-                limiters,
+                quotas,
                 stats: CallStats::default(),
                 people_locks: Mutex::new(HashMap::new()),
             }),
@@ -407,6 +327,21 @@ impl GoogleClient {
 
     pub fn token_source(&self) -> &Arc<dyn TokenSource> {
         &self.inner.tokens
+    }
+
+    /// What each quota metric cost so far, how long calls waited for it, 429s, and
+    /// any limit a 429 changed.
+    pub fn quota_usage(&self) -> Vec<crate::quota::MetricUsage> {
+        self.inner.quotas.usage()
+    }
+
+    /// The quota limit in force (after any adaptation) for one metric and scope.
+    pub fn quota_limit(
+        &self,
+        metric: orgsync_wire::quota::Metric,
+        scope: orgsync_wire::quota::Scope,
+    ) -> Option<u64> {
+        self.inner.quotas.limit(metric, scope)
     }
 
     /// Counters of every call so far.
@@ -491,17 +426,24 @@ impl GoogleClient {
         }
         let mut attempt = 0u32;
         let mut refreshed = false;
+        // Time spent waiting for quota (not an outage: it does not count against the
+        // retry budget), and 429s (Google did not run the call; they do not use up
+        // attempts either, only time).
+        let mut paced = std::time::Duration::ZERO;
+        let mut refusals = 0u32;
         loop {
             attempt += 1;
             let token = match self.inner.tokens.token(subject, &scopes).await {
                 Ok(t) => t,
                 Err(e) => return Err((Error::Auth(e), attempt)),
             };
-            if let Some(limiter) = self.inner.limiters.get(&call.lane) {
-                limiter
-                    .until_key_ready(&subject.unwrap_or("").to_string())
-                    .await;
-            }
+            let paced_from = Instant::now();
+            let ticket = self
+                .inner
+                .quotas
+                .acquire(call.method_id, subject.unwrap_or(""))
+                .await;
+            paced += paced_from.elapsed();
             let mut req = self
                 .inner
                 .http
@@ -540,8 +482,10 @@ impl GoogleClient {
                 }
             };
             let latency_ms = t0.elapsed().as_millis() as u64;
+            let mut refused_named = false;
             let error = match outcome {
                 Ok((status, _, body)) if (200..300).contains(&status) => {
+                    ticket.charged();
                     self.inner
                         .stats
                         .request(call.method_id, Some(status), latency_ms);
@@ -561,6 +505,20 @@ impl GoogleClient {
                         .request(call.method_id, Some(status), latency_ms);
                     let mut e = classify(api, call.method_id, status, &body, retry_after);
                     e.attempts = attempt;
+                    if e.kind == ErrorKind::Retryable && (status == 429 || status == 403) {
+                        // Refused by quota: Google ran nothing and charged nothing.
+                        ticket.refused();
+                        let named = quota_named(&body);
+                        refused_named = named.is_some();
+                        self.inner.quotas.refused(
+                            call.method_id,
+                            subject.unwrap_or(""),
+                            named.as_ref().map(|(m, l, v)| (m.as_str(), l.as_str(), *v)),
+                        );
+                        refusals += 1;
+                    } else {
+                        ticket.charged();
+                    }
                     if !call.idempotent && e.kind == ErrorKind::Retryable && status >= 500 {
                         // A 5xx may come after the write was committed: don't guess.
                         e.kind = ErrorKind::OutcomeUnknown;
@@ -624,11 +582,22 @@ impl GoogleClient {
                     }
                 }
             };
-            if error.kind != ErrorKind::Retryable || !policy.allows_another(attempt) {
+            let quota_refusal = error.status.is_some_and(|s| s == 429 || s == 403)
+                && error.kind == ErrorKind::Retryable;
+            if error.kind != ErrorKind::Retryable
+                || !policy.allows_another(attempt - refusals.min(attempt - 1))
+            {
                 return Err((Error::Api(error), attempt));
             }
-            let delay = policy.delay(attempt, error.retry_after);
-            if !policy.within_budget(started.elapsed(), delay) {
+            let delay = if quota_refusal && refused_named && error.retry_after.is_none() {
+                // The book now knows the limit and holds the retry until it fits.
+                std::time::Duration::ZERO
+            } else if quota_refusal {
+                policy.delay(refusals, error.retry_after)
+            } else {
+                policy.delay(attempt - refusals, error.retry_after)
+            };
+            if !policy.within_budget(started.elapsed().saturating_sub(paced), delay) {
                 return Err((Error::Api(error), attempt));
             }
             tracing::debug!(

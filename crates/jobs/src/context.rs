@@ -8,21 +8,30 @@
 use std::sync::Arc;
 
 use orgsync_client::{
-    ClientConfig, Endpoints, GoogleClient, Pacing, RetryPolicy, ServiceAccount, TokenSource,
+    ClientConfig, Endpoints, GoogleClient, QuotaLimits, RetryPolicy, ServiceAccount, TokenSource,
 };
 
 use crate::config::{Config, ConfigError, KeySource, QuotaConfig};
 
-/// Pacing from the configured quotas. People reads and writes share the People quota.
-pub fn pacing(quotas: &QuotaConfig) -> Pacing {
-    Pacing {
-        directory: quotas.directory_per_minute,
-        people_read: quotas.people_per_minute,
-        people_write: quotas.people_per_minute,
-        gmail: quotas.gmail_per_minute,
-        calendar: quotas.calendar_per_minute,
-        ..Pacing::unlimited()
+/// The quota limits calls are paced to: Google's defaults with the config's overrides.
+pub fn quota_limits(quotas: &QuotaConfig) -> QuotaLimits {
+    use orgsync_wire::quota::Scope;
+    if !quotas.pace {
+        return QuotaLimits::unlimited();
     }
+    let mut limits = QuotaLimits::google();
+    for (scope, map) in [
+        (Scope::User, &quotas.per_user),
+        (Scope::Project, &quotas.per_project),
+    ] {
+        for (key, &value) in map {
+            if let Some(metric) = QuotaConfig::metric(key) {
+                limits.set(metric, scope, Some(value));
+            }
+        }
+    }
+    limits.minute = std::time::Duration::from_secs_f64(quotas.minute_secs);
+    limits
 }
 
 /// Google calls' retries: the client's default, within the configured time budget.
@@ -45,7 +54,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
     };
     ClientConfig {
         endpoints,
-        pacing: pacing(&config.google.quotas),
+        quotas: quota_limits(&config.google.quotas),
         retry: retry_policy(config),
         admin_subject: config.google.admin_subject.clone(),
         ..ClientConfig::default()
@@ -80,12 +89,7 @@ pub fn emulator_config(base_url: &str, service_account_key_json: String, admin: 
     config.google.endpoint = Some(base_url.to_string());
     config.google.service_account_key = Some(service_account_key_json);
     config.google.admin_subject = Some(admin.to_string());
-    config.google.quotas = QuotaConfig {
-        directory_per_minute: None,
-        people_per_minute: None,
-        gmail_per_minute: None,
-        calendar_per_minute: None,
-    };
+    config.google.quotas.pace = false;
     config.state.url = Some("sqlite::memory:".into());
     config
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use orgsync_client::{ClientConfig, Endpoints, GoogleClient, Pacing, RetryPolicy, ServiceAccount};
+use orgsync_client::{
+    ClientConfig, Endpoints, GoogleClient, QuotaLimits, RetryPolicy, ServiceAccount,
+};
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_wire::directory::User;
 use orgsync_wire::scopes;
@@ -49,7 +51,7 @@ pub fn service_account(h: &EmulatorHandle) -> Arc<ServiceAccount> {
 pub fn client_config(h: &EmulatorHandle) -> ClientConfig {
     ClientConfig {
         endpoints: Endpoints::emulator(&h.base_url),
-        pacing: Pacing::unlimited(),
+        quotas: QuotaLimits::unlimited(),
         retry: fast_retry(),
         admin_subject: Some(h.emulator.config.admin_email()),
         ..ClientConfig::default()

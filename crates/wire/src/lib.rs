@@ -25,4 +25,5 @@ pub mod int64;
 pub mod lenient;
 pub mod oauth;
 pub mod people;
+pub mod quota;
 pub mod scopes;

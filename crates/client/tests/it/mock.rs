@@ -14,7 +14,7 @@ use futures::TryStreamExt;
 use orgsync_client::calendar::EventsListParams;
 use orgsync_client::directory::GroupsListParams;
 use orgsync_client::gmail::{MessagesListParams, Upload};
-use orgsync_client::{ClientConfig, Endpoints, ErrorKind, GoogleClient, Pacing, StaticToken};
+use orgsync_client::{ClientConfig, Endpoints, ErrorKind, GoogleClient, QuotaLimits, StaticToken};
 use orgsync_wire::directory::Channel;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -104,7 +104,7 @@ async fn serve() -> (Arc<Mock>, String) {
 fn client(base: &str, http: Option<reqwest::Client>) -> GoogleClient {
     let config = ClientConfig {
         endpoints: Endpoints::emulator(base),
-        pacing: Pacing::unlimited(),
+        quotas: QuotaLimits::unlimited(),
         retry: fast_retry(),
         admin_subject: Some("admin@x".into()),
         ..Default::default()

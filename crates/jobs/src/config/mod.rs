@@ -18,6 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 mod mail;
@@ -86,26 +88,81 @@ impl std::fmt::Debug for GoogleConfig {
     }
 }
 
-/// Per-minute request budgets per impersonated user. Google publishes no People quota
-/// figures (they appear only in the Cloud console of each project), so these are settings,
-/// not facts.
+/// The quota limits calls are paced to, as the Cloud console's Quotas page shows them
+/// (APIs & Services → the API → Quotas). People publishes no figures, so the defaults
+/// are assumptions (the `google` table in `orgsync_wire::quota`); enter your project's
+/// numbers here when they differ. Keys are metric ids with `_`: `people_read`,
+/// `people_write`, `people_delete_group_write`, `people_group_read`,
+/// `people_photo_write`, `people_daily_write`, `directory_query`, `gmail_units`,
+/// `calendar_query`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct QuotaConfig {
-    pub directory_per_minute: Option<u32>,
-    pub people_per_minute: Option<u32>,
-    pub gmail_per_minute: Option<u32>,
-    pub calendar_per_minute: Option<u32>,
+    /// Pace calls to the limits (default true). `false` sends as fast as answers come:
+    /// only for an emulator without quotas.
+    pub pace: bool,
+    /// The length of a quota minute in seconds (60). Shorter only against an emulator
+    /// started with the same `--quota-minute-secs`.
+    pub minute_secs: f64,
+    /// Per-minute limits per user, by metric, over the defaults.
+    pub per_user: BTreeMap<String, u64>,
+    /// Per-minute limits for the whole Cloud project, by metric, over the defaults.
+    pub per_project: BTreeMap<String, u64>,
 }
 
 impl Default for QuotaConfig {
     fn default() -> Self {
         QuotaConfig {
-            directory_per_minute: Some(2400),
-            people_per_minute: Some(90),
-            gmail_per_minute: None,
-            calendar_per_minute: None,
+            pace: true,
+            minute_secs: 60.0,
+            per_user: BTreeMap::new(),
+            per_project: BTreeMap::new(),
         }
+    }
+}
+
+impl QuotaConfig {
+    /// The metric a `[google.quotas.per_user]` key names (`people_write` → people.write).
+    pub fn metric(key: &str) -> Option<orgsync_wire::quota::Metric> {
+        orgsync_wire::quota::METRICS
+            .iter()
+            .find(|i| i.id.replace('.', "_") == key)
+            .map(|i| i.metric)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.minute_secs.is_finite() && self.minute_secs > 0.0) {
+            return Err(ConfigError::Invalid(format!(
+                "google.quotas.minute_secs = {} is not a length of time: leave it out (a \
+                 quota minute is 60 s), or match `orgsync emulator --quota-minute-secs`",
+                self.minute_secs
+            )));
+        }
+        for (table, map) in [
+            ("per_user", &self.per_user),
+            ("per_project", &self.per_project),
+        ] {
+            for (key, value) in map {
+                if Self::metric(key).is_none() {
+                    let known: Vec<String> = orgsync_wire::quota::METRICS
+                        .iter()
+                        .map(|i| i.id.replace('.', "_"))
+                        .collect();
+                    return Err(ConfigError::Invalid(format!(
+                        "google.quotas.{table}.{key}: no such quota metric (known: {})",
+                        known.join(", ")
+                    )));
+                }
+                if *value == 0 {
+                    return Err(ConfigError::Invalid(format!(
+                        "google.quotas.{table}.{key} = 0 would allow no requests at all: set \
+                         the per-minute limit shown in the Cloud console (APIs & Services → \
+                         Quotas), or leave it out for the default"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -775,21 +832,7 @@ impl Config {
                     .into(),
             ));
         }
-        let q = &self.google.quotas;
-        for (name, value) in [
-            ("directory_per_minute", q.directory_per_minute),
-            ("people_per_minute", q.people_per_minute),
-            ("gmail_per_minute", q.gmail_per_minute),
-            ("calendar_per_minute", q.calendar_per_minute),
-        ] {
-            if value == Some(0) {
-                return Err(ConfigError::Invalid(format!(
-                    "google.quotas.{name} = 0 would allow no requests at all: set it to the \
-                     per-minute limit shown in the Cloud console (APIs & Services → Quotas), \
-                     or leave it out for the default"
-                )));
-            }
-        }
+        self.google.quotas.validate()?;
         if let Some(path) = &self.google.service_account_key_file
             && looks_like_inline_json(&path.to_string_lossy())
         {
@@ -1126,11 +1169,44 @@ mod tests {
     fn zero_quota_is_refused_instead_of_silently_disabling_pacing() {
         let err = load_from(
             None,
-            &env(&[("ORGSYNC__GOOGLE__QUOTAS__PEOPLE_PER_MINUTE", "0")]),
+            &env(&[("ORGSYNC__GOOGLE__QUOTAS__PER_USER__PEOPLE_WRITE", "0")]),
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("google.quotas.people_per_minute"), "{err}");
+        assert!(err.contains("google.quotas.per_user.people_write"), "{err}");
+        let err = load_from(
+            None,
+            &env(&[("ORGSYNC__GOOGLE__QUOTAS__PER_USER__PEOPLE_WRITES", "10")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("people_writes") && err.contains("people_delete_group_write"),
+            "an unknown metric names the known ones: {err}"
+        );
+    }
+
+    #[test]
+    fn quota_overrides_reach_the_client_over_the_google_defaults() {
+        use orgsync_wire::quota::{Metric, Scope};
+        let config = load_from(
+            None,
+            &env(&[
+                ("ORGSYNC__GOOGLE__QUOTAS__PER_USER__PEOPLE_WRITE", "10"),
+                ("ORGSYNC__GOOGLE__QUOTAS__PER_PROJECT__PEOPLE_READ", "12000"),
+                ("ORGSYNC__GOOGLE__QUOTAS__MINUTE_SECS", "1"),
+            ]),
+        )
+        .unwrap();
+        let q = crate::context::client_config(&config.config).quotas;
+        assert_eq!(q.get(Metric::PeopleWrite, Scope::User), Some(10));
+        assert_eq!(q.get(Metric::PeopleRead, Scope::Project), Some(12_000));
+        assert_eq!(
+            q.get(Metric::PeopleRead, Scope::User),
+            Some(90),
+            "a default"
+        );
+        assert_eq!(q.minute, std::time::Duration::from_secs(1));
     }
 
     #[test]
