@@ -161,14 +161,25 @@ pub struct DirectorySnapshot {
 impl DirectorySnapshot {
     /// Apply `rules` to everything the directory read returned.
     pub fn select(users: &[User], rules: &ScopeRules, groups: &GroupMembership) -> Self {
+        Self::select_from(users, users.len(), rules, groups)
+    }
+
+    /// [`Self::select`] over any users (`read_count`: how many the read returned),
+    /// copying only the selected ones.
+    pub fn select_from<'a>(
+        users: impl IntoIterator<Item = &'a User>,
+        read_count: usize,
+        rules: &ScopeRules,
+        groups: &GroupMembership,
+    ) -> Self {
         let selected = users
-            .iter()
+            .into_iter()
             .filter(|u| rules.selects(u, groups))
             .filter_map(|u| Some((u.id.clone()?, u.clone())))
             .collect();
         DirectorySnapshot {
             users: selected,
-            read_count: users.len(),
+            read_count,
         }
     }
 

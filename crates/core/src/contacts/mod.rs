@@ -49,12 +49,13 @@
 //! is current, names are compared on given/family only, so a server that rewrites the
 //! unstructured name cannot cause an update loop.
 
+pub mod estimate;
 pub mod landed;
 pub mod mapping;
 pub mod markers;
 pub mod plan;
 
-pub use landed::{MarkedContact, fresh_creates_landed};
+pub use landed::{FreshCheck, MarkedContact, fresh_creates_landed};
 pub use mapping::{
     DesiredContact, DesiredOrganization, MAPPING_VERSION, MappingOptions, TypedValue,
     desired_contact, people_phone_type,
