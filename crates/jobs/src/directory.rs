@@ -28,7 +28,14 @@ impl DirectoryRead {
     /// The users `rules` select. A scope `query` narrows like an org-unit filter; an
     /// explicit `include` still reaches people outside it.
     pub fn select(&self, rules: &ScopeRules) -> DirectorySnapshot {
-        let in_query = |u: &User| match &rules.query {
+        DirectorySnapshot::select_from(self.selected(rules), self.users.len(), rules, &self.groups)
+    }
+
+    /// The users a scope's rules select, borrowed: a caller that needs a few fields of
+    /// each (the contacts run's targets need id and email) copies only those instead of
+    /// a whole snapshot of the directory.
+    pub fn selected<'a>(&'a self, rules: &'a ScopeRules) -> impl Iterator<Item = &'a User> + 'a {
+        let in_query = move |u: &User| match &rules.query {
             None => true,
             Some(q) => {
                 u.id.as_ref()
@@ -36,10 +43,9 @@ impl DirectoryRead {
                     || is_included(rules, u)
             }
         };
-        let users: Vec<User> = self.users.iter().filter(|u| in_query(u)).cloned().collect();
-        let mut snapshot = DirectorySnapshot::select(&users, rules, &self.groups);
-        snapshot.read_count = self.users.len();
-        snapshot
+        self.users
+            .iter()
+            .filter(move |u| in_query(u) && rules.selects(u, &self.groups))
     }
 }
 

@@ -197,8 +197,13 @@ pub struct ContactsConfig {
     /// Stop before writing when a run would delete more than this share of the
     /// contacts orgsync manages (0.2 = 20%).
     pub max_delete_share: f64,
-    /// Target users processed in parallel (each user's writes stay sequential).
-    pub concurrency: usize,
+    /// Target users processed in parallel, fixed (each user's writes stay sequential).
+    /// Unset: as many as fill the project's quota (per-user quotas are independent, so
+    /// the project budget over the per-user one), at most `max_concurrency`.
+    pub concurrency: Option<usize>,
+    /// The most target users processed in parallel when `concurrency` is unset: each
+    /// in flight holds one address book in memory.
+    pub max_concurrency: usize,
 }
 
 impl Default for ContactsConfig {
@@ -213,7 +218,8 @@ impl Default for ContactsConfig {
             include_employee_id: false,
             include_photos: false,
             max_delete_share: 0.2,
-            concurrency: 8,
+            concurrency: None,
+            max_concurrency: 128,
         }
     }
 }
@@ -810,9 +816,11 @@ impl Config {
             "users.max_deprovision_share",
             self.users.max_deprovision_share,
         )?;
-        if self.contacts.concurrency == 0 {
+        if self.contacts.concurrency == Some(0) || self.contacts.max_concurrency == 0 {
             return Err(ConfigError::Invalid(
-                "contacts.concurrency must be at least 1".into(),
+                "contacts.concurrency and contacts.max_concurrency must be at least 1 (leave \
+                 concurrency out to fill the project's quota)"
+                    .into(),
             ));
         }
         if self.contacts.group_name.trim().is_empty() {
@@ -941,7 +949,7 @@ mod tests {
         .unwrap();
         let c = loaded.config;
         assert_eq!(c.google.admin_subject.as_deref(), Some("env@example.com"));
-        assert_eq!(c.contacts.concurrency, 16);
+        assert_eq!(c.contacts.concurrency, Some(16));
         assert_eq!(c.contacts.sources.org_units, ["/Sales"]);
         assert_eq!(c.contacts.leavers, LeaverAction::Keep);
     }

@@ -53,13 +53,14 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use orgsync_client::GoogleClient;
+use orgsync_core::contacts::estimate::{BookWork, Consumption, estimate};
 use orgsync_core::contacts::{DesiredDirectory, LeaverPolicy, MappingOptions, PlanOptions};
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
 use orgsync_store::{Store, StoreError};
-use orgsync_wire::directory::User;
 
 pub use report::{
-    ActionSummary, CallReport, ContactsReport, Mode, ReadPath, Totals, UserOutcome, UserStatus,
+    ActionSummary, CallReport, ContactsReport, Mode, QuotaEstimate, QuotaReport, ReadPath, Totals,
+    UserOutcome, UserStatus,
 };
 
 use crate::config::{Config, LeaverAction};
@@ -202,6 +203,13 @@ impl ContactsOptions {
     }
 }
 
+/// A target address book's owner: all the run needs of their directory entry.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub id: Option<String>,
+    pub primary_email: Option<String>,
+}
+
 /// Everything one user's work needs, shared by all tasks of a run.
 struct RunCtx {
     client: GoogleClient,
@@ -310,8 +318,17 @@ async fn run_unleased(
     .await
     .map_err(ContactsError::Directory)?;
     let sources = read.select(&contacts.sources);
-    let mut targets: Vec<User> = read.select(&contacts.targets).users.into_values().collect();
+    // Targets need only their id and email: no copy of their directory entries.
+    let mut targets: Vec<Target> = read
+        .selected(&contacts.targets)
+        .filter(|u| u.id.as_deref().is_some_and(|id| !id.is_empty()))
+        .map(|u| Target {
+            id: u.id.clone(),
+            primary_email: u.primary_email.clone(),
+        })
+        .collect();
     targets.sort_by(|a, b| a.primary_email.cmp(&b.primary_email));
+    targets.dedup_by(|a, b| a.id == b.id);
     if !options.users.is_empty() {
         let wanted: BTreeSet<String> = options.users.iter().map(|u| u.to_lowercase()).collect();
         let known: BTreeSet<String> = targets
@@ -342,9 +359,16 @@ async fn run_unleased(
         max_delete_share: contacts.max_delete_share,
         force: options.force,
     };
+    let previous = previous_sources(&*store).await?;
     let mut verdict = GuardVerdict::Proceed;
     if options.mode != Mode::Undo {
-        verdict = predict_guard(&*store, &guard, &source_ids, targets.len(), &directory).await?;
+        verdict = predict_guard(
+            previous.as_deref().unwrap_or(&[]),
+            &guard,
+            &source_ids,
+            targets.len(),
+            &directory,
+        );
     }
     let mut report = ContactsReport {
         mode: options.mode,
@@ -356,7 +380,13 @@ async fn run_unleased(
         users: Vec::new(),
         calls: CallReport::default(),
         duration_ms: 0,
+        concurrency: 0,
+        quota: QuotaReport::default(),
     };
+    if options.mode == Mode::Sync && !options.dry_run {
+        let books = books_before(&*store, &targets, &source_ids, previous.as_deref()).await?;
+        report.quota.predicted = Some(estimate_for(client, books));
+    }
     // In plan mode the verdict is information; a sync stops here.
     if !verdict.may_proceed() && options.mode == Mode::Sync {
         report.totals.targets = targets.len();
@@ -386,7 +416,17 @@ async fn run_unleased(
     if let Some(p) = progress {
         p.started(targets.len());
     }
-    let concurrency = options.concurrency.unwrap_or(contacts.concurrency).max(1);
+    let concurrency = options
+        .concurrency
+        .or(contacts.concurrency)
+        .unwrap_or_else(|| fill_the_project(client, contacts.max_concurrency, targets.len()))
+        .max(1);
+    report.concurrency = concurrency;
+    tracing::info!(
+        concurrency,
+        targets = targets.len(),
+        "address books worked on at once"
+    );
     let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
         .map(|user| {
             let ctx = ctx.clone();
@@ -407,6 +447,9 @@ async fn run_unleased(
     }
     outcomes.sort_by(|a, b| a.email.cmp(&b.email));
     report.totals = ContactsReport::totals_from(&outcomes);
+    if options.mode == Mode::Plan || options.dry_run {
+        report.quota.predicted = Some(estimate_for(client, books_planned(&outcomes)));
+    }
     report.users = outcomes;
 
     // A complete, clean sync becomes the baseline of the next run's guard prediction.
@@ -430,41 +473,142 @@ async fn run_unleased(
             .map_err(ContactsError::store("clearing the recorded sources"))?;
     }
     report.calls = CallReport::from(&client.stats().snapshot());
+    report.quota.metrics = client.quota_usage();
+    report.quota.http_429 = client.stats().snapshot().total_429;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
 }
 
+/// The source ids of the last complete run, if there was one.
+async fn previous_sources(store: &dyn Store) -> Result<Option<Vec<String>>, ContactsError> {
+    Ok(store
+        .get_sync_state(STATE_SCOPE, SOURCES_KEY)
+        .await
+        .map_err(ContactsError::store("reading the previous run's sources"))?
+        .and_then(|json| serde_json::from_str(&json).ok()))
+}
+
 /// The run-level guard: the share of the last run's sources that are gone now.
-async fn predict_guard(
-    store: &dyn Store,
+fn predict_guard(
+    previous: &[String],
     guard: &SafetyGuard,
     source_ids: &[String],
     books: usize,
     directory: &DesiredDirectory,
-) -> Result<GuardVerdict, ContactsError> {
-    let previous: Vec<String> = match store
-        .get_sync_state(STATE_SCOPE, SOURCES_KEY)
-        .await
-        .map_err(ContactsError::store("reading the previous run's sources"))?
-    {
-        Some(json) => serde_json::from_str(&json).unwrap_or_default(),
-        None => Vec::new(),
-    };
+) -> GuardVerdict {
     if previous.is_empty() {
-        return Ok(GuardVerdict::Proceed);
+        return GuardVerdict::Proceed;
     }
     let now: BTreeSet<&str> = source_ids.iter().map(String::as_str).collect();
     let gone = previous
         .iter()
         .filter(|id| !now.contains(id.as_str()))
         .count();
-    Ok(guard.check_source_counts(
+    guard.check_source_counts(
         previous.len(),
         gone,
         books,
         directory.is_empty(),
         directory.read_count,
-    ))
+    )
+}
+
+/// Enough address books at once to spend the project's quota: per-user limits are
+/// independent, so that is the project limit over the per-user one (100 for critical
+/// writes by default), plus a quarter for users between calls. No project limit (or
+/// no pacing): as many as allowed. Never more than `max` or the targets.
+pub fn fill_the_project(client: &GoogleClient, max: usize, targets: usize) -> usize {
+    use orgsync_wire::quota::{Metric, Scope};
+    let mut need = 0usize;
+    for metric in [
+        Metric::PeopleRead,
+        Metric::PeopleWrite,
+        Metric::PeopleDeleteGroupWrite,
+    ] {
+        match (
+            client.quota_limit(metric, Scope::User),
+            client.quota_limit(metric, Scope::Project),
+        ) {
+            (Some(user), Some(project)) => {
+                need = need.max(project.div_ceil(user) as usize);
+            }
+            _ => need = max,
+        }
+    }
+    (need + need.div_ceil(4))
+        .clamp(1, max.max(1))
+        .min(targets.max(1))
+}
+
+/// The work each target is expected to need before its book is read: a target with no
+/// stored state receives every source; one with state costs one read plus the sources
+/// that joined or left since the last complete run.
+async fn books_before(
+    store: &dyn Store,
+    targets: &[Target],
+    source_ids: &[String],
+    previous: Option<&[String]>,
+) -> Result<Vec<BookWork>, ContactsError> {
+    let known: BTreeSet<String> = store
+        .list_contacts_state()
+        .await
+        .map_err(ContactsError::store("reading the users' sync state"))?
+        .into_iter()
+        .map(|s| s.target_id)
+        .collect();
+    let (joined, left) = match previous {
+        Some(prev) => {
+            let before: BTreeSet<&str> = prev.iter().map(String::as_str).collect();
+            let now: BTreeSet<&str> = source_ids.iter().map(String::as_str).collect();
+            (
+                now.difference(&before).count() as u64,
+                before.difference(&now).count() as u64,
+            )
+        }
+        // No complete run recorded (only partial ones): a book with state is assumed
+        // current; its read will tell.
+        None => (0, 0),
+    };
+    Ok(targets
+        .iter()
+        .map(|t| {
+            let id = t.id.as_deref().unwrap_or_default();
+            if known.contains(id) {
+                BookWork {
+                    creates: joined,
+                    deletes: left,
+                    ..BookWork::default()
+                }
+            } else {
+                BookWork {
+                    creates: source_ids.len() as u64,
+                    new_group: true,
+                    ..BookWork::default()
+                }
+            }
+        })
+        .collect())
+}
+
+/// What the plan of each user would cost, as `contacts plan` and `--dry-run` found it.
+fn books_planned(users: &[UserOutcome]) -> Vec<BookWork> {
+    users
+        .iter()
+        .map(|u| BookWork {
+            creates: u.created as u64,
+            updates: (u.updated + u.relabelled) as u64,
+            deletes: (u.deleted + u.duplicates_merged) as u64,
+            contacts_read: 0,
+            new_group: u.managed == 0 && u.created > 0,
+        })
+        .collect()
+}
+
+/// The quota estimate of `books` under the client's limits (after any adaptation).
+fn estimate_for(client: &GoogleClient, books: Vec<BookWork>) -> QuotaEstimate {
+    let consumption = Consumption::of_books(books);
+    let e = estimate(&consumption, &|m, s| client.quota_limit(m, s));
+    QuotaEstimate::new(e, client.config().quotas.minute)
 }
 
 #[cfg(test)]

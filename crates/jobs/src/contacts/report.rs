@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use orgsync_client::StatsSnapshot;
+use orgsync_client::{MetricUsage, StatsSnapshot};
+use orgsync_core::contacts::estimate::{Estimate, human_minutes};
 use orgsync_core::guard::GuardVerdict;
 use serde::Serialize;
 
@@ -173,6 +174,70 @@ impl From<&StatsSnapshot> for CallReport {
     }
 }
 
+/// How long the quotas make a run, in wall-clock time (quota minutes × their length).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaEstimate {
+    pub seconds: f64,
+    #[serde(flatten)]
+    pub estimate: Estimate,
+    /// The length of a quota minute the estimate was made with.
+    pub minute_secs: f64,
+}
+
+impl QuotaEstimate {
+    pub fn new(estimate: Estimate, minute: std::time::Duration) -> Self {
+        let minute_secs = minute.as_secs_f64();
+        QuotaEstimate {
+            seconds: estimate.minutes * minute_secs,
+            estimate,
+            minute_secs,
+        }
+    }
+
+    /// "about 17 h, bound by 'Critical write requests … per minute' (3,000); at 6,000 it
+    /// would take about 8 h".
+    pub fn describe(&self) -> String {
+        let scale = self.minute_secs / 60.0;
+        let mut s = human_minutes(self.estimate.minutes * scale);
+        if let Some(b) = &self.estimate.binding {
+            let _ = write!(
+                s,
+                ", bound by '{}' ({}); at {} it would take {}",
+                b.name,
+                thousands(b.limit),
+                thousands(b.limit * 2),
+                human_minutes(b.minutes_if_doubled * scale)
+            );
+        }
+        s
+    }
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Quotas in a run: what was predicted, what each metric cost, the waits and the 429s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaReport {
+    /// Before a sync: from the stored state; for a plan or a dry run: from the plans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<QuotaEstimate>,
+    /// 429 answers seen (each retried; none is a failure while the run goes on).
+    pub http_429: u64,
+    pub metrics: Vec<MetricUsage>,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -188,6 +253,9 @@ pub struct ContactsReport {
     pub users: Vec<UserOutcome>,
     pub calls: CallReport,
     pub duration_ms: u64,
+    /// Address books worked on at once.
+    pub concurrency: usize,
+    pub quota: QuotaReport,
 }
 
 impl ContactsReport {
@@ -297,6 +365,7 @@ impl ContactsReport {
                 let _ = writeln!(out, "  {what}: {}: {reason}", u.email);
             }
         }
+        self.render_quota(&mut out);
         let _ = writeln!(
             out,
             "  API calls: {} ({} retries)",
@@ -306,5 +375,102 @@ impl ContactsReport {
             let _ = writeln!(out, "    {method:<42} {n:>7}");
         }
         out
+    }
+
+    /// The quota lines: the prediction (and, after a sync, how it compares), the
+    /// address books at once, per-metric waits, 429s and limits a 429 changed.
+    fn render_quota(&self, out: &mut String) {
+        let q = &self.quota;
+        if let Some(p) = &q.predicted {
+            let what = if self.mode == Mode::Sync && !self.dry_run {
+                let took = self.duration_ms as f64 / 1000.0;
+                format!(
+                    "predicted by quota {} (took {})",
+                    p.describe(),
+                    human_minutes(took / 60.0)
+                )
+            } else {
+                format!("a sync would take {} by quota", p.describe())
+            };
+            let _ = writeln!(out, "  time: {what}");
+        }
+        if self.concurrency > 0 {
+            let _ = writeln!(out, "  address books at once: {}", self.concurrency);
+        }
+        let waited: Vec<String> = q
+            .metrics
+            .iter()
+            .filter(|m| m.waits > 0)
+            .map(|m| {
+                format!(
+                    "{} {} calls, {:.1} s in all",
+                    m.id,
+                    m.waits,
+                    m.waited_ms as f64 / 1000.0
+                )
+            })
+            .collect();
+        if !waited.is_empty() || q.http_429 > 0 {
+            let _ = writeln!(
+                out,
+                "  quota: waited for {}; 429 answers {} (retried, not failures)",
+                if waited.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    waited.join("; ")
+                },
+                q.http_429
+            );
+        }
+        for m in &q.metrics {
+            for a in &m.adapted {
+                let how = match a.source {
+                    orgsync_client::quota::LimitSource::Adopted => "named by Google's 429",
+                    _ => "backed off after 429s, creeping back",
+                };
+                let _ = writeln!(
+                    out,
+                    "  quota limit adapted: '{}' {} → {} ({how}); set it in [google.quotas.per_{}] {} = {}",
+                    a.limit_name,
+                    a.configured
+                        .map_or("unlimited".to_string(), |c| c.to_string()),
+                    a.now,
+                    a.scope,
+                    m.id.replace('.', "_"),
+                    a.now
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod quota_text_tests {
+    use super::*;
+    use orgsync_core::contacts::estimate::Binding;
+
+    #[test]
+    fn the_prediction_names_the_binding_quota_and_the_increase_to_ask_for() {
+        let e = QuotaEstimate::new(
+            Estimate {
+                minutes: 1000.0,
+                binding: Some(Binding {
+                    metric: "people.write",
+                    scope: "project",
+                    name: "Critical write requests (Contact and Profile Updates) per minute".into(),
+                    limit: 3000,
+                    minutes_if_doubled: 501.7,
+                }),
+                units: Default::default(),
+            },
+            std::time::Duration::from_secs(60),
+        );
+        assert_eq!(
+            e.describe(),
+            "about 16.7 h, bound by 'Critical write requests (Contact and Profile Updates) \
+             per minute' (3,000); at 6,000 it would take about 8.4 h"
+        );
+        assert_eq!(e.seconds, 60_000.0);
+        assert_eq!(thousands(1_200_000), "1,200,000");
     }
 }

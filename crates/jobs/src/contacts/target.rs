@@ -11,11 +11,10 @@ use orgsync_client::people::{
 use orgsync_client::{Error as ClientError, ErrorKind, RetryPolicy};
 use orgsync_core::contacts::markers;
 use orgsync_core::contacts::{
-    MarkedContact, TargetUser, UserPlan, fresh_creates_landed, plan_user, view_hash,
+    FreshCheck, MarkedContact, TargetUser, UserPlan, plan_user, view_hash,
 };
 use orgsync_core::guard::GuardVerdict;
 use orgsync_store::{ContactsUserState, StoreError};
-use orgsync_wire::directory::User;
 use orgsync_wire::people::{
     CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, MY_CONTACTS, Person,
 };
@@ -35,7 +34,7 @@ const STALE_ETAG_RETRY: RetryPolicy = RetryPolicy {
     max_elapsed: Duration::MAX,
 };
 
-pub(super) async fn process(ctx: &RunCtx, user: &User) -> UserOutcome {
+pub(super) async fn process(ctx: &RunCtx, user: &super::Target) -> UserOutcome {
     let (Some(id), Some(email)) = (user.id.as_deref(), user.primary_email.as_deref()) else {
         return UserOutcome::failed(
             user.primary_email.as_deref().unwrap_or("?"),
@@ -282,6 +281,11 @@ async fn sync_user(
     count(&mut out, &plan);
     let photos_planned = !plan.photo_writes.is_empty();
     let mut photo_result = apply(ctx, &people, &group, plan, &mut written).await?;
+    if token.is_none() {
+        // Only a refresh from a token needs the names written; a fresh book's is checked
+        // by its markers. Freed before the read-back: a first sync holds a hundred books.
+        written = HashSet::new();
+    }
 
     // 4. Refresh the token past our own writes, verify, record.
     let verified = match token {
@@ -341,22 +345,35 @@ async fn verify_fresh(
     people: &People,
     target: &TargetUser,
 ) -> UserResult<Option<(Option<String>, usize)>> {
-    let listing = people
-        .connections_list_all_as::<MarkedContact>(ConnectionsParams::full_sync(READ_MASK))
+    let Some(mut check) = FreshCheck::new(target, &ctx.directory) else {
+        return Ok(None);
+    };
+    // Page by page: the book is checked as it arrives and never held whole.
+    let mut pages = std::pin::pin!(
+        people.connections_pages_as::<MarkedContact>(ConnectionsParams::full_sync(READ_MASK))
+    );
+    let mut token = None;
+    let mut ok = true;
+    while let Some(page) = pages
+        .try_next()
         .await
-        .doing("reading the address book back")?;
-    Ok(
-        match fresh_creates_landed(target, &ctx.directory, &listing.people) {
-            Some(personal) => Some((listing.next_sync_token, personal)),
-            None => {
-                tracing::info!(
-                    user = %target.email,
-                    "the read-back does not show every create as planned; re-reading in full to repair"
-                );
-                None
-            }
-        },
-    )
+        .doing("reading the address book back")?
+    {
+        ok = ok && page.connections.iter().all(|c| check.see(c));
+        if page.next_sync_token.is_some() {
+            token = page.next_sync_token;
+        }
+    }
+    Ok(match check.finish().filter(|_| ok) {
+        Some(personal) => Some((token, personal)),
+        None => {
+            tracing::info!(
+                user = %target.email,
+                "the read-back does not show every create as planned; re-reading in full to repair"
+            );
+            None
+        }
+    })
 }
 
 async fn full_read(people: &People) -> UserResult<ConnectionsListing> {
