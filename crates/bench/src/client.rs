@@ -286,6 +286,11 @@ impl EmulatorChild {
         })
     }
 
+    /// User + system CPU seconds the child has used so far.
+    pub(crate) fn cpu_seconds(&self) -> f64 {
+        crate::contacts::cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// Close the child's stdin (its signal to stop), wait, and return its peak RSS.
     pub(crate) fn stop(&mut self) -> Option<f64> {
         drop(self.child.stdin.take());

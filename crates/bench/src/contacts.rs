@@ -11,7 +11,9 @@
 //! `--users 300,2000` org sizes; `--targets N` caps the address books written for orgs
 //! larger than N (every target still receives every colleague, so per-target figures
 //! are those of the full org; the emulator would otherwise hold 4 million contacts);
-//! `--latency-ms 20`; `--concurrency 16`; `--mutation-hold-ms 0`: the emulator holds
+//! `--latency-ms 20`; `--concurrency N` (default: the shipped default, as many address
+//! books at once as the quotas can use; the bound uses what the run used);
+//! `--mutation-hold-ms 0`: the emulator holds
 //! every People mutation at least this long (its stand-in for a backend's write
 //! latency, 10 ms by default in the emulator). The bench sets 0 so that each call costs
 //! exactly the injected latency, as the bound assumes; with a hold, the bound
@@ -28,10 +30,14 @@ use crate::client::{EmulatorChild, reset_peak_rss};
 use crate::measure::{flag, peak_rss_mib};
 
 pub async fn run(args: &[String]) -> anyhow::Result<()> {
+    if args.iter().any(|a| a == "--quota") {
+        return crate::contacts_quota::run(args).await;
+    }
     let sizes: String = flag(args, "--users", "300,2000".to_string());
     let cap: usize = flag(args, "--targets", 300);
     let latency: u64 = flag(args, "--latency-ms", 20);
-    let concurrency: usize = flag(args, "--concurrency", 16);
+    // 0: the shipped default (as many address books at once as the quotas can use).
+    let concurrency: usize = flag(args, "--concurrency", 0);
     let hold: u64 = flag(args, "--mutation-hold-ms", 0);
     for size in sizes.split(',').filter(|s| !s.is_empty()) {
         let users: usize = size.trim().parse().context("--users takes numbers")?;
@@ -70,7 +76,7 @@ impl Latency {
             people_ms += n * (self.per_call_ms + hold);
         }
         (directory_pages * self.per_call_ms) as f64 / 1000.0
-            + people_ms as f64 / self.concurrency as f64 / 1000.0
+            + people_ms as f64 / r.concurrency.max(1) as f64 / 1000.0
     }
 }
 
@@ -98,7 +104,7 @@ async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
     let mut config = context::emulator_config(&base, key, "admin@example.com");
     let state: PathBuf = dir.join("state.db");
     config.state.url = Some(format!("sqlite://{}", state.display()));
-    config.contacts.concurrency = concurrency;
+    config.contacts.concurrency = (concurrency > 0).then_some(concurrency);
     let store: std::sync::Arc<dyn orgsync_store::Store> = std::sync::Arc::new(
         orgsync_store_sqlite::SqliteStore::connect(&config.state.database_url()).await?,
     );
@@ -109,9 +115,14 @@ async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
     };
 
     println!(
-        "\n== {users}-person org ({} people with the admin), {latency} ms per call, People mutation hold {} ms, concurrency {concurrency} ==",
+        "\n== {users}-person org ({} people with the admin), {latency} ms per call, People mutation hold {} ms, concurrency {} ==",
         users + 1,
-        lat.mutation_hold_ms
+        lat.mutation_hold_ms,
+        if concurrency > 0 {
+            concurrency.to_string()
+        } else {
+            "default".into()
+        }
     );
     reset_peak_rss();
     let client = context::service_account_client(&config)?;
@@ -154,8 +165,13 @@ async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
 }
 
 /// User + system CPU time of this process, seconds (`/proc/self/stat`, 100 ticks/s).
-fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+pub(crate) fn cpu_seconds() -> f64 {
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// User + system CPU time of the process whose `stat` file is at `path`.
+pub(crate) fn cpu_seconds_of(path: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return f64::NAN;
     };
     let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
