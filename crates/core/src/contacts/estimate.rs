@@ -80,6 +80,11 @@ pub struct Binding {
     pub limit: u64,
     /// The run's time if this limit were doubled (another limit may bind then).
     pub minutes_if_doubled: f64,
+    /// The limit that binds once this one is doubled, when that is another one, with
+    /// its value: a run bound by the per-user and the per-project limit alike needs
+    /// both raised, and the admin should hear so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub then: Option<(String, u64)>,
 }
 
 /// How long a run is expected to take by quota alone.
@@ -134,12 +139,17 @@ pub fn estimate(
             }
         };
         let info = metric.info();
+        let (minutes_if_doubled, next) = bound(consumption, &doubled);
+        let then = next
+            .filter(|&(m, s, _)| (m, s) != (metric, scope))
+            .map(|(m, s, v)| (m.info().limit_display(s), v));
         Binding {
             metric: info.id,
             scope: scope.id(),
             name: info.limit_display(scope),
             limit: value,
-            minutes_if_doubled: bound(consumption, &doubled).0,
+            minutes_if_doubled,
+            then,
         }
     });
     Estimate {
