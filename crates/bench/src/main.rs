@@ -17,6 +17,10 @@ mod serve;
 
 use anyhow::bail;
 
+/// The same allocator as the `orgsync` binary, so the figures are the shipped binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
