@@ -16,7 +16,7 @@ use orgsync_core::contacts::{
 use orgsync_core::guard::GuardVerdict;
 use orgsync_store::{ContactsUserState, StoreError};
 use orgsync_wire::people::{
-    CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, MY_CONTACTS, Person,
+    BATCH_CREATE_MAX, CONTACTS_PER_USER_CAP, ContactGroup, GroupClientData, MY_CONTACTS, Person,
 };
 
 use super::photos::{self, PhotoOutcome};
@@ -280,12 +280,10 @@ async fn sync_user(
     let mut written = HashSet::new();
     count(&mut out, &plan);
     let photos_planned = !plan.photo_writes.is_empty();
-    let mut photo_result = apply(ctx, &people, &group, plan, &mut written).await?;
-    if token.is_none() {
-        // Only a refresh from a token needs the names written; a fresh book's is checked
-        // by its markers. Freed before the read-back: a first sync holds a hundred books.
-        written = HashSet::new();
-    }
+    // Only a refresh from a token needs the names written; a fresh book is checked by
+    // its markers, and a book read in full again needs none.
+    let remember = token.is_some();
+    let mut photo_result = apply(ctx, &people, &group, plan, &mut written, remember).await?;
 
     // 4. Refresh the token past our own writes, verify, record.
     let verified = match token {
@@ -315,7 +313,8 @@ async fn sync_user(
                 }
                 count(&mut out, &repair);
                 let mut repaired = HashSet::new();
-                let repaired_photos = apply(ctx, &people, &group, repair, &mut repaired).await?;
+                let repaired_photos =
+                    apply(ctx, &people, &group, repair, &mut repaired, false).await?;
                 // The repair retried every photo still missing its marker.
                 photo_result.uploaded += repaired_photos.uploaded;
                 photo_result.failed = repaired_photos.failed;
@@ -433,6 +432,7 @@ async fn apply(
     group: &str,
     mut plan: UserPlan,
     written: &mut HashSet<String>,
+    remember: bool,
 ) -> UserResult<PhotoOutcome> {
     let deletes: Vec<String> = plan.all_deletes().map(str::to_string).collect();
     if !deletes.is_empty() {
@@ -463,33 +463,42 @@ async fn apply(
     // their markers worth reading back.
     let photos_for_new = plan.photo_writes.iter().any(|w| w.resource_name.is_none());
     // Each colleague's contact was serialised once for the run; only the memberships
-    // are this book's own.
-    let creates: Vec<NewContactJson<'_>> = plan
-        .creates
-        .iter()
-        .filter_map(|c| {
-            Some(NewContactJson {
-                marker: &c.directory_id,
-                person: ctx.directory.new_person_json(&c.directory_id)?,
-            })
-        })
-        .collect();
+    // are this book's own. One batch at a time: a first sync holds a hundred books of
+    // ten thousand creates each for ten quota minutes, so nothing per contact is kept
+    // beyond its batch unless a later step needs it (`remember`: the refresh from a
+    // token skips our own writes by name; a new contact's photo needs its name).
     let mut created_ids: HashMap<String, String> = HashMap::new();
-    if !creates.is_empty() {
+    if !plan.creates.is_empty() {
         let read_mask = if photos_for_new {
             "clientData,metadata"
         } else {
             WRITE_READ_MASK
         };
-        let created = people
-            .create_contacts_json(&creates, &[MY_CONTACTS, group], MARKER_KEY, read_mask)
-            .await
-            .doing("creating contacts")?;
-        for c in created {
-            if photos_for_new && let Some(id) = c.marker {
-                created_ids.insert(id, c.resource_name.clone());
+        for chunk in plan.creates.chunks(BATCH_CREATE_MAX) {
+            let batch: Vec<NewContactJson<'_>> = chunk
+                .iter()
+                .filter_map(|c| {
+                    Some(NewContactJson {
+                        marker: &c.directory_id,
+                        person: ctx.directory.new_person_json(&c.directory_id)?,
+                    })
+                })
+                .collect();
+            if batch.is_empty() {
+                continue;
             }
-            written.insert(c.resource_name);
+            let created = people
+                .create_contacts_json(&batch, &[MY_CONTACTS, group], MARKER_KEY, read_mask)
+                .await
+                .doing("creating contacts")?;
+            for c in created {
+                if photos_for_new && let Some(id) = c.marker {
+                    created_ids.insert(id, c.resource_name.clone());
+                }
+                if remember {
+                    written.insert(c.resource_name);
+                }
+            }
         }
     }
     let writes = std::mem::take(&mut plan.photo_writes);
