@@ -17,7 +17,7 @@ use orgsync_wire::directory::{
 use reqwest::Method;
 
 use crate::error::{Error, ErrorKind};
-use crate::paging::{items, pages};
+use crate::paging::{items, pages, pages_ahead};
 use crate::transport::{Call, GoogleClient, Lane, encode_segment};
 
 const USERS: &str = "admin/directory/v1/users";
@@ -114,7 +114,8 @@ impl Directory {
             .max_results
             .unwrap_or(USERS_MAX_PAGE)
             .clamp(1, USERS_MAX_PAGE);
-        pages(self.client.clone(), move |token| {
+        // Read to the end by every job: the next page travels while this one decodes.
+        pages_ahead(self.client.clone(), move |token| {
             params
                 .apply(this.call("directory.users.list", Method::GET, USERS.into()))
                 .query("maxResults", max.to_string())

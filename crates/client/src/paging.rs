@@ -9,7 +9,7 @@ use futures::stream::{self, Stream, TryStreamExt};
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::transport::{Call, GoogleClient};
+use crate::transport::{Call, GoogleClient, decode};
 
 /// A list response with a continuation token.
 pub trait Page: DeserializeOwned + Send + 'static {
@@ -50,6 +50,93 @@ where
             Ok(Some((page, (next.map(Some), client, make))))
         },
     )
+}
+
+/// Like [`pages`], with the next page's request in flight while the caller decodes and
+/// works on this one. A listing's pages must come one after another (each names the
+/// next), so a long listing costs pages × (latency + decoding); reading the token
+/// first (a skim of the body) and decoding the page while the next one travels makes
+/// it pages × latency. For listings always read to the end (the directory's users):
+/// a consumer that stops early has made one request it did not need (dropping the
+/// stream cancels it). At most two pages are in memory.
+pub(crate) fn pages_ahead<P, F>(
+    client: GoogleClient,
+    make: F,
+) -> impl Stream<Item = Result<P, Error>> + Send + 'static
+where
+    P: Page,
+    F: Fn(Option<&str>) -> Call + Send + Sync + 'static,
+{
+    let first = Fetch::start(&client, make(None), None);
+    stream::try_unfold(
+        (Some(first), client, make),
+        |(fetch, client, make)| async move {
+            let Some(fetch) = fetch else {
+                return Ok(None);
+            };
+            let (method, token) = (fetch.method, fetch.token.clone());
+            let bytes = fetch.finish().await?;
+            let next = decode::<NextToken>(method, &bytes)?
+                .next_page_token
+                .filter(|t| !t.is_empty());
+            if next.is_some() && next == token {
+                return Err(Error::Decode {
+                    method,
+                    message: "the server returned the same nextPageToken twice".into(),
+                });
+            }
+            let ahead = next.map(|t| Fetch::start(&client, make(Some(&t)), Some(t)));
+            let page: P = decode(method, &bytes)?;
+            drop(bytes);
+            Ok(Some((page, (ahead, client, make))))
+        },
+    )
+}
+
+/// Only the continuation token of a list answer (the rest is skimmed, not built).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NextToken {
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
+/// A page request running on its own task; dropping it cancels the request.
+struct Fetch {
+    method: &'static str,
+    token: Option<String>,
+    task: tokio::task::JoinHandle<Result<bytes::Bytes, Error>>,
+}
+
+impl Fetch {
+    fn start(client: &GoogleClient, call: Call, token: Option<String>) -> Self {
+        let method = call.method_id;
+        let client = client.clone();
+        let task = tokio::spawn(async move { client.send(call).await });
+        Fetch {
+            method,
+            token,
+            task,
+        }
+    }
+
+    async fn finish(mut self) -> Result<bytes::Bytes, Error> {
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only `Drop` aborts the task, and then nobody awaits it.
+            Err(_) => Err(Error::Decode {
+                method: self.method,
+                message: "the page request was cancelled".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Fetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// Flatten a page stream into its items.

@@ -376,15 +376,7 @@ impl GoogleClient {
     pub(crate) async fn send_json<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
         let method = call.method_id;
         let bytes = self.send(call).await?;
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes).map_err(|e| Error::Decode {
-            method,
-            message: e.to_string(),
-        })
+        decode(method, &bytes)
     }
 
     /// Send; the body of a 2xx answer.
@@ -620,6 +612,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+/// Decode a 2xx body as JSON; an empty body reads as `{}` (Google answers some
+/// deletes with nothing).
+pub(crate) fn decode<T: DeserializeOwned>(method: &'static str, bytes: &[u8]) -> Result<T, Error> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+        method,
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -169,3 +169,43 @@ async fn paging_streams_100k_users() {
     .unwrap();
     assert_eq!(n, 100_001);
 }
+
+/// The directory's pages are fetched one ahead (the next travels while this one is
+/// decoded). A caller that stops after the first page must have cost at most that one
+/// request more, and dropping the stream must stop the chain there.
+#[tokio::test]
+async fn a_listing_abandoned_after_one_page_reads_at_most_one_page_ahead() {
+    let env = env(100).await;
+    let mut pages = std::pin::pin!(env.client.directory().users_pages(UsersListParams {
+        max_results: Some(10),
+        ..Default::default()
+    }));
+    let first = pages.next().await.unwrap().unwrap();
+    assert_eq!(first.users.len(), 10);
+    drop(pages);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let calls = env.client.stats().snapshot().calls("directory.users.list");
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} users.list calls for one page read"
+    );
+    // Read to the end, the lookahead costs nothing extra: 101 users, 11 pages.
+    let before = env.client.stats().snapshot().calls("directory.users.list");
+    let all: Vec<User> = env
+        .client
+        .directory()
+        .users_list(UsersListParams {
+            max_results: Some(10),
+            ..Default::default()
+        })
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 101);
+    let ids: std::collections::HashSet<_> = all.iter().map(|u| u.id.clone()).collect();
+    assert_eq!(ids.len(), 101, "no page twice, none skipped");
+    assert_eq!(
+        env.client.stats().snapshot().calls("directory.users.list") - before,
+        11
+    );
+}
