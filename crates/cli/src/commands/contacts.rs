@@ -46,7 +46,8 @@ pub struct TargetArgs {
     /// At most N targets (in email order).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// Users processed in parallel, at least 1 (default: [contacts] concurrency).
+    /// Users processed in parallel, at least 1 (default: [contacts] concurrency, else as
+    /// many as fill the project's quota, at most [contacts] max_concurrency).
     #[arg(long, value_name = "N", value_parser = parse_concurrency)]
     pub concurrency: Option<usize>,
     /// Print the report as JSON on stdout.
