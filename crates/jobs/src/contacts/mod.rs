@@ -222,7 +222,17 @@ struct RunCtx {
     dry_run: bool,
     /// Directory photos fetched this run (`include_photos`), shared by all targets.
     photos: photos::PhotoCache,
+    /// Whole-book reads at once (see [`BOOK_READS_AT_ONCE`]).
+    book_reads: tokio::sync::Semaphore,
 }
+
+/// How many address books may be read whole at the same time. Books run in parallel to
+/// fill the project's write quota (a hundred at once for a 10,000-person first sync),
+/// and they finish their writes together, so without a gate a hundred read-backs would
+/// each hold a 1,000-contact page (about 2.5 MB with its decoding) at the same moment:
+/// at 10,000 people that was the run's peak memory. Reads cost little quota, so queuing
+/// them costs little time (measured in docs/PERFORMANCE.md).
+const BOOK_READS_AT_ONCE: usize = 32;
 
 /// The mapping options a config describes.
 pub fn mapping_options(config: &Config) -> MappingOptions {
@@ -411,6 +421,7 @@ async fn run_unleased(
         mode: options.mode,
         dry_run: options.dry_run,
         photos: photos::PhotoCache::default(),
+        book_reads: tokio::sync::Semaphore::new(BOOK_READS_AT_ONCE),
     });
     let progress = options.progress.as_deref();
     if let Some(p) = progress {

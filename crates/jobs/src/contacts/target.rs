@@ -223,7 +223,10 @@ async fn sync_user(
         state.as_ref().and_then(|s| s.view_hash.as_deref()) == Some(view_of(ctx, &t).as_str())
     });
     let mut listing = None;
+    // Held from a whole-book read until its listing is dropped after planning.
+    let mut reading = None;
     if let Some(known) = known.as_ref().filter(|_| view_same) {
+        reading = ctx.book_reads.acquire().await.ok();
         let l = full_read(&people).await?;
         if l.people
             .iter()
@@ -244,6 +247,7 @@ async fn sync_user(
             if group_is_new && desired_count(ctx, id) <= CONTACTS_PER_USER_CAP / 2 {
                 (group, true, Vec::new(), None)
             } else {
+                reading = ctx.book_reads.acquire().await.ok();
                 let l = full_read(&people).await?;
                 (group, false, l.people, l.next_sync_token)
             }
@@ -258,6 +262,7 @@ async fn sync_user(
     // 3. Plan, guard, apply.
     let plan = plan_user(&target, &ctx.directory, &observed, &ctx.plan_options);
     drop(observed);
+    drop(reading);
     let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
     out.path = Some(if fresh {
         ReadPath::Fresh
@@ -299,6 +304,7 @@ async fn sync_user(
             (token, true)
         }
         (None, None) => {
+            let _reading = ctx.book_reads.acquire().await.ok();
             let listing = full_read(&people).await?;
             let repair = plan_user(&target, &ctx.directory, &listing.people, &ctx.plan_options);
             out.personal = repair.personal_observed;
@@ -347,6 +353,7 @@ async fn verify_fresh(
     let Some(mut check) = FreshCheck::new(target, &ctx.directory) else {
         return Ok(None);
     };
+    let _reading = ctx.book_reads.acquire().await.ok();
     // Page by page: the book is checked as it arrives and never held whole.
     let mut pages = std::pin::pin!(
         people.connections_pages_as::<MarkedContact>(ConnectionsParams::full_sync(READ_MASK))
