@@ -128,15 +128,7 @@ async fn one_org(
         let wall = started.elapsed().as_secs_f64();
         let cpu = crate::contacts::cpu_seconds() - cpu;
         let emulator_cpu = child.cpu_seconds() - emulator_cpu;
-        anyhow::ensure!(
-            report.totals.users_failed == 0,
-            "users failed: {:?}",
-            report
-                .users
-                .iter()
-                .filter(|u| u.reason.is_some())
-                .collect::<Vec<_>>()
-        );
+        crate::contacts::ensure_no_failures(&report)?;
         let stats: Stats = http
             .get(format!("{base}/emulator/v1/stats"))
             .send()

@@ -37,16 +37,7 @@ where
             let call = make(token.as_deref());
             let method = call.method_id;
             let page: P = client.send_json(call).await?;
-            let next = page
-                .next_page_token()
-                .filter(|t| !t.is_empty())
-                .map(str::to_string);
-            if next.is_some() && next == token {
-                return Err(Error::Decode {
-                    method,
-                    message: "the server returned the same nextPageToken twice".into(),
-                });
-            }
+            let next = next_token(method, page.next_page_token(), &token)?;
             Ok(Some((page, (next.map(Some), client, make))))
         },
     )
@@ -76,21 +67,31 @@ where
             };
             let (method, token) = (fetch.method, fetch.token.clone());
             let bytes = fetch.finish().await?;
-            let next = decode::<NextToken>(method, &bytes)?
-                .next_page_token
-                .filter(|t| !t.is_empty());
-            if next.is_some() && next == token {
-                return Err(Error::Decode {
-                    method,
-                    message: "the server returned the same nextPageToken twice".into(),
-                });
-            }
+            let skim = decode::<NextToken>(method, &bytes)?;
+            let next = next_token(method, skim.next_page_token.as_deref(), &token)?;
             let ahead = next.map(|t| Fetch::start(&client, make(Some(&t)), Some(t)));
             let page: P = decode(method, &bytes)?;
             drop(bytes);
             Ok(Some((page, (ahead, client, make))))
         },
     )
+}
+
+/// The page after this one: none for an empty token; an error for the token this page
+/// was fetched with (a server repeating itself would loop for ever).
+fn next_token(
+    method: &'static str,
+    next: Option<&str>,
+    current: &Option<String>,
+) -> Result<Option<String>, Error> {
+    let next = next.filter(|t| !t.is_empty());
+    if next.is_some() && next == current.as_deref() {
+        return Err(Error::Decode {
+            method,
+            message: "the server returned the same nextPageToken twice".into(),
+        });
+    }
+    Ok(next.map(str::to_string))
 }
 
 /// Only the continuation token of a list answer (the rest is skimmed, not built).

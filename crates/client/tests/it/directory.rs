@@ -176,7 +176,8 @@ async fn paging_streams_100k_users() {
 #[tokio::test]
 async fn a_listing_abandoned_after_one_page_reads_at_most_one_page_ahead() {
     let env = env(100).await;
-    let mut pages = std::pin::pin!(env.client.directory().users_pages(UsersListParams {
+    // Boxed, so that `drop` below drops the stream itself (and its request in flight).
+    let mut pages = Box::pin(env.client.directory().users_pages(UsersListParams {
         max_results: Some(10),
         ..Default::default()
     }));
