@@ -395,7 +395,7 @@ async fn run_unleased(
     };
     if options.mode == Mode::Sync && !options.dry_run {
         let books = books_before(&*store, &targets, &source_ids, previous.as_deref()).await?;
-        report.quota.predicted = Some(estimate_for(client, books));
+        report.quota.predicted = estimate_for(client, books);
     }
     // In plan mode the verdict is information; a sync stops here.
     if !verdict.may_proceed() && options.mode == Mode::Sync {
@@ -459,7 +459,7 @@ async fn run_unleased(
     outcomes.sort_by(|a, b| a.email.cmp(&b.email));
     report.totals = ContactsReport::totals_from(&outcomes);
     if options.mode == Mode::Plan || options.dry_run {
-        report.quota.predicted = Some(estimate_for(client, books_planned(&outcomes)));
+        report.quota.predicted = estimate_for(client, books_planned(&outcomes));
     }
     report.users = outcomes;
 
@@ -616,10 +616,14 @@ fn books_planned(users: &[UserOutcome]) -> Vec<BookWork> {
 }
 
 /// The quota estimate of `books` under the client's limits (after any adaptation).
-fn estimate_for(client: &GoogleClient, books: Vec<BookWork>) -> QuotaEstimate {
+/// The run's time by quota, or `None` when no limit applies (pacing off, as against an
+/// emulator without quotas): "about 0 s" would be a prediction nobody should trust.
+fn estimate_for(client: &GoogleClient, books: Vec<BookWork>) -> Option<QuotaEstimate> {
     let consumption = Consumption::of_books(books);
     let e = estimate(&consumption, &|m, s| client.quota_limit(m, s));
-    QuotaEstimate::new(e, client.config().quotas.minute)
+    e.binding
+        .is_some()
+        .then(|| QuotaEstimate::new(e, client.config().quotas.minute))
 }
 
 #[cfg(test)]

@@ -410,7 +410,7 @@ impl ContactsReport {
                     human_minutes(took / 60.0)
                 )
             } else {
-                format!("a sync would take {} by quota", p.describe())
+                format!("by quota a sync would take {}", p.describe())
             };
             let _ = writeln!(out, "  time: {what}");
         }

@@ -846,3 +846,50 @@ async fn a_non_admin_subject_is_named_with_what_to_fix() {
     assert!(err.contains(&non_admin), "{err}");
     assert!(err.contains("Users → Read"), "{err}");
 }
+
+/// Paced to Google's quotas (the shipped default), a plan predicts the first sync's time
+/// and names the limit that binds as the Cloud console names it; the sync predicts it
+/// again before writing and reports what it took. Each target here receives its
+/// colleagues in one batch create: 6 critical writes against 30 per user per minute, so
+/// 0.2 quota minutes, 12 s. Without pacing (an emulator without quotas) there is no
+/// prediction at all rather than "about 0 s".
+#[tokio::test]
+async fn a_plan_and_a_sync_predict_their_quota_time_and_name_the_binding_limit() {
+    let mut env = Env::start(org(6, 0)).await;
+    let unpaced = env.run(&ContactsOptions::new(Mode::Plan)).await;
+    assert!(unpaced.quota.predicted.is_none(), "{:?}", unpaced.quota);
+    assert!(!unpaced.render_text().contains("by quota"));
+
+    env.config.google.quotas.pace = true;
+    let plan = env.run(&ContactsOptions::new(Mode::Plan)).await;
+    let predicted = plan.quota.predicted.as_ref().expect("a plan predicts");
+    let binding = predicted.estimate.binding.as_ref().expect("a limit binds");
+    assert_eq!(
+        (binding.metric, binding.scope, binding.limit),
+        ("people.write", "user", 30)
+    );
+    assert!((predicted.seconds - 12.0).abs() < 1e-9, "{predicted:?}");
+    let text = plan.render_text();
+    assert!(
+        text.contains(
+            "time: by quota a sync would take about 12 s, bound by 'Critical write requests \
+             (Contact and Profile Updates) per minute per user' (30); at 60 it would take \
+             about 6 s\n"
+        ),
+        "{text}"
+    );
+
+    let synced = env.sync().await;
+    let before = synced.quota.predicted.as_ref().expect("a sync predicts");
+    assert_eq!(
+        before.estimate.binding.as_ref().map(|b| b.metric),
+        Some("people.write")
+    );
+    assert!((before.seconds - 12.0).abs() < 1e-9, "{before:?}");
+    assert!(
+        synced
+            .render_text()
+            .contains("time: predicted by quota about 12 s")
+    );
+    assert_eq!(synced.quota.http_429, 0);
+}
