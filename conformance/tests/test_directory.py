@@ -401,3 +401,30 @@ def test_standard_query_parameters_are_accepted(directory):
         customer="my_customer", maxResults=3, fields="users(id,primaryEmail),nextPageToken"
     ).execute()
     assert len(resp["users"]) == 3 and all(u.get("primaryEmail") for u in resp["users"])
+
+
+def test_fields_returns_a_partial_response(directory):
+    # https://developers.google.com/admin-sdk/directory/v1/guides/performance#partial-response
+    got = directory.users().get(userKey=ADMIN, fields="id,name/fullName").execute()
+    assert set(got) == {"id", "name"} and set(got["name"]) == {"fullName"}
+    resp = directory.users().list(
+        customer="my_customer", maxResults=3, fields="users(id,primaryEmail),nextPageToken"
+    ).execute()
+    assert set(resp) == {"users", "nextPageToken"}
+    assert all(set(u) == {"id", "primaryEmail"} for u in resp["users"])
+    # The token still pages: the next page comes back cut the same way.
+    more = directory.users().list(
+        customer="my_customer", maxResults=3, pageToken=resp["nextPageToken"],
+        fields="users(primaryEmail),nextPageToken",
+    ).execute()
+    assert all(set(u) == {"primaryEmail"} for u in more["users"])
+    assert {u["primaryEmail"] for u in more["users"]}.isdisjoint(
+        u["primaryEmail"] for u in resp["users"]
+    )
+
+
+def test_an_unparsable_fields_selection_is_a_400(directory):
+    with pytest.raises(HttpError) as ei:
+        directory.users().list(customer="my_customer", fields="users(id").execute()
+    assert ei.value.resp.status == 400
+    assert "Invalid field selection" in str(ei.value)

@@ -29,6 +29,7 @@ pub mod generate;
 pub mod gmail;
 pub mod keys;
 pub mod oauth;
+pub mod partial;
 pub mod people;
 pub mod persist;
 pub mod query;

@@ -1,7 +1,8 @@
 //! Query-string parameters, as Google clients send them: repeated keys
 //! (`resourceNames=a&resourceNames=b`), percent-encoding, and standard parameters
-//! (`alt`, `prettyPrint`, `fields`, `quotaUser`, `key`, `$.xgafv`) that are accepted
-//! and ignored. Bad values answer 400 in the API's envelope.
+//! (`alt`, `prettyPrint`, `quotaUser`, `key`, `$.xgafv`) that are accepted and ignored;
+//! `fields` is applied to the answer by [`crate::partial`]. Bad values answer 400 in the
+//! API's envelope.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

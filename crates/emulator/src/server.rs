@@ -19,6 +19,9 @@ pub fn router(emu: Arc<Emulator>) -> Router {
         .merge(crate::people::routes())
         .merge(crate::gmail::routes())
         .merge(crate::calendar::routes())
+        // Inside the faults layer: a call is charged and may fail before `fields` cuts
+        // its answer, as with Google.
+        .layer(axum::middleware::from_fn(crate::partial::middleware))
         .layer(axum::middleware::from_fn_with_state(
             emu.clone(),
             crate::faults::middleware,
