@@ -41,6 +41,10 @@ pub struct UsersListParams {
     pub show_deleted: bool,
     /// Page size; defaults to the maximum, 500.
     pub max_results: Option<u32>,
+    /// A partial response (`fields`, e.g. `users(id,primaryEmail)`): only these parts of
+    /// each user cross the wire and are parsed. `nextPageToken` is added when missing,
+    /// or the listing would end after its first page.
+    pub fields: Option<String>,
 }
 
 impl UsersListParams {
@@ -56,11 +60,36 @@ impl UsersListParams {
             .query_opt("sortOrder", self.sort_order.clone())
             .query_opt("projection", self.projection.clone())
             .query_opt("customFieldMask", self.custom_field_mask.clone())
-            .query_opt("viewType", self.view_type.clone());
+            .query_opt("viewType", self.view_type.clone())
+            .query_opt("fields", self.fields.as_deref().map(with_page_token));
         if self.show_deleted {
             call = call.query("showDeleted", "true");
         }
         call
+    }
+}
+
+/// A list's `fields` with `nextPageToken` selected at the top level.
+fn with_page_token(fields: &str) -> String {
+    let mut depth = 0i32;
+    let mut top = Vec::new();
+    let mut start = 0;
+    for (i, c) in fields.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                top.push(fields[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    top.push(fields[start..].trim());
+    if top.contains(&"nextPageToken") {
+        fields.to_string()
+    } else {
+        format!("{fields},nextPageToken")
     }
 }
 
@@ -426,6 +455,25 @@ pub fn encode_photo_data(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use base64::engine::general_purpose::STANDARD;
+
+    /// Without `nextPageToken` in `fields` Google leaves it out of the answer and a
+    /// listing silently stops after one page.
+    #[test]
+    fn a_partial_listing_always_asks_for_the_next_page_token() {
+        assert_eq!(
+            with_page_token("users(id,primaryEmail)"),
+            "users(id,primaryEmail),nextPageToken"
+        );
+        assert_eq!(
+            with_page_token("nextPageToken, users(id)"),
+            "nextPageToken, users(id)"
+        );
+        // A `nextPageToken` inside a sub-selection is not the list's.
+        assert_eq!(
+            with_page_token("users(id,nextPageToken)"),
+            "users(id,nextPageToken),nextPageToken"
+        );
+    }
 
     #[test]
     fn photo_data_decodes_both_alphabets_and_any_padding() {

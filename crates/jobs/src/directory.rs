@@ -62,13 +62,20 @@ fn is_included(rules: &ScopeRules, user: &User) -> bool {
     })
 }
 
+/// What scope rules read of a user ([`ScopeRules::selects`] and `include`/`exclude` by
+/// address): a job's own `fields` mask must contain all of it.
+pub const SCOPE_FIELDS: &str = "id,primaryEmail,aliases,nonEditableAliases,suspended,archived,orgUnitPath,includeInGlobalAddressList";
+
 /// Read the directory for `rules` (sources, targets, app users…). `projection` is
-/// `basic` or `full` (custom schemas, needed by role rules).
+/// `basic` or `full` (custom schemas, needed by role rules). `fields` is a partial
+/// response for each user (`users(…)` is added around it), which must include
+/// [`SCOPE_FIELDS`]; `None` reads whole users.
 pub async fn read_directory(
     client: &GoogleClient,
     google: &GoogleConfig,
     rules: &[&ScopeRules],
     projection: &str,
+    fields: Option<&str>,
 ) -> Result<DirectoryRead, Error> {
     let directory = client.directory();
     let base = UsersListParams {
@@ -81,8 +88,12 @@ pub async fn read_directory(
         projection: Some(projection.to_string()),
         ..UsersListParams::default()
     };
+    let whole = UsersListParams {
+        fields: fields.map(|f| format!("users({f})")),
+        ..base.clone()
+    };
     let users: Vec<User> = directory
-        .users_list(base.clone())
+        .users_list(whole)
         .try_collect()
         .await
         .map_err(|e| explain_denied(e, google))?;
@@ -115,9 +126,11 @@ pub async fn read_directory(
     }
     let queries: BTreeSet<String> = rules.iter().filter_map(|r| r.query.clone()).collect();
     for query in queries {
+        // Only the ids of a query's users are kept.
         let params = UsersListParams {
             query: Some(query.clone()),
             projection: Some("basic".into()),
+            fields: Some("users(id)".into()),
             ..base.clone()
         };
         let ids: HashSet<String> = directory

@@ -210,6 +210,20 @@ pub(crate) struct Target {
     pub primary_email: Option<String>,
 }
 
+/// What the contact mapping reads of a directory user ([`orgsync_core::contacts::mapping`]:
+/// names, aliases, phones, the primary organisation, employee ids, the photo's etag).
+/// Asking for only these (Google's partial response) keeps the rest of each user off the
+/// wire and out of memory. A field the mapping starts to read must be added here:
+/// `a_partial_directory_read_maps_and_selects_exactly_as_a_whole_one` fails otherwise.
+pub const MAPPING_FIELDS: &str = "name(givenName,familyName,fullName,displayName),\
+    phones(value,type,customType),organizations(name,title,department,primary),\
+    externalIds(value,type),thumbnailPhotoEtag";
+
+/// The `fields` of the contacts run's directory read: the mapping's and the scope's.
+pub fn directory_fields() -> String {
+    format!("{},{MAPPING_FIELDS}", crate::directory::SCOPE_FIELDS)
+}
+
 /// Everything one user's work needs, shared by all tasks of a run.
 struct RunCtx {
     client: GoogleClient,
@@ -324,6 +338,7 @@ async fn run_unleased(
         &config.google,
         &[&contacts.sources, &contacts.targets],
         "basic",
+        Some(&directory_fields()),
     )
     .await
     .map_err(ContactsError::Directory)?;

@@ -118,7 +118,7 @@ pub async fn reconcile(
     let before = client.stats().snapshot();
     let observed_at = now();
     let rules = &config.users.scope;
-    let read = read_directory(client, &config.google, &[rules], "full").await?;
+    let read = read_directory(client, &config.google, &[rules], "full", None).await?;
     let users = read_scope_query(&read, rules);
     let rows = load_all_users(store).await?;
     let observed_rows: Vec<ObservedAppUser> = rows.iter().map(observed).collect();

@@ -893,3 +893,124 @@ async fn a_plan_and_a_sync_predict_their_quota_time_and_name_the_binding_limit()
     );
     assert_eq!(synced.quota.http_429, 0);
 }
+
+/// The contacts run reads the directory as a partial response
+/// (`contacts::directory_fields`). Over a generated org with photos, aliases, employee
+/// ids, suspended, archived and hidden people, and a custom phone type added, the partial
+/// read must select the same users under every kind of scope rule and map each to the
+/// same contact, byte for byte, as a read of whole users. A field the mapping or the scope
+/// reads but the mask leaves out breaks this.
+#[tokio::test]
+async fn a_partial_directory_read_maps_and_selects_exactly_as_a_whole_one() {
+    use orgsync_core::contacts::{DesiredDirectory, MappingOptions};
+    use orgsync_core::scope::ScopeRules;
+    use orgsync_jobs::directory::read_directory;
+
+    let env = Env::start(EmulatorConfig {
+        photo_share: 0.5,
+        ..org(60, 0)
+    })
+    .await;
+    let members = env.member_emails().await;
+    env.update_user(&members[5], |u| u.suspended = Some(true))
+        .await;
+    env.update_user(&members[6], |u| u.archived = Some(true))
+        .await;
+    env.update_user(&members[7], |u| {
+        u.include_in_global_address_list = Some(false)
+    })
+    .await;
+    let someone = members[3].clone();
+    env.update_user(&someone, |u| {
+        u.phones = Some(vec![UserPhone {
+            value: "+1 555 0100".into(),
+            kind: Some("custom".into()),
+            custom_type: Some("desk".into()),
+            ..Default::default()
+        }]);
+    })
+    .await;
+    let alias_holder = env
+        .users()
+        .await
+        .into_values()
+        .find(|u| u.aliases.as_ref().is_some_and(|a| !a.is_empty()))
+        .expect("the generated org has someone with an alias");
+    let alias = alias_holder.aliases.as_ref().unwrap()[0].clone();
+
+    let variants = [
+        ScopeRules::default(),
+        ScopeRules {
+            include_suspended: true,
+            include_archived: true,
+            include_hidden_from_gal: true,
+            ..ScopeRules::default()
+        },
+        ScopeRules {
+            org_units: vec!["/Sales".into()],
+            include: vec![alias.clone()],
+            ..ScopeRules::default()
+        },
+        ScopeRules {
+            exclude: vec![alias],
+            ..ScopeRules::default()
+        },
+    ];
+    let rules: Vec<&ScopeRules> = variants.iter().collect();
+    let client = env.client();
+    let google = &env.config.google;
+    let whole = read_directory(&client, google, &rules, "basic", None)
+        .await
+        .unwrap();
+    let fields = orgsync_jobs::contacts::directory_fields();
+    let partial = read_directory(&client, google, &rules, "basic", Some(&fields))
+        .await
+        .unwrap();
+
+    // Not vacuous: the whole read has what the mask must carry...
+    let any = |f: &dyn Fn(&orgsync_wire::directory::User) -> bool| whole.users.iter().any(f);
+    assert!(any(&|u| u.thumbnail_photo_etag.is_some()), "photos");
+    assert!(any(&|u| u
+        .external_ids
+        .as_ref()
+        .is_some_and(|x| !x.is_empty())));
+    assert!(any(&|u| u
+        .organizations
+        .as_ref()
+        .is_some_and(|o| !o.is_empty())));
+    assert!(any(&|u| u.suspended == Some(true)) && any(&|u| u.archived == Some(true)));
+    assert!(any(&|u| u.include_in_global_address_list == Some(false)));
+    // ...and the partial read really is partial.
+    assert_eq!(whole.users.len(), partial.users.len());
+    assert!(
+        partial
+            .users
+            .iter()
+            .all(|u| u.emails.is_none() && u.etag.is_none() && u.creation_time.is_none()),
+        "the emulator ignored `fields`"
+    );
+
+    let opts = MappingOptions {
+        include_aliases: true,
+        include_employee_id: true,
+        include_photos: true,
+        ..MappingOptions::default()
+    };
+    for rules in &variants {
+        let (a, b) = (whole.select(rules), partial.select(rules));
+        assert!(!a.is_empty(), "{rules:?} selects someone");
+        assert_eq!(
+            a.users.keys().collect::<Vec<_>>(),
+            b.users.keys().collect::<Vec<_>>(),
+            "{rules:?}"
+        );
+        let (da, db) = (
+            DesiredDirectory::build(&a, &opts),
+            DesiredDirectory::build(&b, &opts),
+        );
+        for id in a.users.keys() {
+            assert_eq!(da.new_person_json(id), db.new_person_json(id), "{id}");
+        }
+        assert_eq!(da.digest(), db.digest(), "{rules:?}");
+    }
+}
