@@ -22,7 +22,7 @@ mod reconcile;
 mod welcome;
 
 pub use push::{RefreshOutcome, refresh_user};
-pub use reconcile::reconcile;
+pub use reconcile::{APP_USER_FIELDS, directory_fields, reconcile};
 pub use welcome::{
     WELCOME_CLAIM_STALE_SECS, WELCOME_SCOPE, WelcomeFailure, WelcomeOutcome, WelcomeRecord,
     WelcomeReport, WelcomeState, Welcomer,

@@ -118,7 +118,8 @@ pub async fn reconcile(
     let before = client.stats().snapshot();
     let observed_at = now();
     let rules = &config.users.scope;
-    let read = read_directory(client, &config.google, &[rules], "full", None).await?;
+    let fields = directory_fields();
+    let read = read_directory(client, &config.google, &[rules], "full", Some(&fields)).await?;
     let users = read_scope_query(&read, rules);
     let rows = load_all_users(store).await?;
     let observed_rows: Vec<ObservedAppUser> = rows.iter().map(observed).collect();
@@ -290,6 +291,19 @@ fn count_outcome(report: &mut UsersReport, outcome: ChangeOutcome) -> bool {
         }
     }
     true
+}
+
+/// What the users planner reads of a directory user ([`orgsync_core::users`]: the app
+/// row's names, admin flag, organisation, phones and etag, and role rules over custom
+/// schemas). Asking for only these (Google's partial response) keeps the rest of each
+/// user off the wire and out of memory. A field the planner starts to read must be added
+/// here: `a_partial_directory_read_plans_app_users_exactly_as_a_whole_one` fails otherwise.
+pub const APP_USER_FIELDS: &str = "etag,name(givenName,familyName,fullName),isAdmin,\
+    organizations(department,title,primary),phones(value,type,customType),customSchemas";
+
+/// The `fields` of the users reconcile's directory read: the planner's and the scope's.
+pub fn directory_fields() -> String {
+    format!("{},{APP_USER_FIELDS}", crate::directory::SCOPE_FIELDS)
 }
 
 /// The users a scope's Directory `query` leaves (all of them without a query; an explicit

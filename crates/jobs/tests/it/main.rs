@@ -5,4 +5,5 @@
 
 mod common;
 mod contacts;
+mod users;
 mod welcome;
