@@ -97,14 +97,22 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
                     eprintln!("error: {reason}\n  what to check: {what_to_check}");
                     Ok(Exit::Guard)
                 }
-                Err(UsersError::Directory(e)) => Err(CodedError::new(
-                    for_google_error(&e),
-                    format!(
-                        "reading the directory failed, nothing was written: {e}; check [google] \
-                         admin_subject, customer/domain and the service account's delegation"
-                    ),
-                )
-                .into()),
+                Err(UsersError::Directory(e)) => {
+                    // A 403 already names admin_subject, the privileges and the delegation
+                    // (the directory read explains it), and an outage is nothing to
+                    // configure: only what is left to fix gets the generic pointer.
+                    let code = for_google_error(&e);
+                    let hint = if code == Exit::Config && !e.is(orgsync_client::ErrorKind::Auth) {
+                        "; check [google] customer/domain and admin_subject"
+                    } else {
+                        ""
+                    };
+                    Err(CodedError::new(
+                        code,
+                        format!("reading the directory failed, nothing was written: {e}{hint}"),
+                    )
+                    .into())
+                }
                 Err(e @ UsersError::Store(_)) => Err(CodedError::new(
                     for_kind(e.kind()),
                     format!("the state store failed: {e}; earlier chunks may be applied, re-run"),

@@ -523,3 +523,31 @@ async fn sync_welcomes_each_new_user_once_and_report_to_mails_the_summary() {
     assert_eq!(late[0].2, "Welcome, Late!");
     e.emu.shutdown().await.unwrap();
 }
+
+/// A subject that is not an administrator gets the Directory's 403, explained once: what
+/// to set and which privileges and delegation it needs (the users job appended its own
+/// generic advice on top, so the message said it twice). Exit 2: configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_admin_subject_is_told_once_what_to_fix() {
+    let e = env(3, "").await;
+    let member = directory_users(&e.admin)
+        .await
+        .into_iter()
+        .find(|u| u.is_admin != Some(true))
+        .and_then(|u| u.primary_email)
+        .unwrap();
+    let toml = std::fs::read_to_string(&e.config).unwrap();
+    std::fs::write(&e.config, toml.replace("admin@example.com", &member)).unwrap();
+    for job in [["users", "sync"], ["contacts", "sync"]] {
+        let out = orgsync(&e.config, &job).await;
+        assert_eq!(out.code, 2, "{job:?}: {}", out.stderr);
+        assert!(out.stderr.contains(&member), "{job:?}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.matches("admin_subject").count(),
+            1,
+            "{job:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("Users → Read"), "{}", out.stderr);
+    }
+}
