@@ -82,6 +82,17 @@ pub async fn directory_users(client: &GoogleClient) -> Vec<User> {
         .expect("users.list")
 }
 
+/// The primary email of an active user who is not an administrator (a subject the
+/// Directory API refuses, or a mailbox owner that is not the admin).
+pub async fn non_admin_email(client: &GoogleClient) -> String {
+    directory_users(client)
+        .await
+        .into_iter()
+        .find(|u| u.is_admin != Some(true) && !u.is_inactive())
+        .and_then(|u| u.primary_email)
+        .expect("a non-admin user")
+}
+
 /// The control API (`/emulator/v1/{path}`): its JSON answer (`null` when there is none).
 /// Panics on an answer that is not a success.
 pub async fn control(

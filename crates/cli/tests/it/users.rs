@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use orgsync_client::GoogleClient;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_testkit::cli::ConfigDir;
-use orgsync_testkit::emulator::directory_users;
+use orgsync_testkit::emulator::{directory_users, non_admin_email};
 use orgsync_testkit::gmail::{message_ids, raw_message};
 use orgsync_wire::directory::User;
 
@@ -261,12 +261,7 @@ async fn channels_renew_and_stop_work_with_the_loopback_config_and_no_public_url
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_google_outage_gives_the_same_exit_code_from_every_job() {
     let e = env(3, "").await;
-    let member = directory_users(&e.admin)
-        .await
-        .into_iter()
-        .find(|u| u.is_admin != Some(true))
-        .and_then(|u| u.primary_email)
-        .unwrap();
+    let member = non_admin_email(&e.admin).await;
     // Each call gives up after 2 s of retries instead of the default 300 s budget (about
     // 15 s of backoff on average at six attempts): the exit code is the same either way.
     let toml = std::fs::read_to_string(&e.config).unwrap();
@@ -530,12 +525,7 @@ async fn sync_welcomes_each_new_user_once_and_report_to_mails_the_summary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_admin_subject_is_told_once_what_to_fix() {
     let e = env(3, "").await;
-    let member = directory_users(&e.admin)
-        .await
-        .into_iter()
-        .find(|u| u.is_admin != Some(true))
-        .and_then(|u| u.primary_email)
-        .unwrap();
+    let member = non_admin_email(&e.admin).await;
     let toml = std::fs::read_to_string(&e.config).unwrap();
     std::fs::write(&e.config, toml.replace("admin@example.com", &member)).unwrap();
     for job in [["users", "sync"], ["contacts", "sync"]] {

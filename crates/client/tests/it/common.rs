@@ -80,11 +80,6 @@ impl Env {
 
     /// Some non-admin user's primary email.
     pub async fn non_admin(&self) -> String {
-        orgsync_testkit::emulator::directory_users(&self.client)
-            .await
-            .into_iter()
-            .find(|u| u.is_admin != Some(true) && !u.is_inactive())
-            .and_then(|u| u.primary_email)
-            .expect("a non-admin user")
+        orgsync_testkit::emulator::non_admin_email(&self.client).await
     }
 }

@@ -177,6 +177,19 @@ impl Env {
         self.admin.directory().users_insert(&user).await.unwrap()
     }
 
+    /// Give `email` a phone of a custom type (`desk`), which the generated org has none of.
+    pub async fn give_desk_phone(&self, email: &str) {
+        self.update_user(email, |u| {
+            u.phones = Some(vec![orgsync_wire::directory::UserPhone {
+                value: "+1 555 0100".into(),
+                kind: Some("custom".into()),
+                custom_type: Some("desk".into()),
+                ..Default::default()
+            }]);
+        })
+        .await;
+    }
+
     pub async fn delete_user(&self, email: &str) {
         self.admin.directory().users_delete(email).await.unwrap()
     }

@@ -920,16 +920,7 @@ async fn a_partial_directory_read_maps_and_selects_exactly_as_a_whole_one() {
         u.include_in_global_address_list = Some(false)
     })
     .await;
-    let someone = members[3].clone();
-    env.update_user(&someone, |u| {
-        u.phones = Some(vec![UserPhone {
-            value: "+1 555 0100".into(),
-            kind: Some("custom".into()),
-            custom_type: Some("desk".into()),
-            ..Default::default()
-        }]);
-    })
-    .await;
+    env.give_desk_phone(&members[3]).await;
     let alias_holder = env
         .users()
         .await

@@ -6,7 +6,6 @@ use orgsync_core::users::plan_users;
 use orgsync_emulator::EmulatorConfig;
 use orgsync_jobs::config::{RoleRuleConfig, UsersConfig};
 use orgsync_jobs::directory::read_directory;
-use orgsync_wire::directory::UserPhone;
 
 /// The users reconcile reads the directory as a partial response
 /// (`users::directory_fields`). Over a generated org (custom schemas with roles, admins,
@@ -21,15 +20,7 @@ async fn a_partial_directory_read_plans_app_users_exactly_as_a_whole_one() {
         .await;
     env.update_user(&members[6], |u| u.archived = Some(true))
         .await;
-    env.update_user(&members[3], |u| {
-        u.phones = Some(vec![UserPhone {
-            value: "+1 555 0100".into(),
-            kind: Some("custom".into()),
-            custom_type: Some("desk".into()),
-            ..Default::default()
-        }]);
-    })
-    .await;
+    env.give_desk_phone(&members[3]).await;
 
     let rules = ScopeRules {
         include_suspended: true,
