@@ -40,7 +40,12 @@ impl BookWork {
         let pages = self.contacts_read.div_ceil(PAGE).max(1);
         let calls = [
             ("people.people.connections.list", pages),
-            ("people.contactGroups.list", 1),
+            // The label is looked up only for a book with work or without a label yet;
+            // an unchanged book is one incremental read and nothing else.
+            (
+                "people.contactGroups.list",
+                u64::from(self.new_group || self.creates + self.updates + self.deletes > 0),
+            ),
             ("people.contactGroups.create", u64::from(self.new_group)),
             (
                 "people.people.batchCreateContacts",
@@ -206,6 +211,24 @@ pub fn human_minutes(minutes: f64) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A book with nothing to do is one incremental read: one critical read, no group
+    /// read (the run does not look its label up), no write.
+    #[test]
+    fn an_unchanged_book_costs_one_read_and_nothing_else() {
+        assert_eq!(
+            BookWork::default().units(),
+            BTreeMap::from([(Metric::PeopleRead, 1)])
+        );
+        let fresh = BookWork {
+            creates: 10,
+            new_group: true,
+            ..BookWork::default()
+        }
+        .units();
+        assert_eq!(fresh[&Metric::PeopleGroupRead], 1);
+        assert_eq!(fresh[&Metric::PeopleDeleteGroupWrite], 1);
+    }
 
     fn google(m: Metric, s: Scope) -> Option<u64> {
         m.info().google_limit(s)
