@@ -278,3 +278,32 @@ def test_garbage_sync_token_is_400_not_500(private_emulator):
         full_sync(svc, syncToken="not-a-real-sync-token")
     assert ei.value.resp.status == 400
     assert error_json(ei.value)["error"]["status"]
+
+
+# --- a disabled API ---------------------------------------------------------------
+
+
+def test_a_disabled_api_answers_403_access_not_configured_with_the_activation_link(private_emulator):
+    emu = private_emulator()
+    member = a_member(emu)
+    emu.control("PUT", "apis", {"disabled": ["people"]})
+    people = emu.people(member)
+    with pytest.raises(HttpError) as ei:
+        people.people().connections().list(resourceName="people/me", personFields="names").execute()
+    err = ei.value
+    assert err.resp.status == 403
+    # Google's client logs the legacy reason and exposes the rpc details.
+    assert err.reason.startswith("People API has not been used in project")
+    assert err.error_details[0]["reason"] == "SERVICE_DISABLED"
+    body = error_json(err)["error"]
+    assert body["errors"][0]["reason"] == "accessNotConfigured"
+    assert body["status"] == "PERMISSION_DENIED"
+    info = next(d for d in body["details"] if d["@type"].endswith("ErrorInfo"))
+    assert info["reason"] == "SERVICE_DISABLED"
+    assert info["metadata"]["service"] == "people.googleapis.com"
+    assert "people.googleapis.com/overview?project=" in info["metadata"]["activationUrl"]
+    # Only that API is off: the Directory still answers, and enabling People restores it.
+    emu.directory().users().get(userKey=ADMIN).execute()
+    assert emu.control("GET", "apis") == {"disabled": ["people"]}
+    emu.control("PUT", "apis", {"disabled": []})
+    people.people().connections().list(resourceName="people/me", personFields="names").execute()

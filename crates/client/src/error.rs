@@ -71,6 +71,18 @@ impl ApiError {
     pub fn is(&self, kind: ErrorKind) -> bool {
         self.kind == kind
     }
+
+    /// Google's 403 for an API that is not enabled in the Cloud project the credentials
+    /// belong to (`accessNotConfigured` / `SERVICE_DISABLED`); the message carries the
+    /// console link that enables it.
+    pub fn is_api_disabled(&self) -> bool {
+        self.status == Some(403)
+            && self.reason.as_deref().is_some_and(|r| {
+                API_DISABLED_REASONS
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(r))
+            })
+    }
 }
 
 /// Everything a client call can fail with.
@@ -121,6 +133,10 @@ const RATE_REASONS: [&str; 5] = [
     "RATE_LIMIT_EXCEEDED",
 ];
 
+/// Reasons of Google's 403 for an API that is not enabled in the caller's Cloud project
+/// (legacy `errors[].reason`, and `google.rpc.ErrorInfo.reason`).
+const API_DISABLED_REASONS: [&str; 2] = ["accessNotConfigured", "SERVICE_DISABLED"];
+
 /// Classify an HTTP error answer.
 pub(crate) fn classify(
     api: Api,
@@ -144,6 +160,9 @@ pub(crate) fn classify(
     let lower = message.to_ascii_lowercase();
     let kind = match status {
         429 | 500 | 502 | 503 | 504 => ErrorKind::Retryable,
+        // An API not enabled in the Cloud project comes in the `usageLimits` domain like a
+        // rate limit, but waiting never helps: an admin must enable it.
+        403 if API_DISABLED_REASONS.iter().any(|r| has(r)) => ErrorKind::Auth,
         403 if RATE_REASONS.iter().any(|r| has(r))
             || domains.contains(&"usageLimits")
             || rpc_status == Some("RESOURCE_EXHAUSTED") =>
@@ -256,6 +275,30 @@ mod tests {
 
     fn kind(api: Api, status: u16, body: &str) -> ErrorKind {
         classify(api, "m", status, body.as_bytes(), None).kind
+    }
+
+    /// A disabled API is a 403 in the `usageLimits` domain, as a rate limit is: it used to be
+    /// retried for the whole retry budget and then reported as an outage (exit 1).
+    #[test]
+    fn a_disabled_api_is_an_auth_failure_not_a_rate_limit() {
+        let legacy = r#"{"error":{"code":403,"message":"People API has not been used in project 1 before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/people.googleapis.com/overview?project=1 then retry.","errors":[{"message":"x","domain":"usageLimits","reason":"accessNotConfigured","extendedHelp":"https://console.developers.google.com"}],"status":"PERMISSION_DENIED"}}"#;
+        let rpc = r#"{"error":{"code":403,"message":"Gmail API has not been used","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"SERVICE_DISABLED","domain":"googleapis.com","metadata":{"service":"gmail.googleapis.com"}}]}}"#;
+        for (api, body) in [
+            (Api::People, legacy),
+            (Api::Gmail, rpc),
+            (Api::Calendar, legacy),
+        ] {
+            let e = classify(api, "m", 403, body.as_bytes(), None);
+            assert_eq!(e.kind, ErrorKind::Auth, "{body}");
+            assert!(e.is_api_disabled(), "{body}");
+        }
+        let e = classify(Api::People, "m", 403, legacy.as_bytes(), None);
+        assert!(
+            e.message
+                .contains("console.developers.google.com/apis/api/people")
+        );
+        let rate = r#"{"error":{"code":403,"message":"Rate Limit Exceeded","errors":[{"domain":"usageLimits","reason":"rateLimitExceeded","message":"x"}]}}"#;
+        assert!(!classify(Api::Calendar, "m", 403, rate.as_bytes(), None).is_api_disabled());
     }
 
     #[test]

@@ -6,10 +6,14 @@
 //! - `GET faults` / `PUT faults`: the fault settings, replaced whole;
 //! - `POST reset`: zero the counters; `{"state":true}` also re-seeds the org (keys and
 //!   clients survive, so key files stay valid); `{"faults":true}` restores the
-//!   start-up fault settings;
+//!   start-up fault settings and enables every API;
 //! - `GET clock` / `POST clock/advance` `{"seconds":N}`: the emulator clock;
-//! - `PUT delegation` `{"scopes":[…]}`: the service account's delegated scopes, to
-//!   reproduce a misconfigured domain-wide delegation.
+//! - `PUT delegation` `{"client":…,"scopes":[…]}`: a service account's delegated scopes,
+//!   to reproduce a misconfigured domain-wide delegation;
+//! - `GET apis` / `PUT apis` `{"disabled":["people",…]}`: APIs switched off in the
+//!   emulated Cloud project, to reproduce Google's 403 `accessNotConfigured`;
+//! - a subject without admin rights needs no switch: `users.makeAdmin` with
+//!   `{"status":false}`, or any non-admin user as the subject, gives Google's 403.
 
 use std::sync::Arc;
 
@@ -37,6 +41,46 @@ pub fn routes() -> Router<Arc<Emulator>> {
             "/emulator/v1/delegation",
             get(get_delegation).put(put_delegation),
         )
+        .route("/emulator/v1/apis", get(get_apis).put(put_apis))
+}
+
+fn apis_json(emu: &Emulator) -> Value {
+    json!({"disabled": emu.faults.disabled_apis()})
+}
+
+async fn get_apis(State(emu): State<Arc<Emulator>>) -> Json<Value> {
+    Json(apis_json(&emu))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Apis {
+    /// `directory`, `people`, `gmail`, `calendar`: the rest are enabled.
+    disabled: Vec<String>,
+}
+
+async fn put_apis(
+    State(emu): State<Arc<Emulator>>,
+    GJson(body): GJson<Apis>,
+) -> Result<Json<Value>, ApiError> {
+    let mut disabled = std::collections::BTreeSet::new();
+    for name in &body.disabled {
+        let api = match name.as_str() {
+            "directory" => Api::Directory,
+            "people" => Api::People,
+            "gmail" => Api::Gmail,
+            "calendar" => Api::Calendar,
+            _ => {
+                return Err(ApiError::bad_request(
+                    Api::Control,
+                    format!("unknown API {name:?}: one of directory, people, gmail, calendar"),
+                ));
+            }
+        };
+        disabled.insert(api);
+    }
+    emu.faults.set_disabled_apis(disabled);
+    Ok(Json(apis_json(&emu)))
 }
 
 async fn stats(State(emu): State<Arc<Emulator>>) -> Json<Stats> {
@@ -69,6 +113,7 @@ async fn reset(State(emu): State<Arc<Emulator>>, GJson(body): GJson<ResetBody>) 
     if body.faults {
         // Cannot fail: the start-up settings were valid enough to start with.
         let _ = emu.faults.set(FaultSettings::from_config(&emu.config));
+        emu.faults.set_disabled_apis(Default::default());
     }
     if body.state {
         reseed(&emu);

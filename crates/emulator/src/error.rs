@@ -12,7 +12,9 @@ use orgsync_wire::error::{ErrorEnvelope, rpc_status_for};
 use orgsync_wire::oauth::TokenError;
 
 /// Which API answers, hence which envelope shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Api {
     Directory,

@@ -150,6 +150,7 @@ fn explain_denied(mut e: Error, google: &GoogleConfig) -> Error {
     if let Error::Api(api) = &mut e
         && api.status == Some(403)
         && api.kind == orgsync_client::ErrorKind::Auth
+        && !api.is_api_disabled()
     {
         let subject = google.admin_subject.as_deref().unwrap_or("(not set)");
         api.message = format!(

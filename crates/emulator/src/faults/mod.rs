@@ -20,7 +20,7 @@
 mod methods;
 pub mod quota;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -290,6 +290,9 @@ pub struct Faults {
     /// The quota model in force (from the settings) and its usage.
     quota_model: RwLock<Option<Arc<QuotaModel>>>,
     quota: Mutex<QuotaState>,
+    /// APIs switched off in the emulated Cloud project (`PUT /emulator/v1/apis`): calls
+    /// with a valid token get Google's 403 `accessNotConfigured`.
+    disabled_apis: RwLock<BTreeSet<Api>>,
 }
 
 impl Faults {
@@ -307,7 +310,18 @@ impl Faults {
             stats: Mutex::new(Stats::default()),
             streamed_bytes: Arc::new(AtomicU64::new(0)),
             windows: Mutex::new(HashMap::new()),
+            disabled_apis: RwLock::new(BTreeSet::new()),
         }
+    }
+
+    /// The APIs switched off in the emulated project.
+    pub fn disabled_apis(&self) -> BTreeSet<Api> {
+        self.disabled_apis.read().clone()
+    }
+
+    /// Switch APIs off (and every other one on) in the emulated project.
+    pub fn set_disabled_apis(&self, apis: BTreeSet<Api>) {
+        *self.disabled_apis.write() = apis;
     }
 
     pub fn settings(&self) -> FaultSettings {
@@ -496,6 +510,68 @@ fn service_host(api: Api) -> &'static str {
     }
 }
 
+/// The product name Google uses in "… has not been used in project" messages.
+fn service_title(api: Api) -> &'static str {
+    match api {
+        Api::Directory => "Admin SDK API",
+        Api::People => "People API",
+        Api::Gmail => "Gmail API",
+        Api::Calendar => "Google Calendar API",
+        _ => "API",
+    }
+}
+
+/// Google's answer to a call into an API that is not enabled in the caller's Cloud
+/// project: 403 with the legacy `accessNotConfigured` reason *and* the
+/// `google.rpc.ErrorInfo` `SERVICE_DISABLED` detail carrying the activation link, in
+/// every API (as seen in public reports, e.g.
+/// googleapis/google-api-python-client#920 and google-gemini/gemini-cli#1343).
+fn api_disabled(api: Api) -> Response {
+    let host = service_host(api);
+    let project = quota::PROJECT_NUMBER;
+    let url =
+        format!("https://console.developers.google.com/apis/api/{host}/overview?project={project}");
+    let message = format!(
+        "{} has not been used in project {project} before or it is disabled. Enable it by \
+         visiting {url} then retry. If you enabled this API recently, wait a few minutes for \
+         the action to propagate to our systems and retry.",
+        service_title(api)
+    );
+    let body = serde_json::json!({"error": {
+        "code": 403,
+        "message": message,
+        "errors": [{
+            "message": message,
+            "domain": "usageLimits",
+            "reason": "accessNotConfigured",
+            "extendedHelp": "https://console.developers.google.com",
+        }],
+        "status": "PERMISSION_DENIED",
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "SERVICE_DISABLED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "service": host,
+                    "consumer": format!("projects/{project}"),
+                    "activationUrl": url,
+                    "containerInfo": project,
+                    "serviceTitle": service_title(api),
+                },
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{
+                    "description": "Google developers console API activation",
+                    "url": url,
+                }],
+            },
+        ],
+    }});
+    (StatusCode::FORBIDDEN, axum::Json(body)).into_response()
+}
+
 fn quota_error(api: Api, retry_after: u64) -> ApiError {
     ApiError::rate_limited(
         api,
@@ -577,6 +653,13 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
     let effective = emu.faults.settings.read().effective(&method_id, api);
     emu.faults
         .record_call(&method_id, api, subject.as_deref().unwrap_or("(anonymous)"));
+
+    // Google checks that the API is enabled in the caller's project once the token is
+    // known to be valid (a bad token is still a 401 from the handler).
+    if subject.is_some() && emu.faults.disabled_apis.read().contains(&api) {
+        emu.faults.record_injected("accessNotConfigured");
+        return finish(&emu, api_disabled(api));
+    }
 
     if effective.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(effective.latency_ms)).await;

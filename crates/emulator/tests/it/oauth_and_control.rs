@@ -1004,6 +1004,8 @@ async fn control_api_rejects_bad_input_with_400() {
             "delegation",
             r#"{"scopes": ["bogus"]}"#,
         ),
+        (reqwest::Method::PUT, "apis", r#"{"disabled": ["drive"]}"#),
+        (reqwest::Method::PUT, "apis", r#"{"enabled": []}"#),
     ] {
         let resp = http()
             .request(method.clone(), format!("{}/emulator/v1/{path}", h.base_url))
@@ -1145,4 +1147,58 @@ async fn corrupt_saved_state_refuses_to_start_instead_of_overwriting() {
         std::fs::read(dir.path().join("emulator-state.json")).unwrap(),
         b"{garbage"
     );
+}
+
+/// `PUT apis` switches an API off in the emulated project: a valid token gets Google's
+/// 403 `accessNotConfigured` (legacy reason plus the `SERVICE_DISABLED` detail with the
+/// activation link), a bad token is still a 401, and `reset` with faults enables it again.
+#[tokio::test]
+async fn a_disabled_api_answers_access_not_configured_and_reset_enables_it() {
+    let h = start(0).await;
+    let token = admin_token(&h).await;
+    let (status, body) = control(
+        &h,
+        reqwest::Method::PUT,
+        "apis",
+        Some(json!({"disabled": ["directory"]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"disabled": ["directory"]}));
+
+    let resp = get_admin_user(&h, &token).await;
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let e: Value = resp.json().await.unwrap();
+    let e = &e["error"];
+    assert_eq!(e["errors"][0]["reason"], "accessNotConfigured");
+    assert_eq!(e["errors"][0]["domain"], "usageLimits");
+    assert_eq!(e["status"], "PERMISSION_DENIED");
+    assert_eq!(e["details"][0]["reason"], "SERVICE_DISABLED");
+    assert_eq!(
+        e["details"][0]["metadata"]["service"],
+        "admin.googleapis.com"
+    );
+    let link = e["details"][0]["metadata"]["activationUrl"]
+        .as_str()
+        .unwrap();
+    assert!(
+        link.starts_with("https://console.developers.google.com/apis/api/admin.googleapis.com"),
+        "{link}"
+    );
+    assert!(e["message"].as_str().unwrap().contains(link));
+
+    assert_eq!(
+        get_admin_user(&h, "ya29.not-a-token").await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, _) = control(
+        &h,
+        reqwest::Method::POST,
+        "reset",
+        Some(json!({"faults": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(get_admin_user(&h, &token).await.status(), StatusCode::OK);
 }
