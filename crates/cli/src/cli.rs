@@ -69,6 +69,18 @@ pub enum Command {
     /// Read calendars through the Calendar API.
     #[command(subcommand)]
     Calendar(commands::calendar::CalendarCommand),
+    /// Check the setup against Google: key, delegated scopes, APIs, admin, state, serve.
+    #[command(
+        long_about = "Check that this configuration can do each job's work, one line \
+per check (✔ or ✘), and for every ✘ the exact fix: the key file; the endpoint; each scope \
+the jobs need, requested on its own so every missing delegation is named (and the full \
+list to paste into the Admin console); that admin_subject is an active admin who can list \
+users and read groups; one harmless read per API, telling \"API not enabled in the Cloud \
+project\" apart from \"no permission\"; the state store; and for serve, the public URL's \
+health check and the push channels.\n\nIt never writes to Google or to the state store. \
+Exit 0 when every check passes, 2 otherwise."
+    )]
+    Doctor(commands::doctor::DoctorArgs),
 }
 
 #[derive(Debug, Args)]

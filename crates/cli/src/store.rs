@@ -70,7 +70,7 @@ async fn open_url_read_only(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

@@ -502,6 +502,11 @@ impl ServiceAccount {
         &self.client_id
     }
 
+    /// The key's id (`private_key_id`): which of the account's keys this is.
+    pub fn private_key_id(&self) -> &str {
+        &self.private_key_id
+    }
+
     pub fn token_uri(&self) -> &str {
         &self.token_uri
     }

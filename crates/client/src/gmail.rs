@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use futures::Stream;
 use orgsync_wire::gmail::{
-    Draft, ListMessagesResponse, MAX_UPLOAD_BYTES, MESSAGES_MAX_PAGE, Message,
+    Draft, ListMessagesResponse, MAX_UPLOAD_BYTES, MESSAGES_MAX_PAGE, Message, Profile,
 };
 use reqwest::Method;
 
@@ -92,6 +92,13 @@ impl Gmail {
                     .raw_body(body, content_type)
             }
         })
+    }
+
+    /// `users.getProfile`: the mailbox's address and size. A read that any Gmail scope
+    /// orgsync uses (even `gmail.compose`) allows, so it proves access without sending.
+    pub async fn get_profile(&self) -> Result<Profile, Error> {
+        let call = self.call("gmail.users.getProfile", Method::GET, "profile");
+        self.client.send_json(call).await
     }
 
     /// `users.messages.send` with the message base64url-encoded in `raw`.

@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -421,7 +421,7 @@ impl GoogleClient {
         // Time spent waiting for quota (not an outage: it does not count against the
         // retry budget), and 429s (Google did not run the call; they do not use up
         // attempts either, only time).
-        let mut paced = std::time::Duration::ZERO;
+        let mut paced = Duration::ZERO;
         let mut refusals = 0u32;
         loop {
             attempt += 1;
@@ -583,7 +583,7 @@ impl GoogleClient {
             }
             let delay = if quota_refusal && refused_named && error.retry_after.is_none() {
                 // The book now knows the limit and holds the retry until it fits.
-                std::time::Duration::ZERO
+                Duration::ZERO
             } else if quota_refusal {
                 policy.delay(refusals, error.retry_after)
             } else {
@@ -626,6 +626,31 @@ pub(crate) fn decode<T: DeserializeOwned>(method: &'static str, bytes: &[u8]) ->
         method,
         message: e.to_string(),
     })
+}
+
+/// One plain GET with short timeouts, for `orgsync doctor`: the HTTP status of whatever
+/// answered, or why nothing did ("connection refused", "timed out", a TLS failure).
+/// Any status proves the address is reachable; what the status means is the caller's.
+pub async fn probe(url: &str) -> Result<u16, String> {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("orgsync/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| e.to_string())?;
+    match http.get(url).send().await {
+        Ok(resp) => Ok(resp.status().as_u16()),
+        Err(e) => {
+            // reqwest's own text is "error sending request for url (…)"; the cause says why.
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = s.to_string();
+                source = s.source();
+            }
+            Err(why)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! - [`error`]: the kind of every job error ([`error::FailureKind`]), for exit codes;
 //! - [`contacts`]: the Directory → Contacts run (plan, apply, record, report);
 //! - [`auth`]: a person's own login (installed-app OAuth, PKCE, token file);
-//! - [`mail`]: MIME building, limits, templates and sending through Gmail.
+//! - [`mail`]: MIME building, limits, templates and sending through Gmail;
+//! - [`doctor`]: the checks behind `orgsync doctor` (key, delegation, APIs, admin, serve).
 //!
 //! The CLI, the daemon and the benchmarks all run jobs through this crate, so a
 //! benchmark measures exactly what `orgsync contacts sync` does.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod contacts;
 pub mod context;
 pub mod directory;
+pub mod doctor;
 pub mod error;
 pub mod mail;
 pub mod users;

@@ -104,6 +104,21 @@ pub struct Draft {
     pub message: Option<Message>,
 }
 
+/// `users.getProfile`: whose mailbox it is, and its size. `historyId` is an int64 sent
+/// as a string.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages_total: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads_total: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_id: Option<String>,
+}
+
 /// `messages.list` response: ids and thread ids only.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

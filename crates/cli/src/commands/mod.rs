@@ -7,6 +7,7 @@ pub mod channels;
 mod common;
 pub mod contacts;
 mod demo;
+pub mod doctor;
 mod emulator;
 pub mod mail;
 pub mod serve;
@@ -27,5 +28,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Auth(cmd) => auth::run(global, cmd).await,
         Command::Mail(cmd) => mail::run(global, cmd).await,
         Command::Calendar(cmd) => calendar::run(global, cmd).await,
+        Command::Doctor(args) => doctor::run(global, args).await,
     }
 }
