@@ -150,9 +150,16 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<Exit> {
         for c in &checks {
             println!("  [{}] {}", if c.ok { "ok" } else { "FAILED" }, c.what);
         }
+        println!();
+        println!("{NEXT_STEP}");
     }
     Ok(if failed { Exit::Partial } else { Exit::Ok })
 }
+
+/// The demo's last line: where a newcomer goes from the emulator to their own Workspace.
+const NEXT_STEP: &str = "Next: your own Workspace. README.md, \"Use it with your Workspace\", \
+walks through the Cloud project, the delegated scopes and the admin role, then `orgsync doctor` \
+checks the setup before the first run.";
 
 /// Directory id → primary email of everyone active.
 async fn directory_users(client: &GoogleClient) -> anyhow::Result<BTreeMap<String, String>> {

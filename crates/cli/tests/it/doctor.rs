@@ -335,3 +335,61 @@ async fn a_sync_against_a_disabled_api_exits_2_with_the_link_instead_of_retrying
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+/// The README's first command ends by sending a newcomer to the setup guide, which exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_passes_and_ends_by_pointing_at_the_workspace_guide() {
+    let out = ORGSYNC
+        .command()
+        .args(["demo", "--users", "12"])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("\"Use it with your Workspace\"") && last.contains("orgsync doctor"),
+        "{last}"
+    );
+    let readme = include_str!("../../../../README.md");
+    assert!(readme.contains("\n## Use it with your Workspace\n"));
+}
+
+/// For `serve`: live push channels pass, and channels that all expired (nobody renewed
+/// them) fail with what to run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_push_channels_fail_and_live_ones_pass() {
+    let mut config = EmulatorConfig::for_tests(4);
+    config.channel_ttl_cap_secs = 3;
+    let emu = orgsync_testkit::spawn(config).await;
+    let ConfigDir { dir: _dir, config } = ConfigDir::new(&emu, "[state]\npath = \"state.db\"\n");
+    let renew = orgsync(&config, &["channels", "renew", "--json"]).await;
+    assert_eq!(renew.code, 0, "{}", renew.stderr);
+
+    let (code, report) = doctor(&config, &["--job", "users"]).await;
+    assert_eq!(code, 0, "{report:#}");
+    let live = with_status(&report, "pass")
+        .into_iter()
+        .find(|c| c["id"] == "serve.channels")
+        .expect("a serve.channels line");
+    assert!(live["line"].as_str().unwrap().contains("live push channel"));
+
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let (code, report) = doctor(&config, &["--job", "users"]).await;
+    assert_eq!(code, 2, "{report:#}");
+    let failed = only_failure(&report);
+    assert_eq!(failed["id"], "serve.channels");
+    assert!(failed["line"].as_str().unwrap().contains("expired"));
+    assert!(
+        failed["fix"]
+            .as_str()
+            .unwrap()
+            .contains("orgsync channels renew")
+    );
+}
