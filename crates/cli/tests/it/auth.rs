@@ -483,3 +483,53 @@ async fn login_without_a_client_file_says_where_to_get_one() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("service-account key"), "{}", out.stderr);
 }
+
+/// `orgsync doctor --job mail,calendar` checks a personal login too: it works, its token
+/// file is private, and a revoked one says to log in again.
+#[tokio::test]
+async fn doctor_checks_the_personal_login_its_file_mode_and_its_revocation() {
+    let env = env().await;
+    let (out, _) = cli_login(&env, |u| u).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let doctor = |env: &Env| {
+        let config = env.config.clone();
+        async move { orgsync(&config, &["doctor", "--json", "--job", "mail,calendar"]).await }
+    };
+    let logins = |report: &Value, status: &str| -> Vec<String> {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["status"] == status)
+            .filter(|c| {
+                c["line"].as_str().unwrap().contains("personal login") || c["id"] == "login"
+            })
+            .map(|c| format!("{} {}", c["line"], c["fix"]))
+            .collect()
+    };
+    let out = doctor(&env).await;
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert_eq!(logins(&out.json(), "pass").len(), 2, "{}", out.stdout);
+
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&env.token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = doctor(&env).await;
+    assert_eq!(out.code, 2);
+    let failed = logins(&out.json(), "fail");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("chmod 600"), "{failed:?}");
+    std::fs::set_permissions(&env.token, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let stored: Value = serde_json::from_slice(&std::fs::read(&env.token).unwrap()).unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/revoke", env.emu.base_url))
+        .form(&[("token", stored["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    let out = doctor(&env).await;
+    assert_eq!(out.code, 2);
+    let failed = logins(&out.json(), "fail");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("orgsync auth login"), "{failed:?}");
+}
