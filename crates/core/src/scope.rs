@@ -10,8 +10,11 @@
 //! # Precedence (documented, tested)
 //!
 //! 1. A user without an immutable `id` is never selected: the id is the identity key.
-//! 2. **`exclude` beats everything**, including `include` (matched against the primary
-//!    email and the aliases, case-insensitively).
+//! 2. **`exclude` and the opt-outs beat everything**, including `include`: `exclude`
+//!    by address (the primary email and the aliases, case-insensitively),
+//!    `exclude_groups` by membership (nested groups resolved), `exclude_if` by a custom
+//!    schema field. An opt-out is a person's choice (keep my number off everyone's
+//!    phone), so no rule of the admin's overrides it.
 //! 3. **Status filters beat `include`**: a suspended, archived or GAL-hidden user is not
 //!    selected unless the matching `include_*` flag is set. An explicit include list is
 //!    a way to reach people *outside the OU/group filters*, not a way to publish an
@@ -28,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use orgsync_wire::directory::User;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// Selection rules for sources (whose contacts are copied), targets (who receives them)
 /// or app users.
@@ -44,9 +48,61 @@ pub struct ScopeRules {
     pub include: Vec<String>,
     /// Emails never selected.
     pub exclude: Vec<String>,
+    /// Groups whose members (nested groups resolved) are never selected: an opt-out list
+    /// kept in the Admin console.
+    pub exclude_groups: Vec<String>,
+    /// A custom-schema field that opts a person out, e.g. `Privacy.HideFromContacts` equal
+    /// to `true`.
+    pub exclude_if: Option<FieldMatch>,
     pub include_suspended: bool,
     pub include_archived: bool,
     pub include_hidden_from_gal: bool,
+}
+
+/// `customSchemas.<schema>.<field>` equals `equals`: an opt-out field, or a role rule's
+/// condition.
+///
+/// Matching is liberal, as it must be with what the Admin console and identity providers
+/// store (Entra, for one, may send a Boolean as the string `"False"`): a multi-valued
+/// field (an array, items plain or `{"value": …}`) matches when any item matches, and a
+/// Boolean matches the strings `"true"`/`"false"` in any case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldMatch {
+    pub schema: String,
+    pub field: String,
+    pub equals: Value,
+}
+
+impl FieldMatch {
+    pub fn matches(&self, user: &User) -> bool {
+        custom_field_equals(user, &self.schema, &self.field, &self.equals)
+    }
+}
+
+/// Whether the user's `customSchemas.<schema>.<field>` equals `want` ([`FieldMatch`]).
+pub fn custom_field_equals(user: &User, schema: &str, field: &str, want: &Value) -> bool {
+    let Some(v) = user.custom_field(schema, field) else {
+        return false;
+    };
+    match v {
+        Value::Array(items) => items.iter().any(|item| {
+            loosely_equal(item, want) || item.get("value").is_some_and(|x| loosely_equal(x, want))
+        }),
+        other => loosely_equal(other, want),
+    }
+}
+
+fn loosely_equal(v: &Value, want: &Value) -> bool {
+    if v == want {
+        return true;
+    }
+    match (v, want) {
+        (Value::String(s), Value::Bool(b)) => s.trim().eq_ignore_ascii_case(&b.to_string()),
+        (Value::String(s), Value::Number(n)) => s.trim() == n.to_string(),
+        (Value::Number(n), Value::String(s)) => s.trim() == n.to_string(),
+        _ => false,
+    }
 }
 
 /// Flattened group membership: group email (lower-cased) → user ids.
@@ -112,6 +168,17 @@ fn user_emails(user: &User) -> impl Iterator<Item = String> + '_ {
 }
 
 impl ScopeRules {
+    /// Whether the user opted out through `exclude_groups` or `exclude_if`.
+    pub fn opted_out(&self, user: &User, id: &str, groups: &GroupMembership) -> bool {
+        self.exclude_groups.iter().any(|g| groups.contains(g, id))
+            || self.exclude_if.as_ref().is_some_and(|m| m.matches(user))
+    }
+
+    /// The groups whose membership selection needs: `groups` and `exclude_groups`.
+    pub fn group_emails(&self) -> impl Iterator<Item = &String> {
+        self.groups.iter().chain(&self.exclude_groups)
+    }
+
     /// Whether `user` is selected. See the module docs for the precedence.
     pub fn selects(&self, user: &User, groups: &GroupMembership) -> bool {
         self.selects_structurally(user, groups) && self.passes_status_filters(user)
@@ -132,7 +199,7 @@ impl ScopeRules {
             return false;
         };
         let excluded: BTreeSet<String> = self.exclude.iter().map(|e| norm_email(e)).collect();
-        if user_emails(user).any(|e| excluded.contains(&e)) {
+        if user_emails(user).any(|e| excluded.contains(&e)) || self.opted_out(user, id, groups) {
             return false;
         }
         let included: BTreeSet<String> = self.include.iter().map(|e| norm_email(e)).collect();

@@ -24,12 +24,8 @@ use serde_json::{Map, Value};
 use crate::hash::stable_hash;
 use crate::scope::{GroupMembership, ScopeRules};
 
-/// "customSchemas.`schema`.`field` equals `equals` → role `role`".
-///
-/// Matching is liberal, as a SCIM receiver should be with what identity providers send
-/// (Entra, for one, may send a Boolean as the string `"False"`): a multi-valued field (an
-/// array, items plain or `{"value": …}`) matches when any item matches, and a Boolean rule
-/// matches the strings `"true"`/`"false"` in any case.
+/// "customSchemas.`schema`.`field` equals `equals` → role `role`", matched as
+/// [`crate::scope::FieldMatch`] is.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleRule {
@@ -41,30 +37,7 @@ pub struct RoleRule {
 
 impl RoleRule {
     pub fn matches(&self, user: &User) -> bool {
-        let Some(v) = user.custom_field(&self.schema, &self.field) else {
-            return false;
-        };
-        match v {
-            Value::Array(items) => items.iter().any(|item| {
-                loosely_equal(item, &self.equals)
-                    || item
-                        .get("value")
-                        .is_some_and(|x| loosely_equal(x, &self.equals))
-            }),
-            other => loosely_equal(other, &self.equals),
-        }
-    }
-}
-
-fn loosely_equal(v: &Value, want: &Value) -> bool {
-    if v == want {
-        return true;
-    }
-    match (v, want) {
-        (Value::String(s), Value::Bool(b)) => s.trim().eq_ignore_ascii_case(&b.to_string()),
-        (Value::String(s), Value::Number(n)) => s.trim() == n.to_string(),
-        (Value::Number(n), Value::String(s)) => s.trim() == n.to_string(),
-        _ => false,
+        crate::scope::custom_field_equals(user, &self.schema, &self.field, &self.equals)
     }
 }
 

@@ -88,8 +88,29 @@ pub async fn read_directory(
         projection: Some(projection.to_string()),
         ..UsersListParams::default()
     };
+    // An `exclude_if` opt-out reads a custom schema: a basic read asks for exactly those
+    // schemas (`projection=custom`), and a partial one adds `customSchemas`.
+    let schemas: BTreeSet<&str> = rules
+        .iter()
+        .filter_map(|r| r.exclude_if.as_ref())
+        .map(|m| m.schema.as_str())
+        .collect();
+    let (projection, custom_field_mask) = if !schemas.is_empty() && projection == "basic" {
+        let mask: Vec<&str> = schemas.into_iter().collect();
+        (Some("custom".to_string()), Some(mask.join(",")))
+    } else {
+        (base.projection.clone(), None)
+    };
+    let fields = fields.map(|f| match projection.as_deref() {
+        Some("custom") if !f.split(',').any(|x| x == "customSchemas") => {
+            format!("users({f},customSchemas)")
+        }
+        _ => format!("users({f})"),
+    });
     let whole = UsersListParams {
-        fields: fields.map(|f| format!("users({f})")),
+        fields,
+        projection,
+        custom_field_mask,
         ..base.clone()
     };
     let users: Vec<User> = directory
@@ -104,7 +125,7 @@ pub async fn read_directory(
     };
     let groups: BTreeSet<String> = rules
         .iter()
-        .flat_map(|r| r.groups.iter())
+        .flat_map(|r| r.group_emails())
         .map(|g| g.trim().to_lowercase())
         .collect();
     for group in groups {

@@ -1778,3 +1778,83 @@ fn two_thousand_person_org_plans_a_no_change_run_quickly() {
         "{per_target:?}"
     );
 }
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// Opt-out by group or by custom field: an opted-out person is never selected, not
+    /// even through `include`; everyone else is selected exactly as without the opt-out;
+    /// a book synced before the opt-out loses exactly the opted-out people's contacts
+    /// (deletes, which the guard judges like any other), and once applied, the next plan
+    /// is empty.
+    #[test]
+    fn opted_out_people_leave_every_book_and_nobody_else_does(
+        users in arb_directory(),
+        by_group in proptest::collection::vec(any::<bool>(), 9),
+        by_field in proptest::collection::vec(0usize..4, 9),
+    ) {
+        use orgsync_core::scope::FieldMatch;
+        use serde_json::json;
+        // The Admin console stores a Boolean; other tools a string, any case.
+        let values = [None, Some(json!(true)), Some(json!("TRUE")), Some(json!(false))];
+        let mut users = users;
+        let mut groups = GroupMembership::new();
+        groups.add_group("opt-out@x.com");
+        let mut opted = BTreeSet::new();
+        for (i, u) in users.iter_mut().enumerate() {
+            let id = u.id.clone().unwrap();
+            if by_group[i] {
+                groups.add("opt-out@x.com", id.clone());
+                opted.insert(id.clone());
+            }
+            if let Some(v) = &values[by_field[i]] {
+                let schemas = json!({"Privacy": {"HideFromContacts": v}});
+                u.custom_schemas = schemas.as_object().cloned();
+                if by_field[i] != 3 {
+                    opted.insert(id);
+                }
+            }
+        }
+        let everyone: Vec<String> =
+            users.iter().filter_map(|u| u.primary_email.clone()).collect();
+        let plain = ScopeRules { include: everyone, ..ScopeRules::default() };
+        let with_opt_out = ScopeRules {
+            exclude_groups: vec!["Opt-Out@x.com".into()],
+            exclude_if: Some(FieldMatch {
+                schema: "Privacy".into(),
+                field: "HideFromContacts".into(),
+                equals: json!(true),
+            }),
+            ..plain.clone()
+        };
+        let before = DirectorySnapshot::select(&users, &plain, &groups);
+        let after = DirectorySnapshot::select(&users, &with_opt_out, &groups);
+        for id in before.users.keys() {
+            prop_assert_eq!(after.users.contains_key(id), !opted.contains(id), "{}", id);
+        }
+        prop_assert!(after.users.keys().all(|id| before.users.contains_key(id)));
+
+        let mapping = MappingOptions::default();
+        let dir_before = DesiredDirectory::build(&before, &mapping);
+        let dir_after = DesiredDirectory::build(&after, &mapping);
+        let t = target("someone-else");
+        let mut book = freshly_synced(&dir_before, &t);
+        let plan = plan_user(&t, &dir_after, &book.list(), &PlanOptions::default());
+        let deleted: BTreeSet<String> = plan
+            .deletes
+            .iter()
+            .filter_map(|rn| markers::managed_id(&book.contacts[rn]).map(str::to_string))
+            .collect();
+        let expected: BTreeSet<String> = before
+            .users
+            .keys()
+            .filter(|id| opted.contains(*id))
+            .cloned()
+            .collect();
+        prop_assert_eq!(deleted, expected);
+        prop_assert!(plan.creates.is_empty() && plan.updates.is_empty());
+        book.apply(&plan, &dir_after, &t);
+        let again = plan_user(&t, &dir_after, &book.list(), &PlanOptions::default());
+        prop_assert!(no_writes(&again), "{:#?}", again);
+    }
+}

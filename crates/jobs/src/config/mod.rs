@@ -212,7 +212,7 @@ impl Default for ContactsConfig {
             group_name: "Company directory".into(),
             company_name: None,
             sources: ScopeConfig::default(),
-            targets: ScopeConfig::default(),
+            targets: default_targets(),
             leavers: LeaverAction::Delete,
             include_aliases: false,
             include_employee_id: false,
@@ -512,7 +512,38 @@ pub fn load_from(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Lo
 }
 
 fn deserialize(table: &toml::Table) -> Result<Config, toml::de::Error> {
-    toml::Value::Table(table.clone()).try_into()
+    let mut table = table.clone();
+    target_scope_defaults(&mut table);
+    toml::Value::Table(table).try_into()
+}
+
+/// Who receives contacts by default: everyone active, **including** people hidden from
+/// the Global Address List. Hiding someone keeps them out of other people's address
+/// books (the sources' default); it must not empty their own.
+fn default_targets() -> ScopeConfig {
+    ScopeConfig {
+        include_hidden_from_gal: true,
+        ..ScopeConfig::default()
+    }
+}
+
+/// Sources and targets share one type, whose default leaves hidden people out; a
+/// `[contacts.targets]` table that does not say otherwise gets the targets' default.
+fn target_scope_defaults(table: &mut toml::Table) {
+    let contacts = table
+        .entry("contacts")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(contacts) = contacts.as_table_mut() else {
+        return; // not a table: deserialising reports it
+    };
+    let targets = contacts
+        .entry("targets")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(targets) = targets.as_table_mut() {
+        targets
+            .entry("include_hidden_from_gal")
+            .or_insert(toml::Value::Boolean(true));
+    }
 }
 
 /// A TOML syntax error as "line L, column C: what", without the source line toml would
@@ -928,6 +959,39 @@ mod tests {
         assert_eq!(loaded.config.contacts.group_name, "Company directory");
         assert_eq!(loaded.config.contacts.max_delete_share, 0.2);
         assert_eq!(loaded.config.users.deprovision, Deprovision::Deactivate);
+    }
+
+    /// Hiding someone from the Global Address List keeps them out of others' books; it
+    /// used to empty their own too (the targets inherited the sources' default).
+    #[test]
+    fn hidden_users_receive_contacts_by_default_whatever_the_targets_table_says() {
+        let dir = tempfile::tempdir().unwrap();
+        for text in [
+            "",
+            "[contacts]\ngroup_name = \"Staff\"\n",
+            "[contacts.targets]\norg_units = [\"/Sales\"]\n",
+        ] {
+            let c = load_from(Some(&write(dir.path(), text)), &[])
+                .unwrap()
+                .config;
+            assert!(c.contacts.targets.include_hidden_from_gal, "{text}");
+            assert!(!c.contacts.sources.include_hidden_from_gal, "{text}");
+        }
+        assert!(Config::default().contacts.targets.include_hidden_from_gal);
+        // Said explicitly, it is kept.
+        let text = "[contacts.targets]\ninclude_hidden_from_gal = false\n";
+        let c = load_from(Some(&write(dir.path(), text)), &[])
+            .unwrap()
+            .config;
+        assert!(!c.contacts.targets.include_hidden_from_gal);
+        let env = [(
+            "ORGSYNC__CONTACTS__TARGETS__INCLUDE_HIDDEN_FROM_GAL".to_string(),
+            "false".to_string(),
+        )];
+        let c = load_from(Some(&write(dir.path(), "")), &env)
+            .unwrap()
+            .config;
+        assert!(!c.contacts.targets.include_hidden_from_gal);
     }
 
     #[test]

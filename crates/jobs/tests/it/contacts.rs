@@ -46,11 +46,6 @@ async fn assert_converged(env: &Env) {
         |u: &orgsync_wire::directory::User| u.include_in_global_address_list != Some(false);
     for (id, u) in &users {
         let email = u.primary_email.as_deref().unwrap();
-        if !visible(u) {
-            // Hidden from the address list: neither a source nor a target by default.
-            assert!(env.managed_of(email).await.is_empty());
-            continue;
-        }
         let managed = env.managed_of(email).await;
         let ids: Vec<&str> = managed.iter().filter_map(markers::managed_id).collect();
         let distinct: BTreeSet<&str> = ids.iter().copied().collect();
@@ -59,7 +54,8 @@ async fn assert_converged(env: &Env) {
             distinct.len(),
             "{email} has duplicate managed contacts"
         );
-        // Sources by default: everyone active and visible in the global address list.
+        // Sources by default: everyone active and visible in the global address list;
+        // targets: everyone active, hidden or not.
         let expected: BTreeSet<&str> = users
             .iter()
             .filter(|(_, u)| visible(u))
@@ -103,6 +99,129 @@ async fn first_sync_fills_every_book_and_a_rerun_costs_one_read_per_user() {
         targets
     );
     assert_eq!(second.calls.total as usize, 1 + targets);
+}
+
+/// Hidden from the Global Address List: out of everyone else's book, but their own is
+/// filled like anyone's (it used to receive nobody: the targets took the sources' default).
+#[tokio::test]
+async fn a_user_hidden_from_the_gal_still_receives_every_colleague() {
+    let env = Env::start(org(8, 0)).await;
+    let members = env.member_emails().await;
+    let hidden = members[2].clone();
+    env.update_user(&hidden, |u| u.include_in_global_address_list = Some(false))
+        .await;
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    let visible_others = env
+        .users()
+        .await
+        .values()
+        .filter(|u| u.include_in_global_address_list != Some(false))
+        .count();
+    assert_eq!(env.managed_of(&hidden).await.len(), visible_others);
+    let hidden_id = env.user_by_email(&hidden).await.id.unwrap();
+    for email in members.iter().filter(|m| **m != hidden) {
+        assert!(
+            !env.managed_of(email)
+                .await
+                .iter()
+                .any(|p| markers::managed_id(p) == Some(hidden_id.as_str())),
+            "{email} received the hidden user"
+        );
+    }
+    assert_converged(&env).await;
+}
+
+/// Opt-out through a group (nested membership resolved) or a custom-schema field: the
+/// person leaves every book on the next run (the guard judges those deletes like any
+/// other), still receives everyone else, and nothing else is written.
+#[tokio::test]
+async fn opting_out_by_group_or_by_field_removes_a_person_from_every_book() {
+    use futures::TryStreamExt as _;
+    let mut env = Env::start(org(14, 1)).await;
+    env.sync().await;
+    let client = env.client();
+    let directory = client.directory();
+    let groups: Vec<orgsync_wire::directory::Group> = directory
+        .groups_list(Default::default())
+        .try_collect()
+        .await
+        .unwrap();
+    // A small group: one org unit's.
+    let mut opt_out_group = None;
+    for g in &groups {
+        let email = g.email.clone();
+        let members: Vec<_> = directory
+            .members_list(&email, true, None)
+            .try_collect()
+            .await
+            .unwrap();
+        if (1..=3).contains(&members.len()) {
+            let ids: BTreeSet<String> = members.into_iter().filter_map(|m| m.id).collect();
+            opt_out_group = Some((email, ids));
+            break;
+        }
+    }
+    let (group, group_ids) = opt_out_group.expect("a group of one to three members");
+    let by_field = env
+        .users()
+        .await
+        .into_iter()
+        .find(|(id, u)| !group_ids.contains(id) && u.is_admin != Some(true))
+        .and_then(|(_, u)| u.primary_email)
+        .unwrap();
+    env.update_user(&by_field, |u| {
+        u.custom_schemas = serde_json::json!({"Privacy": {"HideFromContacts": true}})
+            .as_object()
+            .cloned();
+    })
+    .await;
+    let field_id = env.user_by_email(&by_field).await.id.unwrap();
+    let mut opted: BTreeSet<String> = group_ids.clone();
+    opted.insert(field_id.clone());
+
+    env.config.contacts.sources.exclude_groups = vec![group.to_uppercase()];
+    env.config.contacts.sources.exclude_if = Some(orgsync_core::scope::FieldMatch {
+        schema: "Privacy".into(),
+        field: "HideFromContacts".into(),
+        equals: serde_json::json!(true),
+    });
+    let r = env
+        .run(&ContactsOptions {
+            force: true,
+            ..sync()
+        })
+        .await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_eq!(r.totals.created + r.totals.updated, 0);
+    let users = env.users().await;
+    for (id, u) in &users {
+        let email = u.primary_email.as_deref().unwrap();
+        let managed: BTreeSet<String> = env
+            .managed_of(email)
+            .await
+            .iter()
+            .filter_map(|p| markers::managed_id(p).map(str::to_string))
+            .collect();
+        assert!(
+            managed.is_disjoint(&opted),
+            "{email} still has an opted-out person"
+        );
+        let expected = users
+            .keys()
+            .filter(|other| *other != id && !opted.contains(*other))
+            .count();
+        assert_eq!(managed.len(), expected, "{email}");
+    }
+    // Opting back in (the field cleared) brings the contact back everywhere.
+    env.update_user(&by_field, |u| {
+        u.custom_schemas = serde_json::json!({"Privacy": {"HideFromContacts": false}})
+            .as_object()
+            .cloned();
+    })
+    .await;
+    let back = env.sync().await;
+    assert_eq!(back.totals.created, back.totals.targets - 1);
 }
 
 #[tokio::test]
