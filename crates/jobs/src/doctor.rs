@@ -487,9 +487,13 @@ async fn check_directory(config: &Config, client: &GoogleClient, report: &mut Re
             return;
         }
     }
-    let uses_groups = !config.contacts.sources.groups.is_empty()
-        || !config.contacts.targets.groups.is_empty()
-        || !config.users.scope.groups.is_empty();
+    let uses_groups = [
+        &config.contacts.sources,
+        &config.contacts.targets,
+        &config.users.scope,
+    ]
+    .iter()
+    .any(|rules| rules.group_emails().next().is_some());
     let groups = orgsync_client::directory::GroupsListParams {
         customer: config.google.customer.clone(),
         max_results: Some(1),

@@ -37,6 +37,66 @@ pub struct MappingOptions {
     pub department: bool,
     /// Appended to the family name of a kept leaver (`leavers = "keep"`).
     pub leaver_label: String,
+    /// How phone numbers are written: as the directory has them, or in E.164. (Left out
+    /// of the serialised options at its default, so a run's digest, and with it every
+    /// book's incremental shortcut, is what it was before the option existed.)
+    #[serde(skip_serializing_if = "PhoneFormat::is_as_is")]
+    pub phone_format: PhoneFormat,
+    /// The region numbers without a country code are read in (ISO 3166 alpha-2, e.g.
+    /// `GB`), for `phone_format = "e164"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_region: Option<String>,
+}
+
+/// How phone numbers are written into contacts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneFormat {
+    /// Exactly as in the directory.
+    #[default]
+    AsIs,
+    /// `+442079460000`: one form for every number, which phones and CTI systems match
+    /// against caller ids (a PBX's lookup often fails on `020 7946 0000`, FreePBX
+    /// superfecta#368). Parsed and validated with libphonenumber's rules; a number that
+    /// cannot be read is kept as written.
+    E164,
+}
+
+impl PhoneFormat {
+    fn is_as_is(&self) -> bool {
+        *self == PhoneFormat::AsIs
+    }
+}
+
+/// A phone number in the configured format: `Err` with the value as written when
+/// `e164` cannot read it (no country code and no region, or not a valid number).
+pub fn format_phone(value: &str, opts: &MappingOptions) -> Result<String, String> {
+    match opts.phone_format {
+        PhoneFormat::AsIs => Ok(value.to_string()),
+        PhoneFormat::E164 => {
+            let region = opts.phone_region.as_deref().and_then(|r| {
+                r.trim()
+                    .to_ascii_uppercase()
+                    .parse::<phonenumber::country::Id>()
+                    .ok()
+            });
+            match phonenumber::parse(region, value) {
+                Ok(n) if phonenumber::is_valid(&n) => {
+                    Ok(n.format().mode(phonenumber::Mode::E164).to_string())
+                }
+                _ => Err(value.to_string()),
+            }
+        }
+    }
+}
+
+/// Whether `region` names a region libphonenumber knows (`GB`, `de`…), for config checks.
+pub fn is_phone_region(region: &str) -> bool {
+    region
+        .trim()
+        .to_ascii_uppercase()
+        .parse::<phonenumber::country::Id>()
+        .is_ok()
 }
 
 impl Default for MappingOptions {
@@ -51,6 +111,8 @@ impl Default for MappingOptions {
             title: true,
             department: true,
             leaver_label: "(former colleague)".to_string(),
+            phone_format: PhoneFormat::AsIs,
+            phone_region: None,
         }
     }
 }
@@ -258,6 +320,7 @@ pub fn desired_contact(user: &User, opts: &MappingOptions) -> Option<DesiredCont
     if opts.phones {
         for ph in user.phones.iter().flatten() {
             if let Some(v) = clean(Some(&ph.value)) {
+                let v = format_phone(&v, opts).unwrap_or_else(|as_written| as_written);
                 let kind = people_phone_type(ph.kind.as_deref(), ph.custom_type.as_deref());
                 push_unique(&mut phones, v, kind, super::plan::phone_key);
             }
@@ -438,6 +501,54 @@ mod tests {
         let org = d.organization.unwrap();
         assert_eq!(org.name.as_deref(), Some("ACME"));
         assert_eq!(org.title, None);
+    }
+
+    #[test]
+    fn e164_reads_numbers_from_five_countries_and_keeps_what_it_cannot_read() {
+        let e164 = |region: Option<&str>| MappingOptions {
+            phone_format: PhoneFormat::E164,
+            phone_region: region.map(str::to_string),
+            ..MappingOptions::default()
+        };
+        let gb = e164(Some("GB"));
+        for (written, want) in [
+            ("020 7946 0018", "+442079460018"),
+            ("+44 (0)20 7946 0018", "+442079460018"),
+            ("+1 (415) 555-2671", "+14155552671"),
+            ("+49 30 901820", "+4930901820"),
+            ("+33 1 42 68 53 00", "+33142685300"),
+            ("+30 21 0123 4567", "+302101234567"),
+        ] {
+            assert_eq!(format_phone(written, &gb).as_deref(), Ok(want), "{written}");
+        }
+        // In another region the same national number means another country.
+        assert_eq!(
+            format_phone("030 901820", &e164(Some("de"))).as_deref(),
+            Ok("+4930901820")
+        );
+        // Without a region or a country code, or not a number at all: kept as written.
+        assert_eq!(
+            format_phone("020 7946 0018", &e164(None)),
+            Err("020 7946 0018".into())
+        );
+        assert_eq!(format_phone("ext. 42", &gb), Err("ext. 42".into()));
+        assert_eq!(format_phone("+44 12", &gb), Err("+44 12".into()));
+        // As is: untouched.
+        let as_is = MappingOptions::default();
+        assert_eq!(
+            format_phone("020 7946 0018", &as_is).as_deref(),
+            Ok("020 7946 0018")
+        );
+        assert!(is_phone_region("gb") && !is_phone_region("UK") && !is_phone_region(""));
+    }
+
+    /// The run digest hashes the options: at their defaults the phone options must not
+    /// change it, or every book's incremental shortcut would be lost on upgrade.
+    #[test]
+    fn default_phone_options_leave_the_serialised_mapping_as_it_was() {
+        let json = serde_json::to_value(MappingOptions::default()).unwrap();
+        let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+        assert!(!keys.iter().any(|k| k.starts_with("phone_")), "{keys:?}");
     }
 
     #[test]

@@ -33,8 +33,8 @@ use orgsync_wire::people::{
 use serde::{Deserialize, Serialize};
 
 use super::mapping::{
-    DesiredContact, MAPPING_VERSION, MappingOptions, desired_contact, email_of, external_id_of,
-    name_of, organization_of, phone_of,
+    DesiredContact, MAPPING_VERSION, MappingOptions, PhoneFormat, desired_contact, email_of,
+    external_id_of, format_phone, name_of, organization_of, phone_of,
 };
 use super::markers;
 use crate::hash::{short_fingerprint, stable_hash};
@@ -87,6 +87,9 @@ pub struct DesiredDirectory {
     pub mapping: MappingOptions,
     /// Users the directory read returned (before scope).
     pub read_count: usize,
+    /// `(primary email, number)` of every phone `phone_format = "e164"` could not read:
+    /// written as the directory has it, and reported once per run.
+    pub phones_kept_as_written: Vec<(String, String)>,
     digest: String,
 }
 
@@ -119,11 +122,29 @@ impl DesiredDirectory {
         let photos: Vec<(&String, &Option<String>)> =
             contacts.iter().map(|(id, d)| (id, &d.photo_etag)).collect();
         let digest = stable_hash(&(MAPPING_VERSION, mapping, &hashes, photos));
+        let phones_kept_as_written = match mapping.phone_format {
+            PhoneFormat::AsIs => Vec::new(),
+            PhoneFormat::E164 if !mapping.phones => Vec::new(),
+            PhoneFormat::E164 => snapshot
+                .users
+                .values()
+                .filter(|u| contacts.contains_key(u.id.as_deref().unwrap_or_default()))
+                .flat_map(|u| {
+                    let email = u.primary_email.clone().unwrap_or_default();
+                    u.phones.iter().flatten().filter_map(move |ph| {
+                        let value = ph.value.trim();
+                        (!value.is_empty() && format_phone(value, mapping).is_err())
+                            .then(|| (email.clone(), value.to_string()))
+                    })
+                })
+                .collect(),
+        };
         DesiredDirectory {
             contacts,
             prepared,
             mapping: mapping.clone(),
             read_count: snapshot.read_count,
+            phones_kept_as_written,
             digest,
         }
     }

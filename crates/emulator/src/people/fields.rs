@@ -388,7 +388,25 @@ fn strip_field_metadata(p: &mut Person) {
     }
     for e in &mut p.phone_numbers {
         e.formatted_type = None;
+        e.canonical_form = e.value.as_deref().and_then(canonical_form);
     }
+}
+
+/// `canonicalForm` (output only): the number in E.164. Google reads a national number in
+/// the account's region; the emulator has no region, so only a number written with its
+/// country code (`+44 20 7946 0018` → `+442079460018`) gets one, as "when known".
+fn canonical_form(value: &str) -> Option<String> {
+    let rest = value.trim().strip_prefix('+')?;
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || " -.()/".contains(c))
+    {
+        return None;
+    }
+    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+    (7..=15)
+        .contains(&digits.len())
+        .then(|| format!("+{digits}"))
 }
 
 /// The response form of a contact restricted to `fields` (+ resourceName, etag).

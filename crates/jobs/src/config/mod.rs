@@ -194,6 +194,10 @@ pub struct ContactsConfig {
     pub include_aliases: bool,
     pub include_employee_id: bool,
     pub include_photos: bool,
+    /// `as_is` (default) or `e164`: every number in one international form.
+    pub phone_format: orgsync_core::contacts::PhoneFormat,
+    /// ISO 3166 region for numbers written without a country code (`GB`, `DE`…).
+    pub phone_region: Option<String>,
     /// Stop before writing when a run would delete more than this share of the
     /// contacts orgsync manages (0.2 = 20%).
     pub max_delete_share: f64,
@@ -217,6 +221,8 @@ impl Default for ContactsConfig {
             include_aliases: false,
             include_employee_id: false,
             include_photos: false,
+            phone_format: Default::default(),
+            phone_region: None,
             max_delete_share: 0.2,
             concurrency: None,
             max_concurrency: 128,
@@ -859,6 +865,15 @@ impl Config {
                 "contacts.group_name must not be empty: it names the label orgsync manages".into(),
             ));
         }
+        if let Some(region) = &self.contacts.phone_region
+            && !orgsync_core::contacts::is_phone_region(region)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "contacts.phone_region = {region:?} is not a region code: use the two-letter \
+                 ISO 3166 code of the country most numbers without +… are from (GB, not UK; \
+                 US, DE, FR…)"
+            )));
+        }
         self.mail.validate()?;
         self.serve.validate()?;
         if let Some(endpoint) = &self.google.endpoint {
@@ -959,6 +974,32 @@ mod tests {
         assert_eq!(loaded.config.contacts.group_name, "Company directory");
         assert_eq!(loaded.config.contacts.max_delete_share, 0.2);
         assert_eq!(loaded.config.users.deprovision, Deprovision::Deactivate);
+    }
+
+    #[test]
+    fn phone_options_are_read_and_a_bad_region_is_named_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "[contacts]\nphone_format = \"e164\"\nphone_region = \"GB\"\n";
+        let c = load_from(Some(&write(dir.path(), text)), &[])
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.contacts.phone_format,
+            orgsync_core::contacts::PhoneFormat::E164
+        );
+        let text = "[contacts]\nphone_format = \"e164\"\nphone_region = \"UK\"\n";
+        let err = load_from(Some(&write(dir.path(), text)), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("contacts.phone_region") && err.contains("GB"),
+            "{err}"
+        );
+        let text = "[contacts]\nphone_format = \"international\"\n";
+        let err = load_from(Some(&write(dir.path(), text)), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e164") && err.contains("as_is"), "{err}");
     }
 
     /// Hiding someone from the Global Address List keeps them out of others' books; it

@@ -255,6 +255,8 @@ pub fn mapping_options(config: &Config) -> MappingOptions {
         include_aliases: config.contacts.include_aliases,
         include_employee_id: config.contacts.include_employee_id,
         include_photos: config.contacts.include_photos,
+        phone_format: config.contacts.phone_format,
+        phone_region: config.contacts.phone_region.clone(),
         ..MappingOptions::default()
     }
 }
@@ -379,6 +381,13 @@ async fn run_unleased(
     let directory = DesiredDirectory::build(&sources, &mapping_options(config));
     drop(sources);
     drop(read);
+    if let Some((email, number)) = directory.phones_kept_as_written.first() {
+        tracing::warn!(
+            count = directory.phones_kept_as_written.len(),
+            first = %format!("{email}: {number}"),
+            "phone numbers that are not valid for phone_region are written as in the directory"
+        );
+    }
 
     let guard = SafetyGuard {
         max_delete_share: contacts.max_delete_share,
@@ -407,6 +416,7 @@ async fn run_unleased(
         duration_ms: 0,
         concurrency: 0,
         quota: QuotaReport::default(),
+        phones_kept_as_written: directory.phones_kept_as_written.clone(),
     };
     if options.mode == Mode::Sync && !options.dry_run {
         let books = books_before(&*store, &targets, &source_ids, previous.as_deref()).await?;

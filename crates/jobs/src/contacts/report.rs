@@ -276,6 +276,10 @@ pub struct ContactsReport {
     /// Address books worked on at once.
     pub concurrency: usize,
     pub quota: QuotaReport,
+    /// Numbers `phone_format = "e164"` could not read, written as the directory has them
+    /// (`[email, number]`; fix them in the directory or set `phone_region`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phones_kept_as_written: Vec<(String, String)>,
 }
 
 impl ContactsReport {
@@ -332,6 +336,28 @@ impl ContactsReport {
             self.directory_users,
             self.duration_ms as f64 / 1000.0
         );
+        if !self.phones_kept_as_written.is_empty() {
+            let shown: Vec<String> = self
+                .phones_kept_as_written
+                .iter()
+                .take(3)
+                .map(|(email, number)| format!("{email}: {number:?}"))
+                .collect();
+            let more = self.phones_kept_as_written.len().saturating_sub(3);
+            let _ = writeln!(
+                out,
+                "phones: {} number(s) are not valid E.164 numbers for phone_region and were \
+                 written as the directory has them ({}{}); correct them in the directory or set \
+                 [contacts] phone_region",
+                self.phones_kept_as_written.len(),
+                shown.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
+            );
+        }
         if let GuardVerdict::Stop {
             reason,
             what_to_check,

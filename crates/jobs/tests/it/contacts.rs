@@ -224,6 +224,78 @@ async fn opting_out_by_group_or_by_field_removes_a_person_from_every_book() {
     assert_eq!(back.totals.created, back.totals.targets - 1);
 }
 
+/// `phone_format = "e164"`: numbers from five countries, national ones read in
+/// `phone_region`, all written as E.164 (and People's `canonicalForm` matches); a number
+/// that cannot be read is written as the directory has it and reported once; the next
+/// run writes nothing.
+#[tokio::test]
+async fn phones_are_written_in_e164_and_unreadable_ones_as_written() {
+    let mut env = Env::start(org(8, 0)).await;
+    let members = env.member_emails().await;
+    let numbers = [
+        ("020 7946 0018", "+442079460018"),
+        ("+1 (415) 555-2671", "+14155552671"),
+        ("+49 30 901820", "+4930901820"),
+        ("+33 1 42 68 53 00", "+33142685300"),
+        ("+30 21 0123 4567", "+302101234567"),
+    ];
+    for ((written, _), email) in numbers.iter().zip(&members) {
+        env.update_user(email, |u| {
+            u.phones = Some(vec![UserPhone {
+                value: written.to_string(),
+                kind: Some("work".into()),
+                ..Default::default()
+            }]);
+        })
+        .await;
+    }
+    let unreadable = members[5].clone();
+    env.update_user(&unreadable, |u| {
+        u.phones = Some(vec![UserPhone {
+            value: "ext. 42".into(),
+            kind: Some("work".into()),
+            ..Default::default()
+        }]);
+    })
+    .await;
+    env.config.contacts.phone_format = orgsync_core::contacts::PhoneFormat::E164;
+    env.config.contacts.phone_region = Some("GB".into());
+
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_eq!(
+        r.phones_kept_as_written,
+        vec![(unreadable.clone(), "ext. 42".to_string())]
+    );
+    assert!(r.render_text().contains("ext. 42"), "{}", r.render_text());
+    let receiver = &members[6];
+    let book = env.managed_of(receiver).await;
+    let phone_of = |email: &str| {
+        book.iter()
+            .find(|p| {
+                p.email_addresses
+                    .iter()
+                    .any(|e| e.value.as_deref() == Some(email))
+            })
+            .map(|p| p.phone_numbers.clone())
+            .unwrap_or_default()
+    };
+    for ((written, e164), email) in numbers.iter().zip(&members) {
+        let phones = phone_of(email);
+        assert_eq!(phones.len(), 1, "{email}");
+        assert_eq!(phones[0].value.as_deref(), Some(*e164), "{written}");
+        assert_eq!(
+            phones[0].canonical_form.as_deref(),
+            Some(*e164),
+            "{written}"
+        );
+    }
+    assert_eq!(phone_of(&unreadable)[0].value.as_deref(), Some("ext. 42"));
+
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0, "{:?}", again.calls);
+}
+
 #[tokio::test]
 async fn joiner_leaver_phone_change_and_rename_write_only_those_changes() {
     let env = Env::start(org(10, 2)).await;
