@@ -69,13 +69,15 @@ pub const SCOPE_FIELDS: &str = "id,primaryEmail,aliases,nonEditableAliases,suspe
 /// Read the directory for `rules` (sources, targets, app users…). `projection` is
 /// `basic` or `full` (custom schemas, needed by role rules). `fields` is a partial
 /// response for each user (`users(…)` is added around it), which must include
-/// [`SCOPE_FIELDS`]; `None` reads whole users.
+/// [`SCOPE_FIELDS`]; `None` reads whole users. `schemas`: custom schemas the caller
+/// maps (the contacts' `custom_fields`), read with those of the rules' `exclude_if`.
 pub async fn read_directory(
     client: &GoogleClient,
     google: &GoogleConfig,
     rules: &[&ScopeRules],
     projection: &str,
     fields: Option<&str>,
+    schemas: &[&str],
 ) -> Result<DirectoryRead, Error> {
     let directory = client.directory();
     let base = UsersListParams {
@@ -88,12 +90,14 @@ pub async fn read_directory(
         projection: Some(projection.to_string()),
         ..UsersListParams::default()
     };
-    // An `exclude_if` opt-out reads a custom schema: a basic read asks for exactly those
-    // schemas (`projection=custom`), and a partial one adds `customSchemas`.
+    // Opt-outs (`exclude_if`) and mapped custom fields read custom schemas: a basic read
+    // asks for exactly those (`projection=custom`), and a partial one adds
+    // `customSchemas`.
     let schemas: BTreeSet<&str> = rules
         .iter()
         .filter_map(|r| r.exclude_if.as_ref())
         .map(|m| m.schema.as_str())
+        .chain(schemas.iter().copied())
         .collect();
     let (projection, custom_field_mask) = if !schemas.is_empty() && projection == "basic" {
         let mask: Vec<&str> = schemas.into_iter().collect();

@@ -9,6 +9,7 @@
 use orgsync_wire::directory::User;
 use orgsync_wire::people::{
     EmailAddress, ExternalId, MY_CONTACTS, Membership, Name, Organization, Person, PhoneNumber,
+    UserDefined,
 };
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,61 @@ pub struct MappingOptions {
     /// `GB`), for `phone_format = "e164"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phone_region: Option<String>,
+    /// Directory custom-schema fields copied into the contact (`userDefined`, or the
+    /// organisation's title or department). Left out of the serialised options when
+    /// empty, like the phone options.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomField>,
+}
+
+/// `customSchemas.<schema>.<field>` → the contact's `userDefined` entry `label`, or its
+/// organisation's title or department when `label` is `title` or `department`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomField {
+    pub schema: String,
+    pub field: String,
+    pub label: String,
+}
+
+impl CustomField {
+    /// Where the value goes: an organisation field, or a `userDefined` key.
+    fn target(&self) -> CustomTarget<'_> {
+        match self.label.trim().to_ascii_lowercase().as_str() {
+            "title" => CustomTarget::Title,
+            "department" => CustomTarget::Department,
+            _ => CustomTarget::UserDefined(self.label.trim()),
+        }
+    }
+}
+
+enum CustomTarget<'a> {
+    Title,
+    Department,
+    UserDefined(&'a str),
+}
+
+/// A custom-schema value as a contact shows it: text as is, numbers in decimal, a
+/// Boolean as Yes/No, a multi-valued field (plain items or `{"value": …}`) joined with
+/// ", ". Nothing for an empty value or an object.
+fn custom_value_text(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    let one = |v: &Value| match v {
+        Value::String(s) => clean(Some(s)),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "Yes" } else { "No" }.to_string()),
+        _ => None,
+    };
+    match v {
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .filter_map(|i| one(i.get("value").unwrap_or(i)))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(", "))
+        }
+        other => one(other),
+    }
 }
 
 /// How phone numbers are written into contacts.
@@ -113,6 +169,7 @@ impl Default for MappingOptions {
             leaver_label: "(former colleague)".to_string(),
             phone_format: PhoneFormat::AsIs,
             phone_region: None,
+            custom_fields: Vec::new(),
         }
     }
 }
@@ -147,6 +204,10 @@ pub struct DesiredContact {
     pub phones: Vec<TypedValue>,
     pub organization: Option<DesiredOrganization>,
     pub external_ids: Vec<TypedValue>,
+    /// `userDefined` entries from `custom_fields` (`kind` is the key). Not serialised when
+    /// empty, so contacts mapped without custom fields keep their hash.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_defined: Vec<TypedValue>,
     /// Directory `thumbnailPhotoEtag`, when photos are on. Not part of the hash: photo
     /// writes are tracked separately (`orgsync.photo`).
     #[serde(skip)]
@@ -217,6 +278,14 @@ pub(crate) fn external_id_of(v: &TypedValue) -> ExternalId {
     }
 }
 
+pub(crate) fn user_defined_of(v: &TypedValue) -> UserDefined {
+    UserDefined {
+        key: Some(v.kind.clone()),
+        value: Some(v.value.clone()),
+        ..Default::default()
+    }
+}
+
 pub(crate) fn organization_of(o: &DesiredOrganization) -> Organization {
     Organization {
         kind: Some("work".into()),
@@ -234,6 +303,7 @@ fn write_managed_fields(p: &mut Person, d: &DesiredContact) {
     p.phone_numbers = d.phones.iter().map(phone_of).collect();
     p.organizations = d.organization.iter().map(organization_of).collect();
     p.external_ids = d.external_ids.iter().map(external_id_of).collect();
+    p.user_defined = d.user_defined.iter().map(user_defined_of).collect();
 }
 
 fn clean(s: Option<&str>) -> Option<String> {
@@ -344,6 +414,36 @@ pub fn desired_contact(user: &User, opts: &MappingOptions) -> Option<DesiredCont
         None
     };
 
+    let mut organization = organization;
+    let mut user_defined = Vec::new();
+    for cf in &opts.custom_fields {
+        let Some(text) = user
+            .custom_field(&cf.schema, &cf.field)
+            .and_then(custom_value_text)
+        else {
+            continue;
+        };
+        match cf.target() {
+            CustomTarget::Title => {
+                organization.get_or_insert_with(Default::default).title = Some(text)
+            }
+            CustomTarget::Department => {
+                organization.get_or_insert_with(Default::default).department = Some(text)
+            }
+            CustomTarget::UserDefined(key) => {
+                if !user_defined
+                    .iter()
+                    .any(|e: &TypedValue| e.kind == key && e.value == text)
+                {
+                    user_defined.push(TypedValue {
+                        value: text,
+                        kind: key.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
     let mut external_ids = Vec::new();
     if opts.include_employee_id {
         for x in user.external_ids.iter().flatten() {
@@ -367,6 +467,7 @@ pub fn desired_contact(user: &User, opts: &MappingOptions) -> Option<DesiredCont
         phones,
         organization,
         external_ids,
+        user_defined,
         photo_etag: if opts.include_photos {
             clean(user.thumbnail_photo_etag.as_deref())
         } else {
@@ -501,6 +602,58 @@ mod tests {
         let org = d.organization.unwrap();
         assert_eq!(org.name.as_deref(), Some("ACME"));
         assert_eq!(org.title, None);
+    }
+
+    #[test]
+    fn custom_fields_become_user_defined_entries_or_the_title_and_department() {
+        let mut u = ada();
+        u.custom_schemas = serde_json::json!({
+            "HR": {"CostCentre": " CC-42 ", "Level": "Principal", "Remote": true,
+                   "Desk": [{"value": "B2"}, {"value": "C7"}], "Empty": ""},
+            "Org": {"Unit": "Analytical Engines"}
+        })
+        .as_object()
+        .cloned();
+        let field = |schema: &str, field: &str, label: &str| CustomField {
+            schema: schema.into(),
+            field: field.into(),
+            label: label.into(),
+        };
+        let opts = MappingOptions {
+            custom_fields: vec![
+                field("HR", "CostCentre", "Cost centre"),
+                field("HR", "Remote", "Remote"),
+                field("HR", "Desk", "Desk"),
+                field("HR", "Empty", "Empty"),
+                field("HR", "Missing", "Missing"),
+                field("HR", "Level", "Title"),
+                field("Org", "Unit", "department"),
+            ],
+            ..MappingOptions::default()
+        };
+        let d = desired_contact(&u, &opts).unwrap();
+        let pairs: Vec<(&str, &str)> = d
+            .user_defined
+            .iter()
+            .map(|t| (t.kind.as_str(), t.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Cost centre", "CC-42"),
+                ("Remote", "Yes"),
+                ("Desk", "B2, C7")
+            ]
+        );
+        let org = d.organization.as_ref().unwrap();
+        assert_eq!(org.title.as_deref(), Some("Principal"));
+        assert_eq!(org.department.as_deref(), Some("Analytical Engines"));
+        let p = d.to_new_person("contactGroups/x");
+        assert_eq!(p.user_defined.len(), 3);
+        // Without custom fields the contact (and so its hash) is what it always was.
+        let plain = desired_contact(&u, &MappingOptions::default()).unwrap();
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("user_defined").is_none(), "{json}");
     }
 
     #[test]

@@ -57,8 +57,8 @@ pub mod plan;
 
 pub use landed::{FreshCheck, MarkedContact, fresh_creates_landed};
 pub use mapping::{
-    DesiredContact, DesiredOrganization, MAPPING_VERSION, MappingOptions, PhoneFormat, TypedValue,
-    desired_contact, format_phone, is_phone_region, people_phone_type,
+    CustomField, DesiredContact, DesiredOrganization, MAPPING_VERSION, MappingOptions, PhoneFormat,
+    TypedValue, desired_contact, format_phone, is_phone_region, people_phone_type,
 };
 pub use plan::{
     ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, PhotoWrite, PlanOptions,

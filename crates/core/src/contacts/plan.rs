@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use super::mapping::{
     DesiredContact, MAPPING_VERSION, MappingOptions, PhoneFormat, desired_contact, email_of,
-    external_id_of, format_phone, name_of, organization_of, phone_of,
+    external_id_of, format_phone, name_of, organization_of, phone_of, user_defined_of,
 };
 use super::markers;
 use crate::hash::{short_fingerprint, stable_hash};
@@ -90,6 +90,9 @@ pub struct DesiredDirectory {
     /// `(primary email, number)` of every phone `phone_format = "e164"` could not read:
     /// written as the directory has it, and reported once per run.
     pub phones_kept_as_written: Vec<(String, String)>,
+    /// `schema.field` of each configured custom field no selected user has a value for:
+    /// most likely a misspelt name (Google does not say), reported once per run.
+    pub custom_fields_unseen: Vec<String>,
     digest: String,
 }
 
@@ -139,12 +142,24 @@ impl DesiredDirectory {
                 })
                 .collect(),
         };
+        let custom_fields_unseen = mapping
+            .custom_fields
+            .iter()
+            .filter(|cf| {
+                !snapshot
+                    .users
+                    .values()
+                    .any(|u| u.custom_field(&cf.schema, &cf.field).is_some())
+            })
+            .map(|cf| format!("{}.{}", cf.schema, cf.field))
+            .collect();
         DesiredDirectory {
             contacts,
             prepared,
             mapping: mapping.clone(),
             read_count: snapshot.read_count,
             phones_kept_as_written,
+            custom_fields_unseen,
             digest,
         }
     }
@@ -194,6 +209,7 @@ impl DesiredDirectory {
             d,
             hash: &p.hash,
             tokens: &p.tokens,
+            custom_fields: &self.mapping.custom_fields,
         }
     }
 }
@@ -212,6 +228,9 @@ struct Want<'a> {
     d: &'a DesiredContact,
     hash: &'a str,
     tokens: &'a BTreeSet<String>,
+    /// The configured custom fields: their labels are the `userDefined` keys orgsync
+    /// writes, which the ownership fallback needs.
+    custom_fields: &'a [super::mapping::CustomField],
 }
 
 /// A stable hash of everything that determines `target`'s desired contacts: the
@@ -337,6 +356,10 @@ pub fn phone_key(v: &str) -> String {
     }
 }
 
+pub fn user_defined_key(key: &str, v: &str) -> String {
+    format!("{}|{}", key.trim(), v.trim())
+}
+
 pub fn external_id_key(kind: &str, v: &str) -> String {
     format!("{}|{}", kind.trim().to_lowercase(), v.trim())
 }
@@ -359,6 +382,9 @@ fn phone_token(v: &str) -> String {
 fn external_id_token(kind: &str, v: &str) -> String {
     token('x', &external_id_key(kind, v))
 }
+fn user_defined_token(key: &str, v: &str) -> String {
+    token('u', &user_defined_key(key, v))
+}
 fn org_token(name: Option<&str>, title: Option<&str>, dept: Option<&str>) -> String {
     token('o', &org_key(name, title, dept))
 }
@@ -372,6 +398,11 @@ pub(crate) fn desired_tokens(d: &DesiredContact) -> BTreeSet<String> {
         d.external_ids
             .iter()
             .map(|x| external_id_token(&x.kind, &x.value)),
+    );
+    t.extend(
+        d.user_defined
+            .iter()
+            .map(|x| user_defined_token(&x.kind, &x.value)),
     );
     if let Some(o) = &d.organization {
         t.insert(org_token(
@@ -399,6 +430,7 @@ const WORK_PHONE_TYPES: [&str; 8] = [
 struct Ownership<'a> {
     owned: Option<BTreeSet<String>>,
     wanted: Option<&'a BTreeSet<String>>,
+    custom_fields: &'a [super::mapping::CustomField],
 }
 
 impl<'a> Ownership<'a> {
@@ -406,6 +438,7 @@ impl<'a> Ownership<'a> {
         Ownership {
             owned: markers::owned_set(p),
             wanted: w.map(|w| w.tokens),
+            custom_fields: w.map_or(&[], |w| w.custom_fields),
         }
     }
 
@@ -437,6 +470,21 @@ impl<'a> Ownership<'a> {
         let kind = x.kind.as_deref().unwrap_or("");
         let tok = x.value.as_deref().map(|v| external_id_token(kind, v));
         self.is_ours(tok, kind == "organization")
+    }
+
+    /// A `userDefined` entry is orgsync's by its fingerprint; without the fingerprints
+    /// (`orgsync.owned` lost), by its key being a configured custom field's label.
+    fn user_defined(&self, u: &orgsync_wire::people::UserDefined) -> bool {
+        let tok = match (u.key.as_deref(), u.value.as_deref()) {
+            (Some(k), Some(v)) => Some(user_defined_token(k, v)),
+            _ => None,
+        };
+        let key = u.key.as_deref().map(str::trim);
+        let fallback = self
+            .custom_fields
+            .iter()
+            .any(|c| Some(c.label.trim()) == key);
+        self.is_ours(tok, fallback)
     }
 
     fn organization(&self, o: &orgsync_wire::people::Organization) -> bool {
@@ -501,6 +549,15 @@ fn proj_external_ids(p: &Person) -> Vec<(String, String)> {
         p.external_ids
             .iter()
             .map(|e| (trimmed(&e.value), trimmed(&e.kind)))
+            .collect(),
+    )
+}
+
+fn proj_user_defined(p: &Person) -> Vec<(String, String)> {
+    sorted(
+        p.user_defined
+            .iter()
+            .map(|e| (trimmed(&e.key), trimmed(&e.value)))
             .collect(),
     )
 }
@@ -570,6 +627,9 @@ fn changed_fields(before: &Person, after: &Person, strict_names: bool) -> Vec<St
     if proj_phones(before) != proj_phones(after) {
         mask.push("phoneNumbers");
     }
+    if proj_user_defined(before) != proj_user_defined(after) {
+        mask.push("userDefined");
+    }
     mask.into_iter().map(str::to_string).collect()
 }
 
@@ -619,6 +679,14 @@ fn merge(base: &Person, w: Want<'_>, group: Option<&str>) -> Person {
         base.organizations
             .iter()
             .filter(|o| !own.organization(o))
+            .cloned(),
+    );
+
+    p.user_defined = d.user_defined.iter().map(user_defined_of).collect();
+    p.user_defined.extend(
+        base.user_defined
+            .iter()
+            .filter(|u| !own.user_defined(u))
             .cloned(),
     );
 
@@ -695,6 +763,9 @@ fn keep_unchanged_fields(base: &Person, mut p: Person, strict_names: bool) -> Pe
     if !has("organizations") {
         p.organizations = base.organizations.clone();
     }
+    if !has("userDefined") {
+        p.user_defined = base.user_defined.clone();
+    }
     if !has("clientData") {
         p.client_data = base.client_data.clone();
     }
@@ -747,7 +818,10 @@ fn personal_additions(p: &Person, w: Option<Want<'_>>, group: Option<&str>) -> u
             .count()
         + p.client_data.iter().filter(|c| !is_orgsync_key(c)).count()
         + p.biographies.len()
-        + p.user_defined.len()
+        + p.user_defined
+            .iter()
+            .filter(|u| !own.user_defined(u))
+            .count()
         + p.extra.len()
         + p.memberships
             .iter()
@@ -792,6 +866,16 @@ fn absorb(keeper: &mut Person, other: &Person, w: Option<Want<'_>>) {
             keeper.external_ids.push(e.clone());
         }
     }
+    for u in other.user_defined.iter().filter(|u| !own.user_defined(u)) {
+        if !keeper
+            .user_defined
+            .iter()
+            .any(|x| x.key == u.key && x.value == u.value)
+            && !keeper_own.user_defined(u)
+        {
+            keeper.user_defined.push(u.clone());
+        }
+    }
     for o in other.organizations.iter().filter(|o| !own.organization(o)) {
         if !keeper
             .organizations
@@ -823,15 +907,6 @@ fn absorb(keeper: &mut Person, other: &Person, w: Option<Want<'_>>) {
     // or take the other's when the keeper has none. Other singletons likewise.
     if keeper.biographies.is_empty() {
         keeper.biographies = other.biographies.clone();
-    }
-    for u in &other.user_defined {
-        if !keeper
-            .user_defined
-            .iter()
-            .any(|x| x.key == u.key && x.value == u.value)
-        {
-            keeper.user_defined.push(u.clone());
-        }
     }
 }
 
@@ -956,6 +1031,16 @@ fn in_sync(p: &Person, w: Want<'_>, group: Option<&str>) -> bool {
             .collect(),
     );
     if ours_ids != pairs(&d.external_ids) {
+        return false;
+    }
+    let ours_user_defined = sorted(
+        p.user_defined
+            .iter()
+            .filter(|u| own.user_defined(u))
+            .map(|u| (trimmed(&u.value), trimmed(&u.key)))
+            .collect(),
+    );
+    if ours_user_defined != pairs(&d.user_defined) {
         return false;
     }
     let ours_orgs: Vec<_> = sorted(

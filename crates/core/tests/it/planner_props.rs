@@ -186,6 +186,7 @@ impl Book {
                     "phoneNumbers" => cur.phone_numbers = u.person.phone_numbers.clone(),
                     "organizations" => cur.organizations = u.person.organizations.clone(),
                     "externalIds" => cur.external_ids = u.person.external_ids.clone(),
+                    "userDefined" => cur.user_defined = u.person.user_defined.clone(),
                     "clientData" => cur.client_data = u.person.client_data.clone(),
                     "memberships" => {
                         assert!(!u.person.memberships.is_empty(), "memberships emptied");
@@ -1157,6 +1158,8 @@ enum Change {
     Same,
     Renamed,
     NewPhone,
+    /// A custom-field value (`custom_fields`) changed.
+    NewCostCentre,
     Absent,
 }
 
@@ -1203,6 +1206,14 @@ fn arb_user(i: usize) -> impl Strategy<Value = User> {
             u.suspended = Some(suspended);
             u.archived = Some(archived);
             u.include_in_global_address_list = Some(!hidden);
+            // Custom fields (`scenario_mapping`): a cost centre for most, a level for some.
+            u.custom_schemas = match i % 3 {
+                0 => serde_json::json!({"HR": {"CostCentre": format!("CC{i}"), "Level": "Senior"}}),
+                1 => serde_json::json!({"HR": {"CostCentre": format!("CC{i}")}}),
+                _ => serde_json::json!({}),
+            }
+            .as_object()
+            .cloned();
             u
         })
 }
@@ -1265,6 +1276,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 4 => Just(Change::Same),
                 1 => Just(Change::Renamed),
                 1 => Just(Change::NewPhone),
+                1 => Just(Change::NewCostCentre),
                 1 => Just(Change::Absent),
             ],
             9,
@@ -1323,12 +1335,34 @@ struct Built {
     opts: PlanOptions,
     personal_rns: BTreeSet<String>,
     home_phones: Vec<(String, String)>,
+    /// `(directory id, value)` of `userDefined` entries the person added.
+    own_fields: Vec<(String, String)>,
+}
+
+/// The scenarios' mapping: the defaults plus two custom fields, one written as a
+/// `userDefined` entry and one over the organisation's title.
+fn scenario_mapping() -> MappingOptions {
+    MappingOptions {
+        custom_fields: vec![
+            orgsync_core::contacts::CustomField {
+                schema: "HR".into(),
+                field: "CostCentre".into(),
+                label: "Cost centre".into(),
+            },
+            orgsync_core::contacts::CustomField {
+                schema: "HR".into(),
+                field: "Level".into(),
+                label: "title".into(),
+            },
+        ],
+        ..MappingOptions::default()
+    }
 }
 
 /// Build the scenario's address book: a previous sync against an older directory,
 /// then the person's edits, personal contacts and odd managed contacts.
 fn build(s: &Scenario) -> Built {
-    let mapping = MappingOptions::default();
+    let mapping = scenario_mapping();
     let mut old_users: Vec<User> = Vec::new();
     for (i, u) in s.users.iter().enumerate() {
         let mut old = u.clone();
@@ -1341,6 +1375,11 @@ fn build(s: &Scenario) -> Built {
                     kind: Some("work".into()),
                     ..Default::default()
                 }])
+            }
+            Change::NewCostCentre => {
+                old.custom_schemas = serde_json::json!({"HR": {"CostCentre": "CC-old"}})
+                    .as_object()
+                    .cloned();
             }
             Change::Absent => continue,
         }
@@ -1384,6 +1423,7 @@ fn build(s: &Scenario) -> Built {
     );
 
     let mut home_phones = Vec::new();
+    let mut own_fields = Vec::new();
     let managed_rns: Vec<String> = book.contacts.keys().cloned().collect();
     for (k, rn) in managed_rns.iter().enumerate() {
         let edit = s.edits.get(k).cloned().unwrap_or(Edit::None);
@@ -1423,6 +1463,13 @@ fn build(s: &Scenario) -> Built {
                     ..Default::default()
                 }];
                 p.client_data.push(ClientData::new("their.key", "v"));
+                // Their own custom field next to orgsync's `userDefined` entries.
+                p.user_defined.push(orgsync_wire::people::UserDefined {
+                    key: Some("Birthday".into()),
+                    value: Some(format!("May {k}")),
+                    ..Default::default()
+                });
+                own_fields.push((id.clone(), format!("May {k}")));
             }
             Edit::LeaveManagedGroup => p.memberships.retain(|m| {
                 m.contact_group_membership
@@ -1463,6 +1510,7 @@ fn build(s: &Scenario) -> Built {
         opts,
         personal_rns,
         home_phones,
+        own_fields,
     }
 }
 
@@ -1485,7 +1533,7 @@ proptest! {
 
     #[test]
     fn contacts_planner_properties(s in arb_scenario()) {
-        let Built { mut book, dir, target, opts, personal_rns, home_phones } = build(&s);
+        let Built { mut book, dir, target, opts, personal_rns, home_phones, own_fields } = build(&s);
         let personal_before: BTreeMap<String, String> = personal_rns
             .iter()
             .map(|rn| (rn.clone(), serde_json::to_string(&book.contacts[rn]).unwrap()))
@@ -1546,7 +1594,28 @@ proptest! {
             let now = book.contacts.get(rn).map(|p| serde_json::to_string(p).unwrap());
             prop_assert_eq!(now.as_ref(), Some(json));
         }
-        // (e) personal additions inside managed contacts survive.
+        // (e) personal additions inside managed contacts survive, their own custom
+        // fields among them; orgsync's custom fields are exactly the directory's.
+        for (id, value) in &own_fields {
+            if let Some(list) = managed.get(id) {
+                prop_assert!(list[0].user_defined.iter().any(|u| u.value.as_deref() == Some(value.as_str())),
+                    "own field {} lost on {}", value, id);
+            }
+        }
+        for id in &wanted {
+            let ours: BTreeSet<(String, String)> = managed[id][0]
+                .user_defined
+                .iter()
+                .filter(|u| u.key.as_deref() != Some("Birthday"))
+                .map(|u| (u.key.clone().unwrap_or_default(), u.value.clone().unwrap_or_default()))
+                .collect();
+            let want: BTreeSet<(String, String)> = dir.contacts[id]
+                .user_defined
+                .iter()
+                .map(|t| (t.kind.clone(), t.value.clone()))
+                .collect();
+            prop_assert_eq!(ours, want, "custom fields of {}", id);
+        }
         for (id, phone) in &home_phones {
             if let Some(list) = managed.get(id) {
                 prop_assert!(list[0].phone_numbers.iter().any(|p| p.value.as_deref() == Some(phone.as_str())),

@@ -198,6 +198,8 @@ pub struct ContactsConfig {
     pub phone_format: orgsync_core::contacts::PhoneFormat,
     /// ISO 3166 region for numbers written without a country code (`GB`, `DE`…).
     pub phone_region: Option<String>,
+    /// `[[contacts.custom_fields]]`: Directory custom-schema fields copied into contacts.
+    pub custom_fields: Vec<orgsync_core::contacts::CustomField>,
     /// Stop before writing when a run would delete more than this share of the
     /// contacts orgsync manages (0.2 = 20%).
     pub max_delete_share: f64,
@@ -223,6 +225,7 @@ impl Default for ContactsConfig {
             include_photos: false,
             phone_format: Default::default(),
             phone_region: None,
+            custom_fields: Vec::new(),
             max_delete_share: 0.2,
             concurrency: None,
             max_concurrency: 128,
@@ -864,6 +867,17 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "contacts.group_name must not be empty: it names the label orgsync manages".into(),
             ));
+        }
+        for (i, cf) in self.contacts.custom_fields.iter().enumerate() {
+            if [&cf.schema, &cf.field, &cf.label]
+                .iter()
+                .any(|s| s.trim().is_empty())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "contacts.custom_fields[{i}] needs a schema, a field and a label, e.g. \
+                     {{ schema = \"HR\", field = \"CostCentre\", label = \"Cost centre\" }}"
+                )));
+            }
         }
         if let Some(region) = &self.contacts.phone_region
             && !orgsync_core::contacts::is_phone_region(region)

@@ -110,6 +110,11 @@ impl ContactsError {
 /// Fields read from each contact: everything the planner compares or preserves.
 pub const READ_MASK: &str =
     "names,emailAddresses,phoneNumbers,organizations,externalIds,clientData,memberships,metadata";
+/// [`READ_MASK`] and `userDefined`, when `custom_fields` write some. Only then: a sync
+/// token is bound to the fields it was asked with, so a new mask costs every book one
+/// full read.
+pub const READ_MASK_WITH_USER_DEFINED: &str = "names,emailAddresses,phoneNumbers,organizations,\
+    externalIds,clientData,memberships,metadata,userDefined";
 /// Fields read back from writes: only their resource names are used (the verifying read
 /// comes after), so the smallest valid mask keeps both sides from (de)serialising every
 /// written contact a second time.
@@ -240,6 +245,17 @@ struct RunCtx {
     book_reads: tokio::sync::Semaphore,
 }
 
+impl RunCtx {
+    /// The `personFields` every read of a book asks for.
+    fn read_mask(&self) -> &'static str {
+        if self.directory.mapping.custom_fields.is_empty() {
+            READ_MASK
+        } else {
+            READ_MASK_WITH_USER_DEFINED
+        }
+    }
+}
+
 /// How many address books may be read whole at the same time. Books run in parallel to
 /// fill the project's write quota (a hundred at once for a 10,000-person first sync),
 /// and they finish their writes together, so without a gate a hundred read-backs would
@@ -257,6 +273,7 @@ pub fn mapping_options(config: &Config) -> MappingOptions {
         include_photos: config.contacts.include_photos,
         phone_format: config.contacts.phone_format,
         phone_region: config.contacts.phone_region.clone(),
+        custom_fields: config.contacts.custom_fields.clone(),
         ..MappingOptions::default()
     }
 }
@@ -341,6 +358,11 @@ async fn run_unleased(
         &[&contacts.sources, &contacts.targets],
         "basic",
         Some(&directory_fields()),
+        &contacts
+            .custom_fields
+            .iter()
+            .map(|c| c.schema.as_str())
+            .collect::<Vec<_>>(),
     )
     .await
     .map_err(ContactsError::Directory)?;
@@ -381,6 +403,12 @@ async fn run_unleased(
     let directory = DesiredDirectory::build(&sources, &mapping_options(config));
     drop(sources);
     drop(read);
+    if !directory.custom_fields_unseen.is_empty() {
+        tracing::warn!(
+            fields = %directory.custom_fields_unseen.join(", "),
+            "no selected user has a value for these custom fields: check their names"
+        );
+    }
     if let Some((email, number)) = directory.phones_kept_as_written.first() {
         tracing::warn!(
             count = directory.phones_kept_as_written.len(),
@@ -417,6 +445,7 @@ async fn run_unleased(
         concurrency: 0,
         quota: QuotaReport::default(),
         phones_kept_as_written: directory.phones_kept_as_written.clone(),
+        custom_fields_unseen: directory.custom_fields_unseen.clone(),
     };
     if options.mode == Mode::Sync && !options.dry_run {
         let books = books_before(&*store, &targets, &source_ids, previous.as_deref()).await?;

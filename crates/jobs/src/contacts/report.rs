@@ -280,6 +280,9 @@ pub struct ContactsReport {
     /// (`[email, number]`; fix them in the directory or set `phone_region`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub phones_kept_as_written: Vec<(String, String)>,
+    /// `custom_fields` (`schema.field`) no selected user has a value for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields_unseen: Vec<String>,
 }
 
 impl ContactsReport {
@@ -356,6 +359,15 @@ impl ContactsReport {
                 } else {
                     String::new()
                 }
+            );
+        }
+        if !self.custom_fields_unseen.is_empty() {
+            let _ = writeln!(
+                out,
+                "custom fields: no selected user has a value for {}; check the schema and \
+                 field names against Admin console → Directory → Users → Manage custom \
+                 attributes (names are case-sensitive)",
+                self.custom_fields_unseen.join(", ")
             );
         }
         if let GuardVerdict::Stop {

@@ -21,7 +21,7 @@ use orgsync_wire::people::{
 
 use super::photos::{self, PhotoOutcome};
 use super::report::{ActionSummary, ReadPath, UserOutcome, UserStatus};
-use super::{Mode, READ_MASK, RunCtx, WRITE_READ_MASK};
+use super::{Mode, RunCtx, WRITE_READ_MASK};
 
 const GROUP_FIELDS: &str = "name,clientData,groupType,metadata";
 /// Tries per user when a contact changed under us (stale etag): three immediate re-reads,
@@ -180,7 +180,7 @@ async fn sync_user(
         };
         if view_of(ctx, &target) == *stored_hash {
             match people
-                .connections_list_all(ConnectionsParams::incremental(READ_MASK, token))
+                .connections_list_all(ConnectionsParams::incremental(ctx.read_mask(), token))
                 .await
             {
                 Ok(listing) if listing.people.iter().all(is_personal_change) => {
@@ -227,7 +227,7 @@ async fn sync_user(
     let mut reading = None;
     if let Some(known) = known.as_ref().filter(|_| view_same) {
         reading = ctx.book_reads.acquire().await.ok();
-        let l = full_read(&people).await?;
+        let l = full_read(ctx, &people).await?;
         if l.people
             .iter()
             .any(|p| p.group_resource_names().any(|g| g == known))
@@ -248,7 +248,7 @@ async fn sync_user(
                 (group, true, Vec::new(), None)
             } else {
                 reading = ctx.book_reads.acquire().await.ok();
-                let l = full_read(&people).await?;
+                let l = full_read(ctx, &people).await?;
                 (group, false, l.people, l.next_sync_token)
             }
         }
@@ -305,7 +305,7 @@ async fn sync_user(
         }
         (None, None) => {
             let _reading = ctx.book_reads.acquire().await.ok();
-            let listing = full_read(&people).await?;
+            let listing = full_read(ctx, &people).await?;
             let repair = plan_user(&target, &ctx.directory, &listing.people, &ctx.plan_options);
             out.personal = repair.personal_observed;
             if repair.is_empty() || repair.skipped.is_some() {
@@ -327,7 +327,7 @@ async fn sync_user(
                 (listing.next_sync_token, false)
             }
         }
-        (Some(token), _) if !written.is_empty() => refresh(&people, &token, &written).await?,
+        (Some(token), _) if !written.is_empty() => refresh(ctx, &people, &token, &written).await?,
         (Some(token), _) => (Some(token), true),
     };
     out.photos = photo_result.uploaded;
@@ -356,7 +356,7 @@ async fn verify_fresh(
     let _reading = ctx.book_reads.acquire().await.ok();
     // Page by page: the book is checked as it arrives and never held whole.
     let mut pages = std::pin::pin!(
-        people.connections_pages_as::<MarkedContact>(ConnectionsParams::full_sync(READ_MASK))
+        people.connections_pages_as::<MarkedContact>(ConnectionsParams::full_sync(ctx.read_mask()))
     );
     let mut token = None;
     let mut ok = true;
@@ -382,9 +382,9 @@ async fn verify_fresh(
     })
 }
 
-async fn full_read(people: &People) -> UserResult<ConnectionsListing> {
+async fn full_read(ctx: &RunCtx, people: &People) -> UserResult<ConnectionsListing> {
     people
-        .connections_list_all(ConnectionsParams::full_sync(READ_MASK))
+        .connections_list_all(ConnectionsParams::full_sync(ctx.read_mask()))
         .await
         .doing("reading the address book")
 }
@@ -526,12 +526,13 @@ async fn apply(
 /// Read the changes since `token` (our own writes, normally) for a fresh token. Any
 /// change we did not make clears the view hash so the next run reads in full.
 async fn refresh(
+    ctx: &RunCtx,
     people: &People,
     token: &str,
     written: &HashSet<String>,
 ) -> UserResult<(Option<String>, bool)> {
     match people
-        .connections_list_all(ConnectionsParams::incremental(READ_MASK, token))
+        .connections_list_all(ConnectionsParams::incremental(ctx.read_mask(), token))
         .await
     {
         Ok(listing) => {
@@ -692,7 +693,7 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcom
         managed_group: group,
     };
     let observed: Vec<Person> = people
-        .connections_list(ConnectionsParams::new(READ_MASK))
+        .connections_list(ConnectionsParams::new(ctx.read_mask()))
         .try_collect()
         .await
         .doing("reading the address book")?;
@@ -795,7 +796,8 @@ async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> UserResult<
     let group = find_group(&people).await?.and_then(|g| g.resource_name);
     let mut ours = Vec::new();
     let mut personal = 0;
-    let mut listing = std::pin::pin!(people.connections_list(ConnectionsParams::new(READ_MASK)));
+    let mut listing =
+        std::pin::pin!(people.connections_list(ConnectionsParams::new(ctx.read_mask())));
     while let Some(p) = listing.try_next().await.doing("reading the address book")? {
         if p.is_deleted() {
             continue;

@@ -119,7 +119,7 @@ pub async fn reconcile(
     let observed_at = now();
     let rules = &config.users.scope;
     let fields = directory_fields();
-    let read = read_directory(client, &config.google, &[rules], "full", Some(&fields)).await?;
+    let read = read_directory(client, &config.google, &[rules], "full", Some(&fields), &[]).await?;
     let users = read_scope_query(&read, rules);
     let rows = load_all_users(store).await?;
     let observed_rows: Vec<ObservedAppUser> = rows.iter().map(observed).collect();

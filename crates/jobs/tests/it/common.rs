@@ -107,7 +107,9 @@ impl Env {
     pub async fn contacts_of(&self, email: &str) -> Vec<Person> {
         self.observer
             .people(email)
-            .connections_list(ConnectionsParams::new(contacts::READ_MASK))
+            .connections_list(ConnectionsParams::new(
+                contacts::READ_MASK_WITH_USER_DEFINED,
+            ))
             .try_collect()
             .await
             .unwrap()

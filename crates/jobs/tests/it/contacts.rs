@@ -296,6 +296,86 @@ async fn phones_are_written_in_e164_and_unreadable_ones_as_written() {
     assert_eq!(writes(&again), 0, "{:?}", again.calls);
 }
 
+/// `[[contacts.custom_fields]]`: a Directory custom-schema value becomes a `userDefined`
+/// entry (or the title), a changed value rewrites only that contact, and a run with
+/// nothing changed writes nothing.
+#[tokio::test]
+async fn custom_fields_are_copied_and_follow_directory_changes() {
+    use orgsync_core::contacts::CustomField;
+    let mut env = Env::start(org(6, 0)).await;
+    let members = env.member_emails().await;
+    let (first, second, receiver) = (&members[0], &members[1], &members[2]);
+    for (email, cc) in [(first, "CC-100"), (second, "CC-200")] {
+        env.update_user(email, |u| {
+            u.custom_schemas = serde_json::json!({"HR": {"CostCentre": cc, "Level": "Lead"}})
+                .as_object()
+                .cloned();
+        })
+        .await;
+    }
+    env.config.contacts.custom_fields = vec![
+        CustomField {
+            schema: "HR".into(),
+            field: "CostCentre".into(),
+            label: "Cost centre".into(),
+        },
+        CustomField {
+            schema: "HR".into(),
+            field: "Level".into(),
+            label: "title".into(),
+        },
+        CustomField {
+            schema: "HR".into(),
+            field: "CostCenter".into(),
+            label: "Misspelt".into(),
+        },
+    ];
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_eq!(r.custom_fields_unseen, ["HR.CostCenter"]);
+    assert!(r.render_text().contains("HR.CostCenter"));
+    let contact_of = |book: &[Person], email: &str| -> Person {
+        book.iter()
+            .find(|p| {
+                p.email_addresses
+                    .iter()
+                    .any(|e| e.value.as_deref() == Some(email))
+            })
+            .cloned()
+            .unwrap()
+    };
+    let book = env.managed_of(receiver).await;
+    let c = contact_of(&book, first);
+    let fields: Vec<(Option<&str>, Option<&str>)> = c
+        .user_defined
+        .iter()
+        .map(|u| (u.key.as_deref(), u.value.as_deref()))
+        .collect();
+    assert_eq!(fields, [(Some("Cost centre"), Some("CC-100"))]);
+    assert_eq!(c.organizations[0].title.as_deref(), Some("Lead"));
+
+    env.update_user(first, |u| {
+        u.custom_schemas = serde_json::json!({"HR": {"CostCentre": "CC-300", "Level": "Lead"}})
+            .as_object()
+            .cloned();
+    })
+    .await;
+    let r = env.sync().await;
+    // Only the changed colleague's contact is rewritten, in every other book.
+    assert_eq!(r.totals.updated, r.totals.targets - 1, "{:?}", r.totals);
+    let book = env.managed_of(receiver).await;
+    assert_eq!(
+        contact_of(&book, first).user_defined[0].value.as_deref(),
+        Some("CC-300")
+    );
+    assert_eq!(
+        contact_of(&book, second).user_defined[0].value.as_deref(),
+        Some("CC-200")
+    );
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0, "{:?}", again.calls);
+}
+
 #[tokio::test]
 async fn joiner_leaver_phone_change_and_rename_write_only_those_changes() {
     let env = Env::start(org(10, 2)).await;
@@ -1141,11 +1221,11 @@ async fn a_partial_directory_read_maps_and_selects_exactly_as_a_whole_one() {
     let rules: Vec<&ScopeRules> = variants.iter().collect();
     let client = env.client();
     let google = &env.config.google;
-    let whole = read_directory(&client, google, &rules, "basic", None)
+    let whole = read_directory(&client, google, &rules, "basic", None, &[])
         .await
         .unwrap();
     let fields = orgsync_jobs::contacts::directory_fields();
-    let partial = read_directory(&client, google, &rules, "basic", Some(&fields))
+    let partial = read_directory(&client, google, &rules, "basic", Some(&fields), &[])
         .await
         .unwrap();
 

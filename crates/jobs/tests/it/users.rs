@@ -29,11 +29,11 @@ async fn a_partial_directory_read_plans_app_users_exactly_as_a_whole_one() {
     };
     let client = env.client();
     let google = &env.config.google;
-    let whole = read_directory(&client, google, &[&rules], "full", None)
+    let whole = read_directory(&client, google, &[&rules], "full", None, &[])
         .await
         .unwrap();
     let fields = orgsync_jobs::users::directory_fields();
-    let partial = read_directory(&client, google, &[&rules], "full", Some(&fields))
+    let partial = read_directory(&client, google, &[&rules], "full", Some(&fields), &[])
         .await
         .unwrap();
     assert_eq!(whole.users.len(), partial.users.len());
