@@ -32,12 +32,15 @@ pub struct BookWork {
     pub contacts_read: u64,
     /// The managed label must be created first.
     pub new_group: bool,
+    /// A new book's personal contacts are read before the creates
+    /// (`personal_duplicates = "skip"`): one more `connections.list`.
+    pub personal_read: bool,
 }
 
 impl BookWork {
     /// Units of each metric this book costs, by the method cost table.
     pub fn units(&self) -> BTreeMap<Metric, u64> {
-        let pages = self.contacts_read.div_ceil(PAGE).max(1);
+        let pages = self.contacts_read.div_ceil(PAGE).max(1) + u64::from(self.personal_read);
         let calls = [
             ("people.people.connections.list", pages),
             // The label is looked up only for a book with work or without a label yet;

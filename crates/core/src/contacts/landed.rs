@@ -11,7 +11,7 @@
 //! ones this run just sent. When anything is unexpected the answer is `None` and the
 //! executor reads in full and lets [`super::plan_user`] repair.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use orgsync_wire::people::{MY_CONTACTS, PersonMarkers};
 
@@ -50,6 +50,7 @@ pub struct FreshCheck<'d> {
     target_id: String,
     group: String,
     expected: usize,
+    skipped: BTreeSet<String>,
     resource_names: HashSet<u64>,
     found: HashSet<&'d str>,
     personal: usize,
@@ -59,17 +60,28 @@ pub struct FreshCheck<'d> {
 impl<'d> FreshCheck<'d> {
     /// `None` when the target's managed group is unknown (nothing can be verified).
     pub fn new(target: &TargetUser, directory: &'d DesiredDirectory) -> Option<Self> {
+        Self::skipping(target, directory, BTreeSet::new())
+    }
+
+    /// [`Self::new`] for a plan that did not create `skipped` (colleagues the target
+    /// has a personal contact for): those must not be there.
+    pub fn skipping(
+        target: &TargetUser,
+        directory: &'d DesiredDirectory,
+        skipped: BTreeSet<String>,
+    ) -> Option<Self> {
         let group = target.managed_group.clone()?;
         let expected = directory
             .contacts
             .keys()
-            .filter(|id| **id != target.directory_id)
+            .filter(|id| **id != target.directory_id && !skipped.contains(*id))
             .count();
         Some(FreshCheck {
             directory,
             target_id: target.directory_id.clone(),
             group,
             expected,
+            skipped,
             resource_names: HashSet::with_capacity(expected),
             found: HashSet::with_capacity(expected),
             personal: 0,
@@ -111,7 +123,7 @@ impl<'d> FreshCheck<'d> {
         else {
             return false;
         };
-        if id == self.target_id {
+        if id == self.target_id || self.skipped.contains(id) {
             return false;
         }
         let Some((id, _)) = self.directory.contacts.get_key_value(id) else {

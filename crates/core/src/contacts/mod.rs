@@ -61,6 +61,6 @@ pub use mapping::{
     TypedValue, desired_contact, format_phone, is_phone_region, people_phone_type,
 };
 pub use plan::{
-    ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, PhotoWrite, PlanOptions,
-    TargetUser, UserPlan, plan_user, view_hash,
+    ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, PersonalDuplicates, PhotoWrite,
+    PlanOptions, TargetUser, UserPlan, plan_user, view_hash,
 };

@@ -49,6 +49,25 @@ pub enum LeaverPolicy {
     Keep,
 }
 
+/// What to do when a target already has a contact of their own with a colleague's email.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonalDuplicates {
+    /// Add orgsync's copy anyway (two entries for one person on the phone).
+    #[default]
+    Add,
+    /// Do not add orgsync's copy while the personal contact is there; add it once that
+    /// contact is gone. A copy orgsync made earlier stays (removing it would delete data
+    /// the person may rely on). The personal contact is never touched either way.
+    Skip,
+}
+
+impl PersonalDuplicates {
+    fn is_add(&self) -> bool {
+        *self == PersonalDuplicates::Add
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct PlanOptions {
@@ -56,6 +75,10 @@ pub struct PlanOptions {
     /// Per-account contact cap (25,000 is widely cited; no Google page states it, see
     /// `docs/ARCHITECTURE.md`).
     pub contact_cap: usize,
+    /// Left out of the serialised options (and so of the view hash) at `add`, the
+    /// behaviour before the option existed.
+    #[serde(skip_serializing_if = "PersonalDuplicates::is_add")]
+    pub personal_duplicates: PersonalDuplicates,
 }
 
 impl Default for PlanOptions {
@@ -63,6 +86,7 @@ impl Default for PlanOptions {
         PlanOptions {
             leavers: LeaverPolicy::Delete,
             contact_cap: CONTACTS_PER_USER_CAP,
+            personal_duplicates: PersonalDuplicates::Add,
         }
     }
 }
@@ -307,6 +331,9 @@ pub struct UserPlan {
     pub observed_total: usize,
     /// Set when nothing is planned on purpose (e.g. the contact cap).
     pub skipped: Option<String>,
+    /// Colleagues not added because the target has a personal contact with their email
+    /// (`PersonalDuplicates::Skip`), by directory id.
+    pub skipped_duplicates: Vec<String>,
     pub view_hash: String,
 }
 
@@ -1089,6 +1116,9 @@ pub fn plan_user(
     let mut seen = BTreeSet::new();
     let mut managed: BTreeMap<&str, Vec<&Person>> = BTreeMap::new();
     let mut orphans: Vec<&Person> = Vec::new();
+    // The target's own contacts' addresses, for `PersonalDuplicates::Skip`.
+    let skip = opts.personal_duplicates == PersonalDuplicates::Skip;
+    let mut personal_emails: BTreeSet<String> = BTreeSet::new();
     for p in observed {
         if p.is_deleted() {
             continue;
@@ -1108,6 +1138,14 @@ pub fn plan_user(
             plan.managed_observed += 1;
         } else {
             plan.personal_observed += 1;
+            if skip {
+                personal_emails.extend(
+                    p.email_addresses
+                        .iter()
+                        .filter_map(|e| e.value.as_deref())
+                        .map(email_key),
+                );
+            }
         }
     }
 
@@ -1117,6 +1155,13 @@ pub fn plan_user(
             continue;
         }
         match managed.remove(id.as_str()) {
+            None if skip
+                && d.emails
+                    .iter()
+                    .any(|e| personal_emails.contains(&email_key(&e.value))) =>
+            {
+                plan.skipped_duplicates.push(id.clone());
+            }
             None => {
                 plan.creates.push(ContactCreate {
                     directory_id: id.clone(),

@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use orgsync_core::contacts::{
-    DesiredDirectory, LeaverPolicy, MappingOptions, MarkedContact, PlanOptions, TargetUser,
-    UserPlan, fresh_creates_landed, markers, plan_user, view_hash,
+    DesiredDirectory, LeaverPolicy, MappingOptions, MarkedContact, PersonalDuplicates, PlanOptions,
+    TargetUser, UserPlan, fresh_creates_landed, markers, plan_user, view_hash,
 };
 use orgsync_core::scope::{DirectorySnapshot, GroupMembership, ScopeRules};
 use orgsync_core::users::{
@@ -1266,6 +1266,7 @@ struct Scenario {
     target: usize,
     leavers: LeaverPolicy,
     group_known: bool,
+    duplicates: PersonalDuplicates,
 }
 
 fn arb_scenario() -> impl Strategy<Value = Scenario> {
@@ -1300,6 +1301,10 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
         0..10usize,
         prop_oneof![Just(LeaverPolicy::Delete), Just(LeaverPolicy::Keep)],
         prop::bool::weighted(0.8),
+        prop_oneof![
+            Just(PersonalDuplicates::Add),
+            Just(PersonalDuplicates::Skip)
+        ],
     )
         .prop_map(
             |(
@@ -1312,6 +1317,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 target,
                 leavers,
                 group_known,
+                duplicates,
             )| {
                 Scenario {
                     users,
@@ -1323,6 +1329,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                     target,
                     leavers,
                     group_known,
+                    duplicates,
                 }
             },
         )
@@ -1407,6 +1414,7 @@ fn build(s: &Scenario) -> Built {
     };
     let opts = PlanOptions {
         leavers: s.leavers,
+        personal_duplicates: s.duplicates,
         ..Default::default()
     };
     let mut book = Book::default();
@@ -1561,7 +1569,15 @@ proptest! {
         // (c) exactly one managed contact per selected source user (minus self).
         let managed = book.managed_by_id();
         let wanted: BTreeSet<String> = dir.contacts.keys().filter(|id| **id != target.directory_id).cloned().collect();
-        for id in &wanted {
+        let skipped: BTreeSet<String> = plan.skipped_duplicates.iter().cloned().collect();
+        prop_assert!(opts.personal_duplicates == PersonalDuplicates::Skip || skipped.is_empty());
+        for id in &skipped {
+            // Skipped: not in the book, and a personal contact has one of its addresses.
+            prop_assert!(!managed.contains_key(id), "skipped {} but it is there", id);
+            let emails: BTreeSet<String> = dir.contacts[id].emails.iter().map(|e| e.value.to_lowercase()).collect();
+            prop_assert!(personal_rns.iter().any(|rn| book.contacts[rn].email_addresses.iter().any(|e| e.value.as_deref().is_some_and(|v| emails.contains(&v.to_lowercase())))));
+        }
+        for id in wanted.iter().filter(|id| !skipped.contains(*id)) {
             let list = managed.get(id).map(Vec::as_slice).unwrap_or(&[]);
             prop_assert_eq!(list.len(), 1, "id {} has {} contacts", id, list.len());
             let p = list[0];
@@ -1589,6 +1605,17 @@ proptest! {
                 }
             }
         }
+        // (g) once the personal duplicates are gone, orgsync adds exactly its copies.
+        if !skipped.is_empty() {
+            let mut without = book.clone();
+            for rn in &personal_rns {
+                without.contacts.remove(rn);
+            }
+            let after = plan_user(&target, &dir, &without.list(), &opts);
+            let created: BTreeSet<String> = after.creates.iter().map(|c| c.directory_id.clone()).collect();
+            prop_assert_eq!(created, skipped.clone());
+            prop_assert!(after.skipped_duplicates.is_empty());
+        }
         // (d) personal contacts byte-identical.
         for (rn, json) in &personal_before {
             let now = book.contacts.get(rn).map(|p| serde_json::to_string(p).unwrap());
@@ -1602,7 +1629,7 @@ proptest! {
                     "own field {} lost on {}", value, id);
             }
         }
-        for id in &wanted {
+        for id in wanted.iter().filter(|id| !skipped.contains(*id)) {
             let ours: BTreeSet<(String, String)> = managed[id][0]
                 .user_defined
                 .iter()

@@ -200,6 +200,9 @@ pub struct ContactsConfig {
     pub phone_region: Option<String>,
     /// `[[contacts.custom_fields]]`: Directory custom-schema fields copied into contacts.
     pub custom_fields: Vec<orgsync_core::contacts::CustomField>,
+    /// `skip` (default): no copy of a colleague the person already saved themselves (a
+    /// personal contact with the colleague's email); `add`: copy anyway.
+    pub personal_duplicates: orgsync_core::contacts::PersonalDuplicates,
     /// Stop before writing when a run would delete more than this share of the
     /// contacts orgsync manages (0.2 = 20%).
     pub max_delete_share: f64,
@@ -226,6 +229,7 @@ impl Default for ContactsConfig {
             phone_format: Default::default(),
             phone_region: None,
             custom_fields: Vec::new(),
+            personal_duplicates: orgsync_core::contacts::PersonalDuplicates::Skip,
             max_delete_share: 0.2,
             concurrency: None,
             max_concurrency: 128,

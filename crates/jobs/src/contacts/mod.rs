@@ -54,7 +54,9 @@ use std::time::Instant;
 use futures::StreamExt;
 use orgsync_client::GoogleClient;
 use orgsync_core::contacts::estimate::{BookWork, Consumption, estimate};
-use orgsync_core::contacts::{DesiredDirectory, LeaverPolicy, MappingOptions, PlanOptions};
+use orgsync_core::contacts::{
+    DesiredDirectory, LeaverPolicy, MappingOptions, PersonalDuplicates, PlanOptions,
+};
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
 use orgsync_store::{Store, StoreError};
 
@@ -448,7 +450,14 @@ async fn run_unleased(
         custom_fields_unseen: directory.custom_fields_unseen.clone(),
     };
     if options.mode == Mode::Sync && !options.dry_run {
-        let books = books_before(&*store, &targets, &source_ids, previous.as_deref()).await?;
+        let books = books_before(
+            &*store,
+            &targets,
+            &source_ids,
+            previous.as_deref(),
+            contacts.personal_duplicates == PersonalDuplicates::Skip,
+        )
+        .await?;
         report.quota.predicted = estimate_for(client, books);
     }
     // In plan mode the verdict is information; a sync stops here.
@@ -468,6 +477,7 @@ async fn run_unleased(
                 LeaverAction::Delete => LeaverPolicy::Delete,
                 LeaverAction::Keep => LeaverPolicy::Keep,
             },
+            personal_duplicates: contacts.personal_duplicates,
             ..PlanOptions::default()
         },
         guard,
@@ -613,6 +623,7 @@ async fn books_before(
     targets: &[Target],
     source_ids: &[String],
     previous: Option<&[String]>,
+    skip: bool,
 ) -> Result<Vec<BookWork>, ContactsError> {
     let known: BTreeSet<String> = store
         .list_contacts_state()
@@ -648,6 +659,7 @@ async fn books_before(
                 BookWork {
                     creates: source_ids.len() as u64,
                     new_group: true,
+                    personal_read: skip,
                     ..BookWork::default()
                 }
             }
@@ -665,6 +677,7 @@ fn books_planned(users: &[UserOutcome]) -> Vec<BookWork> {
             deletes: (u.deleted + u.duplicates_merged) as u64,
             contacts_read: 0,
             new_group: u.managed == 0 && u.created > 0,
+            personal_read: false,
         })
         .collect()
 }

@@ -78,6 +78,9 @@ pub struct UserOutcome {
     pub relabelled: usize,
     pub deleted: usize,
     pub duplicates_merged: usize,
+    /// Colleagues not added: the target has a personal contact with their email
+    /// (`personal_duplicates = "skip"`).
+    pub skipped_duplicates: usize,
     pub unchanged: usize,
     /// Personal (non-orgsync) contacts seen; never touched.
     pub personal: usize,
@@ -106,6 +109,7 @@ impl UserOutcome {
             relabelled: 0,
             deleted: 0,
             duplicates_merged: 0,
+            skipped_duplicates: 0,
             unchanged: 0,
             personal: 0,
             managed: 0,
@@ -138,6 +142,7 @@ pub struct Totals {
     pub relabelled: usize,
     pub deleted: usize,
     pub duplicates_merged: usize,
+    pub skipped_duplicates: usize,
     pub unchanged: usize,
     pub personal_seen: usize,
     pub photos: usize,
@@ -297,6 +302,7 @@ impl ContactsReport {
             t.relabelled += u.relabelled;
             t.deleted += u.deleted;
             t.duplicates_merged += u.duplicates_merged;
+            t.skipped_duplicates += u.skipped_duplicates;
             t.unchanged += u.unchanged;
             t.personal_seen += u.personal;
             t.photos += u.photos;
@@ -390,6 +396,14 @@ impl ContactsReport {
             "  contacts {planned}created {}, updated {}, relabelled {}, deleted {}, duplicates merged {}, unchanged {}",
             t.created, t.updated, t.relabelled, t.deleted, t.duplicates_merged, t.unchanged
         );
+        if t.skipped_duplicates > 0 {
+            let _ = writeln!(
+                out,
+                "  skipped: {} already in the address book (a personal contact has the \
+                 colleague's email; orgsync adds its copy once that contact is gone)",
+                t.skipped_duplicates
+            );
+        }
         let _ = writeln!(
             out,
             "  users: {} changed, {} unchanged ({} by one incremental read), {} skipped, {} failed, {} stopped by the guard",

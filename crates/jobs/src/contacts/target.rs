@@ -11,7 +11,7 @@ use orgsync_client::people::{
 use orgsync_client::{Error as ClientError, ErrorKind, RetryPolicy};
 use orgsync_core::contacts::markers;
 use orgsync_core::contacts::{
-    FreshCheck, MarkedContact, TargetUser, UserPlan, plan_user, view_hash,
+    FreshCheck, MarkedContact, PersonalDuplicates, TargetUser, UserPlan, plan_user, view_hash,
 };
 use orgsync_core::guard::GuardVerdict;
 use orgsync_store::{ContactsUserState, StoreError};
@@ -183,7 +183,7 @@ async fn sync_user(
                 .connections_list_all(ConnectionsParams::incremental(ctx.read_mask(), token))
                 .await
             {
-                Ok(listing) if listing.people.iter().all(is_personal_change) => {
+                Ok(listing) if listing.people.iter().all(|p| ignorable(ctx, p)) => {
                     let personal = listing.people.len();
                     record(
                         ctx,
@@ -244,8 +244,19 @@ async fn sync_user(
             let (group, group_is_new) = ensure_group(ctx, &people, state.is_none()).await?;
             // Nothing of ours can be in an address book whose managed group did not
             // exist and of which we have no record: read after writing, not before.
+            // Skipping personal duplicates needs the person's own contacts first: their
+            // addresses only, one small read.
             if group_is_new && desired_count(ctx, id) <= CONTACTS_PER_USER_CAP / 2 {
-                (group, true, Vec::new(), None)
+                let own = if ctx.plan_options.personal_duplicates == PersonalDuplicates::Skip {
+                    people
+                        .connections_list_all(ConnectionsParams::new("emailAddresses"))
+                        .await
+                        .doing("reading the person's own contacts")?
+                        .people
+                } else {
+                    Vec::new()
+                };
+                (group, true, own, None)
             } else {
                 reading = ctx.book_reads.acquire().await.ok();
                 let l = full_read(ctx, &people).await?;
@@ -271,6 +282,8 @@ async fn sync_user(
     });
     out.personal = plan.personal_observed;
     out.managed = plan.managed_observed;
+    out.skipped_duplicates = plan.skipped_duplicates.len();
+    let skipped: BTreeSet<String> = plan.skipped_duplicates.iter().cloned().collect();
     if let Some(reason) = &plan.skipped {
         out.status = UserStatus::Skipped;
         out.reason = Some(reason.clone());
@@ -295,7 +308,7 @@ async fn sync_user(
         // Fresh path: the read that verifies the creates also yields the token. Markers
         // are enough to verify them (see `fresh_creates_landed`); photo uploads rewrite
         // markers, so those books are verified in full.
-        None if !photos_planned => verify_fresh(ctx, &people, &target).await?,
+        None if !photos_planned => verify_fresh(ctx, &people, &target, skipped).await?,
         _ => None,
     };
     let (token, clean) = match (token, verified) {
@@ -349,8 +362,9 @@ async fn verify_fresh(
     ctx: &RunCtx,
     people: &People,
     target: &TargetUser,
+    skipped: BTreeSet<String>,
 ) -> UserResult<Option<(Option<String>, usize)>> {
-    let Some(mut check) = FreshCheck::new(target, &ctx.directory) else {
+    let Some(mut check) = FreshCheck::skipping(target, &ctx.directory, skipped) else {
         return Ok(None);
     };
     let _reading = ctx.book_reads.acquire().await.ok();
@@ -400,6 +414,14 @@ fn view_of(ctx: &RunCtx, target: &TargetUser) -> String {
 /// added or edited. Tombstones might be ours (their markers are gone), so they count.
 fn is_personal_change(p: &Person) -> bool {
     !p.is_deleted() && !markers::is_managed(p) && !markers::is_orphan(p)
+}
+
+/// A change the incremental shortcut may pass over: a personal one, unless personal
+/// duplicates are skipped. Then a personal contact decides whether orgsync's copy of a
+/// colleague belongs in the book (one edited away from a colleague's address makes room
+/// for it), so any change means a full read of that one book.
+fn ignorable(ctx: &RunCtx, p: &Person) -> bool {
+    ctx.plan_options.personal_duplicates == PersonalDuplicates::Add && is_personal_change(p)
 }
 
 fn guard_user(ctx: &RunCtx, plan: &UserPlan) -> Option<String> {
@@ -540,7 +562,7 @@ async fn refresh(
                 p.resource_name
                     .as_deref()
                     .is_some_and(|rn| written.contains(rn))
-                    || is_personal_change(p)
+                    || ignorable(ctx, p)
             });
             Ok((listing.next_sync_token, clean))
         }
@@ -705,6 +727,7 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcom
         .collect();
     let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
     out.path = Some(ReadPath::Full);
+    out.skipped_duplicates = plan.skipped_duplicates.len();
     out.personal = plan.personal_observed;
     out.managed = plan.managed_observed;
     out.unchanged = plan.unchanged;

@@ -34,11 +34,15 @@ impl Env {
         let key = orgsync_emulator::oauth::service_account_key(&emu).expect("a key");
         let admin_email = emu.config.admin_email();
         let domain = emu.config.domain.clone();
-        let config = context::emulator_config(
+        let mut config = context::emulator_config(
             &emulator.base_url,
             serde_json::to_string(&key).unwrap(),
             &admin_email,
         );
+        // The generated org's personal contacts include colleagues' addresses (to prove
+        // they are never touched), and most tests count writes per book exactly: they
+        // copy everyone. The default, "skip", has its own tests, which set it.
+        config.contacts.personal_duplicates = orgsync_core::contacts::PersonalDuplicates::Add;
         let store: Arc<dyn Store> = Arc::new(
             orgsync_store_sqlite::SqliteStore::connect("sqlite::memory:")
                 .await

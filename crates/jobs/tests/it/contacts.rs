@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::common::Env;
+use orgsync_core::contacts::PersonalDuplicates;
 use orgsync_core::contacts::markers;
 use orgsync_core::guard::GuardVerdict;
 use orgsync_emulator::EmulatorConfig;
@@ -39,7 +40,8 @@ fn writes(r: &ContactsReport) -> u64 {
 }
 
 /// Every active user's book holds exactly one managed contact per other source, and
-/// no managed id twice.
+/// no managed id twice; under `personal_duplicates = "skip"` (the default) a colleague
+/// the person saved themselves (a personal contact with their email) may be missing.
 async fn assert_converged(env: &Env) {
     let users = env.users().await;
     let visible =
@@ -56,9 +58,24 @@ async fn assert_converged(env: &Env) {
         );
         // Sources by default: everyone active and visible in the global address list;
         // targets: everyone active, hidden or not.
+        let own: BTreeSet<String> = env
+            .personal_of(email)
+            .await
+            .iter()
+            .flat_map(|p| p.email_addresses.iter())
+            .filter_map(|e| e.value.as_deref().map(str::to_lowercase))
+            .collect();
+        let skip = env.config.contacts.personal_duplicates == PersonalDuplicates::Skip;
         let expected: BTreeSet<&str> = users
             .iter()
             .filter(|(_, u)| visible(u))
+            .filter(|(other, _)| {
+                let saved = users[*other]
+                    .primary_email
+                    .as_deref()
+                    .is_some_and(|e| own.contains(&e.to_lowercase()));
+                !(skip && saved) || distinct.contains(other.as_str())
+            })
             .map(|(other, _)| other.as_str())
             .filter(|other| *other != id)
             .collect();
@@ -71,20 +88,28 @@ async fn assert_converged(env: &Env) {
 
 #[tokio::test]
 async fn first_sync_fills_every_book_and_a_rerun_costs_one_read_per_user() {
-    let env = Env::start(org(12, 3)).await;
+    let mut env = Env::start(org(12, 3)).await;
+    // The shipped default.
+    env.config.contacts.personal_duplicates = PersonalDuplicates::Skip;
     let personal = env.personal_fingerprints().await;
     let first = env.sync().await;
     assert_eq!(first.totals.users_failed, 0);
     let targets = first.totals.targets;
-    assert_eq!(first.totals.created, targets * (targets - 1));
+    // Colleagues someone saved themselves are not added twice (the default, "skip").
+    assert!(first.totals.skipped_duplicates > 0, "{:?}", first.totals);
+    assert_eq!(
+        first.totals.created + first.totals.skipped_duplicates,
+        targets * (targets - 1)
+    );
     assert_converged(&env).await;
     assert_eq!(
         env.personal_fingerprints().await,
         personal,
         "personal contacts changed"
     );
-    // First sync at the lower bound: per user one group, one batch, one read.
-    assert_eq!(first.calls.total as usize, 1 + 3 * targets);
+    // First sync at the lower bound: per user one group, one read of their own
+    // contacts (for "skip"), one batch, one read back.
+    assert_eq!(first.calls.total as usize, 1 + 4 * targets);
 
     let second = env.sync().await;
     assert_eq!(second.totals.users_incremental, targets);
@@ -376,9 +401,81 @@ async fn custom_fields_are_copied_and_follow_directory_changes() {
     assert_eq!(writes(&again), 0, "{:?}", again.calls);
 }
 
+/// `personal_duplicates = "skip"` (the default): a colleague the person saved themselves
+/// is not added again, on the first sync (a fresh book: its own contacts are read first)
+/// and after; the personal contact is never touched; once it is deleted, the next run
+/// adds orgsync's copy.
+#[tokio::test]
+async fn a_personal_duplicate_is_skipped_then_added_once_it_is_gone() {
+    let mut env = Env::start(org(6, 0)).await;
+    env.config.contacts.personal_duplicates = PersonalDuplicates::Skip;
+    let members = env.member_emails().await;
+    let (me, colleague) = (&members[0], &members[1]);
+    let colleague_id = env.user_by_email(colleague).await.id.unwrap();
+    let mine = env
+        .client()
+        .people(me)
+        .create_contact(
+            &Person {
+                names: vec![Name {
+                    given_name: Some("My".into()),
+                    family_name: Some("Friend".into()),
+                    ..Default::default()
+                }],
+                email_addresses: vec![EmailAddress {
+                    value: Some(colleague.to_uppercase()),
+                    kind: Some("home".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            "names,emailAddresses",
+        )
+        .await
+        .unwrap();
+    let personal = env.personal_fingerprints().await;
+    let has_copy = |book: &[Person]| {
+        book.iter()
+            .any(|p| markers::managed_id(p) == Some(colleague_id.as_str()))
+    };
+
+    let first = env.sync().await;
+    assert_eq!(first.totals.users_failed, 0);
+    assert_eq!(first.totals.skipped_duplicates, 1, "{:?}", first.totals);
+    let mine_report = first.users.iter().find(|u| u.email == *me).unwrap();
+    assert_eq!(mine_report.skipped_duplicates, 1);
+    assert_eq!(mine_report.path, Some(ReadPath::Fresh));
+    assert!(!has_copy(&env.managed_of(me).await));
+    assert!(has_copy(&env.managed_of(&members[2]).await));
+    assert!(
+        first
+            .render_text()
+            .contains("skipped: 1 already in the address book")
+    );
+    assert_eq!(env.personal_fingerprints().await, personal);
+
+    let again = env.sync().await;
+    assert_eq!(writes(&again), 0, "{:?}", again.calls);
+
+    env.client()
+        .people(me)
+        .delete_contact(mine.resource_name.as_deref().unwrap())
+        .await
+        .unwrap();
+    let after = env.sync().await;
+    let mine_report = after.users.iter().find(|u| u.email == *me).unwrap();
+    assert_eq!(mine_report.created, 1, "{mine_report:?}");
+    assert_eq!(after.totals.created, 1);
+    assert!(has_copy(&env.managed_of(me).await));
+}
+
 #[tokio::test]
 async fn joiner_leaver_phone_change_and_rename_write_only_those_changes() {
-    let env = Env::start(org(10, 2)).await;
+    let mut env = Env::start(org(10, 2)).await;
+    // Exact counts per book: every book holds every colleague (the generated personal
+    // contacts include colleagues' addresses, which "skip" would leave out; that has its
+    // own test).
+    env.config.contacts.personal_duplicates = PersonalDuplicates::Add;
     env.sync().await;
     let personal = env.personal_fingerprints().await;
     let m = env.member_emails().await;
@@ -596,12 +693,31 @@ async fn a_scope_change_removes_only_the_users_who_left_the_scope() {
     env.sync().await;
     let m = env.member_emails().await;
     let out_id = env.user_by_email(&m[0]).await.id.unwrap();
+    // Who has the contact (not those who saved that colleague themselves: "skip").
+    let mut had = BTreeSet::new();
+    let everyone: Vec<String> = env
+        .users()
+        .await
+        .values()
+        .filter_map(|u| u.primary_email.clone())
+        .collect();
+    for email in &everyone {
+        if env
+            .managed_of(email)
+            .await
+            .iter()
+            .any(|p| markers::managed_id(p) == Some(out_id.as_str()))
+        {
+            had.insert(email.clone());
+        }
+    }
+    assert!(!had.is_empty());
     env.config.contacts.sources.exclude = vec![m[0].clone()];
     let r = env.sync().await;
     assert_eq!(r.totals.users_failed, 0);
-    // Everyone but the excluded user loses exactly that contact; they keep receiving.
+    // Everyone who had it loses exactly that contact; the excluded user keeps receiving.
     for u in &r.users {
-        let expected = usize::from(u.email != m[0]);
+        let expected = usize::from(had.contains(&u.email));
         assert_eq!(u.deleted, expected, "{}", u.email);
         assert_eq!(u.created + u.updated, 0);
     }
