@@ -4,7 +4,9 @@
 //! The emulator runs in a child process (see [`crate::client`]), so the peak RSS printed
 //! is orgsync's alone. For each org size it prints: calls of the first full sync against
 //! the lower bound (per target one list page per 1,000 contacts, ⌈creates/200⌉ batches,
-//! one group call; plus the directory pages) and against one-call-per-contact; wall time
+//! one group call, and with `personal_duplicates = "skip"`, the shipped default, one
+//! read of a new book's own contacts before creating: skipping a colleague the person
+//! saved needs their contacts first; plus the directory pages) and against one-call-per-contact; wall time
 //! against the latency bound for the concurrency; the same for a second, no-change run;
 //! peak RSS.
 //!
@@ -13,6 +15,7 @@
 //! are those of the full org; the emulator would otherwise hold 4 million contacts);
 //! `--latency-ms 20`; `--concurrency N` (default: the shipped default, as many address
 //! books at once as the quotas can use; the bound uses what the run used);
+//! `--personal-duplicates skip|add` (default `skip`, the shipped default);
 //! `--mutation-hold-ms 0`: the emulator holds
 //! every People mutation at least this long (its stand-in for a backend's write
 //! latency, 10 ms by default in the emulator). The bench sets 0 so that each call costs
@@ -39,6 +42,13 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     // 0: the shipped default (as many address books at once as the quotas can use).
     let concurrency: usize = flag(args, "--concurrency", 0);
     let hold: u64 = flag(args, "--mutation-hold-ms", 0);
+    // The shipped default ("skip"), or "add" to see what reading new books first costs.
+    let duplicates: String = flag(args, "--personal-duplicates", "skip".to_string());
+    let duplicates = match duplicates.as_str() {
+        "skip" => orgsync_core::contacts::PersonalDuplicates::Skip,
+        "add" => orgsync_core::contacts::PersonalDuplicates::Add,
+        other => anyhow::bail!("--personal-duplicates takes skip or add, not {other:?}"),
+    };
     for size in sizes.split(',').filter(|s| !s.is_empty()) {
         let users: usize = size.trim().parse().context("--users takes numbers")?;
         let lat = Latency {
@@ -46,7 +56,7 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
             mutation_hold_ms: hold,
             concurrency,
         };
-        one_org(users, cap, lat).await?;
+        one_org(users, cap, lat, duplicates).await?;
     }
     Ok(())
 }
@@ -84,7 +94,12 @@ fn is_write(method: &str) -> bool {
     !method.ends_with(".list") && !method.ends_with(".get")
 }
 
-async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
+async fn one_org(
+    users: usize,
+    cap: usize,
+    lat: Latency,
+    duplicates: orgsync_core::contacts::PersonalDuplicates,
+) -> anyhow::Result<()> {
     let (latency, concurrency) = (lat.per_call_ms, lat.concurrency);
     let dir = std::env::temp_dir().join(format!(
         "orgsync-bench-contacts-{}-{users}",
@@ -105,6 +120,7 @@ async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
     let state: PathBuf = dir.join("state.db");
     config.state.url = Some(format!("sqlite://{}", state.display()));
     config.contacts.concurrency = (concurrency > 0).then_some(concurrency);
+    config.contacts.personal_duplicates = duplicates;
     let store: std::sync::Arc<dyn orgsync_store::Store> = std::sync::Arc::new(
         orgsync_store_sqlite::SqliteStore::connect(&config.state.database_url()).await?,
     );
@@ -132,7 +148,9 @@ async fn one_org(users: usize, cap: usize, lat: Latency) -> anyhow::Result<()> {
     let first_wall = started.elapsed();
     let first_cpu = cpu_seconds() - cpu_before;
     ensure_no_failures(&first)?;
-    report_first(&first, users, first_wall.as_secs_f64(), lat);
+    let skip = config.contacts.personal_duplicates
+        == orgsync_core::contacts::PersonalDuplicates::Skip;
+    report_first(&first, users, first_wall.as_secs_f64(), lat, skip);
     println!(
         "  orgsync CPU time                  {first_cpu:>9.2} s     (2 cores shared with the emulator, which stores every contact)"
     );
@@ -182,14 +200,15 @@ fn directory_pages(users: usize) -> u64 {
     (users as u64 + 1).div_ceil(500)
 }
 
-fn report_first(r: &ContactsReport, users: usize, wall: f64, lat: Latency) {
+fn report_first(r: &ContactsReport, users: usize, wall: f64, lat: Latency, skip: bool) {
     let targets = r.totals.targets as u64;
     let mut bound = directory_pages(users);
     let mut naive = 0u64;
     for u in &r.users {
         let created = u.created as u64;
         let contacts_after = created + u.personal as u64;
-        bound += contacts_after.max(1).div_ceil(1000) + created.div_ceil(200) + 1;
+        let own_read = u64::from(skip && u.path == Some(contacts::ReadPath::Fresh));
+        bound += contacts_after.max(1).div_ceil(1000) + created.div_ceil(200) + 1 + own_read;
         naive += created + 1;
     }
     let calls = r.calls.total;
