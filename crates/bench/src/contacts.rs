@@ -148,8 +148,8 @@ async fn one_org(
     let first_wall = started.elapsed();
     let first_cpu = cpu_seconds() - cpu_before;
     ensure_no_failures(&first)?;
-    let skip = config.contacts.personal_duplicates
-        == orgsync_core::contacts::PersonalDuplicates::Skip;
+    let skip =
+        config.contacts.personal_duplicates == orgsync_core::contacts::PersonalDuplicates::Skip;
     report_first(&first, users, first_wall.as_secs_f64(), lat, skip);
     println!(
         "  orgsync CPU time                  {first_cpu:>9.2} s     (2 cores shared with the emulator, which stores every contact)"

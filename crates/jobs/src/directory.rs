@@ -34,18 +34,26 @@ impl DirectoryRead {
     /// The users a scope's rules select, borrowed: a caller that needs a few fields of
     /// each (the contacts run's targets need id and email) copies only those instead of
     /// a whole snapshot of the directory.
-    pub fn selected<'a>(&'a self, rules: &'a ScopeRules) -> impl Iterator<Item = &'a User> + 'a {
-        let in_query = move |u: &User| match &rules.query {
+    pub fn selected<'a>(
+        &'a self,
+        rules: &'a ScopeRules,
+    ) -> impl Iterator<Item = &'a User> + Clone + 'a {
+        self.users.iter().filter(move |u| self.selects(rules, u))
+    }
+
+    /// Whether `rules` select `user`, a user of this read (or one taken out of it: a run
+    /// that consumes `users` still asks the read's groups and query results).
+    pub fn selects(&self, rules: &ScopeRules, user: &User) -> bool {
+        let in_query = match &rules.query {
             None => true,
             Some(q) => {
-                u.id.as_ref()
+                user.id
+                    .as_ref()
                     .is_some_and(|id| self.query_ids.get(q).is_some_and(|s| s.contains(id)))
-                    || is_included(rules, u)
+                    || is_included(rules, user)
             }
         };
-        self.users
-            .iter()
-            .filter(move |u| in_query(u) && rules.selects(u, &self.groups))
+        in_query && rules.selects(user, &self.groups)
     }
 }
 

@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use orgsync_wire::directory::User;
 use orgsync_wire::people::{
     CONTACTS_PER_USER_CAP, ClientData, MY_CONTACTS, Membership, Name, Person,
 };
@@ -122,12 +123,41 @@ pub struct DesiredDirectory {
 
 impl DesiredDirectory {
     pub fn build(snapshot: &DirectorySnapshot, mapping: &MappingOptions) -> Self {
-        let contacts: BTreeMap<String, DesiredContact> = snapshot
-            .users
-            .values()
-            .filter_map(|u| desired_contact(u, mapping))
-            .map(|d| (d.directory_id.clone(), d))
-            .collect();
+        Self::build_from(snapshot.users.values(), snapshot.read_count, mapping)
+    }
+
+    /// [`Self::build`] from the selected users themselves, in one pass, borrowed or
+    /// owned: a run hands over the users of its directory read, each dropped as soon as
+    /// it is mapped, instead of copying them into a snapshot first (at 100,000 people
+    /// the copy and the read together were most of the run's memory).
+    /// `read_count`: the users the directory read returned, before scope.
+    pub fn build_from<U: std::borrow::Borrow<User>>(
+        users: impl IntoIterator<Item = U>,
+        read_count: usize,
+        mapping: &MappingOptions,
+    ) -> Self {
+        let e164 = mapping.phones && mapping.phone_format == PhoneFormat::E164;
+        let mut contacts: BTreeMap<String, DesiredContact> = BTreeMap::new();
+        let mut phones_kept_as_written = Vec::new();
+        let mut seen_fields = vec![false; mapping.custom_fields.len()];
+        for u in users {
+            let u = u.borrow();
+            for (seen, cf) in seen_fields.iter_mut().zip(&mapping.custom_fields) {
+                *seen = *seen || u.custom_field(&cf.schema, &cf.field).is_some();
+            }
+            let Some(d) = desired_contact(u, mapping) else {
+                continue;
+            };
+            if e164 {
+                for ph in u.phones.iter().flatten() {
+                    let value = ph.value.trim();
+                    if !value.is_empty() && format_phone(value, mapping).is_err() {
+                        phones_kept_as_written.push((d.primary_email.clone(), value.to_string()));
+                    }
+                }
+            }
+            contacts.insert(d.directory_id.clone(), d);
+        }
         let prepared: BTreeMap<String, Prepared> = contacts
             .iter()
             .map(|(id, d)| {
@@ -149,39 +179,18 @@ impl DesiredDirectory {
         let photos: Vec<(&String, &Option<String>)> =
             contacts.iter().map(|(id, d)| (id, &d.photo_etag)).collect();
         let digest = stable_hash(&(MAPPING_VERSION, mapping, &hashes, photos));
-        let phones_kept_as_written = match mapping.phone_format {
-            PhoneFormat::AsIs => Vec::new(),
-            PhoneFormat::E164 if !mapping.phones => Vec::new(),
-            PhoneFormat::E164 => snapshot
-                .users
-                .values()
-                .filter(|u| contacts.contains_key(u.id.as_deref().unwrap_or_default()))
-                .flat_map(|u| {
-                    let email = u.primary_email.clone().unwrap_or_default();
-                    u.phones.iter().flatten().filter_map(move |ph| {
-                        let value = ph.value.trim();
-                        (!value.is_empty() && format_phone(value, mapping).is_err())
-                            .then(|| (email.clone(), value.to_string()))
-                    })
-                })
-                .collect(),
-        };
         let custom_fields_unseen = mapping
             .custom_fields
             .iter()
-            .filter(|cf| {
-                !snapshot
-                    .users
-                    .values()
-                    .any(|u| u.custom_field(&cf.schema, &cf.field).is_some())
-            })
-            .map(|cf| format!("{}.{}", cf.schema, cf.field))
+            .zip(&seen_fields)
+            .filter(|(_, seen)| !**seen)
+            .map(|(cf, _)| format!("{}.{}", cf.schema, cf.field))
             .collect();
         DesiredDirectory {
             contacts,
             prepared,
             mapping: mapping.clone(),
-            read_count: snapshot.read_count,
+            read_count,
             phones_kept_as_written,
             custom_fields_unseen,
             digest,

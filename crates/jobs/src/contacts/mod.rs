@@ -368,7 +368,6 @@ async fn run_unleased(
     )
     .await
     .map_err(ContactsError::Directory)?;
-    let sources = read.select(&contacts.sources);
     // Targets need only their id and email: no copy of their directory entries.
     let mut targets: Vec<Target> = read
         .selected(&contacts.targets)
@@ -401,9 +400,24 @@ async fn run_unleased(
         targets.truncate(limit);
     }
     let directory_users = read.users.len();
-    let source_ids: Vec<String> = sources.users.keys().cloned().collect();
-    let directory = DesiredDirectory::build(&sources, &mapping_options(config));
-    drop(sources);
+    // Mapped straight from the read: no copy of the selected users.
+    let mut source_ids: Vec<String> = read
+        .selected(&contacts.sources)
+        .filter_map(|u| u.id.clone().filter(|id| !id.is_empty()))
+        .collect();
+    source_ids.sort_unstable();
+    source_ids.dedup();
+    // Each user is dropped once mapped: the read and the desired contacts are never
+    // both whole in memory.
+    let mut read = read;
+    let users = std::mem::take(&mut read.users);
+    let directory = DesiredDirectory::build_from(
+        users
+            .into_iter()
+            .filter(|u| read.selects(&contacts.sources, u)),
+        directory_users,
+        &mapping_options(config),
+    );
     drop(read);
     if !directory.custom_fields_unseen.is_empty() {
         tracing::warn!(
