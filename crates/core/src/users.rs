@@ -241,37 +241,48 @@ pub fn plan_users(
         directory_read: directory.len(),
         ..Default::default()
     };
-    let desired: BTreeMap<String, AppUserDesired> = directory
+    // Directory order by id (of a repeated id, the last that maps), each user mapped only when
+    // its turn comes and moved into the plan: no map of every desired row (at 100,000
+    // users a no-change run held them all to compare hashes).
+    let mut selected: Vec<(&str, &User)> = directory
         .iter()
         .filter(|u| scope.selects_structurally(u, groups))
-        .filter_map(|u| app_user_desired(u, &opts.mapping))
-        .map(|d| (d.directory_id.clone(), d))
+        .filter_map(|u| Some((u.id.as_deref()?.trim(), u)))
+        .filter(|(id, _)| !id.is_empty())
         .collect();
+    selected.sort_by(|a, b| a.0.cmp(b.0));
     let mut rows: BTreeMap<&str, &ObservedAppUser> = BTreeMap::new();
     for o in observed {
         rows.entry(o.directory_id.as_str()).or_insert(o);
     }
     plan.observed_active = rows.values().filter(|o| o.active).count();
 
-    for (id, d) in &desired {
-        let Some(row) = rows.remove(id.as_str()) else {
-            plan.creates.push(d.clone());
+    for same_id in selected.chunk_by(|a, b| a.0 == b.0) {
+        let Some(d) = same_id
+            .iter()
+            .rev()
+            .find_map(|(_, u)| app_user_desired(u, &opts.mapping))
+        else {
+            continue;
+        };
+        let Some(row) = rows.remove(d.directory_id.as_str()) else {
+            plan.creates.push(d);
             continue;
         };
         let same = row.content_hash == d.content_hash();
         match (row.active, d.active) {
             (true, true) | (false, false) if same => plan.unchanged += 1,
-            (true, true) | (false, false) => plan.updates.push(d.clone()),
-            (false, true) => plan.reactivations.push(d.clone()),
+            (true, true) | (false, false) => plan.updates.push(d),
+            (false, true) => plan.reactivations.push(d),
             (true, false) => plan.deactivations.push(Deactivation {
-                directory_id: id.clone(),
+                directory_id: d.directory_id.clone(),
                 email: d.primary_email.clone(),
                 reason: if d.suspended {
                     DeactivationReason::Suspended
                 } else {
                     DeactivationReason::Archived
                 },
-                desired: Some(d.clone()),
+                desired: Some(d),
             }),
         }
     }

@@ -273,6 +273,29 @@ fn observed(row: &AppUser) -> ObservedAppUser {
     }
 }
 
+/// Every stored app user, active or not, in directory-id order, as the planner sees it:
+/// each page of rows is reduced to id, email, content hash and state as it arrives, so
+/// the whole table is never in memory (at 100,000 rows it was a few hundred MB).
+pub async fn load_all_observed(store: &dyn Store) -> orgsync_store::Result<Vec<ObservedAppUser>> {
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_users(&UserQuery {
+                active_only: false,
+                after_id: after.clone(),
+                limit: 1000,
+            })
+            .await?;
+        let done = page.len() < 1000;
+        after = page.last().map(|u| u.profile.directory_id.clone());
+        all.extend(page.iter().map(observed));
+        if done || after.is_none() {
+            return Ok(all);
+        }
+    }
+}
+
 /// Every stored app user, active or not, in directory-id order.
 pub async fn load_all_users(store: &dyn Store) -> orgsync_store::Result<Vec<AppUser>> {
     let mut all = Vec::new();

@@ -19,7 +19,7 @@ use crate::directory::read_directory;
 
 use super::{
     APPLY_CHUNK, ChangeLine, LAST_RECONCILE_KEY, ReconcileOptions, STATE_SCOPE, UsersError,
-    UsersReport, WelcomeFailure, WelcomeReport, Welcomer, load_all_users, observed, plan_options,
+    UsersReport, WelcomeFailure, WelcomeReport, Welcomer, load_all_observed, plan_options,
     profile_from_desired,
 };
 
@@ -121,8 +121,7 @@ pub async fn reconcile(
     let fields = directory_fields();
     let read = read_directory(client, &config.google, &[rules], "full", Some(&fields), &[]).await?;
     let users = read_scope_query(&read, rules);
-    let rows = load_all_users(store).await?;
-    let observed_rows: Vec<ObservedAppUser> = rows.iter().map(observed).collect();
+    let observed_rows: Vec<ObservedAppUser> = load_all_observed(store).await?;
     let plan = plan_users(
         &users,
         &read.groups,
@@ -150,9 +149,9 @@ pub async fn reconcile(
                 .into(),
         };
     }
-    let email_of: BTreeMap<&str, &str> = rows
+    let email_of: BTreeMap<&str, &str> = observed_rows
         .iter()
-        .map(|r| (r.directory_id(), r.primary_email()))
+        .map(|r| (r.directory_id.as_str(), r.email.as_str()))
         .collect();
     let mut changes = changes_of(&plan, observed_at);
     for (_, line) in &mut changes {
