@@ -32,7 +32,9 @@ fn reason_str(r: DeactivationReason) -> &'static str {
 }
 
 /// The store changes of a plan, with a report line each, in a stable order.
-fn changes_of(plan: &UsersPlan, observed_at: DateTime<Utc>) -> Vec<(UserChange, ChangeLine)> {
+/// The plan as store changes and report lines, consuming it: each desired row is dropped
+/// once converted, so the plan and its changes are never both whole in memory.
+fn changes_of(plan: UsersPlan, observed_at: DateTime<Utc>) -> Vec<(UserChange, ChangeLine)> {
     let mut out = Vec::new();
     let line = |action, id: &str, email: &str, reason: Option<&str>| ChangeLine {
         action,
@@ -44,25 +46,25 @@ fn changes_of(plan: &UsersPlan, observed_at: DateTime<Utc>) -> Vec<(UserChange, 
         profile: profile_from_desired(d),
         observed_at,
     };
-    for d in &plan.creates {
+    for d in plan.creates {
         out.push((
-            upsert(d),
+            upsert(&d),
             line("create", &d.directory_id, &d.primary_email, None),
         ));
     }
-    for d in &plan.updates {
+    for d in plan.updates {
         out.push((
-            upsert(d),
+            upsert(&d),
             line("update", &d.directory_id, &d.primary_email, None),
         ));
     }
-    for d in &plan.reactivations {
+    for d in plan.reactivations {
         out.push((
-            upsert(d),
+            upsert(&d),
             line("reactivate", &d.directory_id, &d.primary_email, None),
         ));
     }
-    for x in &plan.deactivations {
+    for x in plan.deactivations {
         let reason = reason_str(x.reason);
         let change = match &x.desired {
             Some(d) => upsert(d),
@@ -77,14 +79,19 @@ fn changes_of(plan: &UsersPlan, observed_at: DateTime<Utc>) -> Vec<(UserChange, 
             line("deactivate", &x.directory_id, &x.email, Some(reason)),
         ));
     }
-    for id in &plan.deletes {
+    for id in plan.deletes {
         out.push((
             UserChange::Delete {
                 directory_id: id.clone(),
                 reason: reason_str(DeactivationReason::Gone).to_owned(),
                 observed_at,
             },
-            line("delete", id, "", Some(reason_str(DeactivationReason::Gone))),
+            line(
+                "delete",
+                &id,
+                "",
+                Some(reason_str(DeactivationReason::Gone)),
+            ),
         ));
     }
     out
@@ -120,15 +127,20 @@ pub async fn reconcile(
     let rules = &config.users.scope;
     let fields = directory_fields();
     let read = read_directory(client, &config.google, &[rules], "full", Some(&fields), &[]).await?;
-    let users = read_scope_query(&read, rules);
     let observed_rows: Vec<ObservedAppUser> = load_all_observed(store).await?;
     let plan = plan_users(
-        &users,
+        &read_scope_query(&read, rules),
         &read.groups,
         rules,
         &observed_rows,
         &plan_options(&config.users),
     );
+    let directory_read = read.users.len();
+    // Only the welcome mail reads the directory after planning: without it the read goes
+    // now, before the changes are built (at 100,000 users, the read, the plan and the
+    // changes together were a first import's peak).
+    let welcomer = Welcomer::new(client, config, store);
+    let read = welcomer.is_some().then_some(read);
     let guard = SafetyGuard {
         max_delete_share: config.users.max_deprovision_share,
         force: opts.force,
@@ -136,7 +148,7 @@ pub async fn reconcile(
     let mut verdict = guard.check_users(&plan);
     // A Workspace always has at least the admin orgsync reads as: a read that returned
     // nobody is a failed read, and it never deprovisions anyone, not even with --force.
-    if read.users.is_empty() && plan.deprovisions > 0 {
+    if directory_read == 0 && plan.deprovisions > 0 {
         verdict = GuardVerdict::Stop {
             reason: format!(
                 "safety guard: the directory read returned no users at all, yet this run would \
@@ -153,7 +165,17 @@ pub async fn reconcile(
         .iter()
         .map(|r| (r.directory_id.as_str(), r.email.as_str()))
         .collect();
-    let mut changes = changes_of(&plan, observed_at);
+    // What the welcome mail needs of the creates, before the plan is consumed.
+    let created: Vec<(String, String, bool)> = match &welcomer {
+        Some(_) => plan
+            .creates
+            .iter()
+            .map(|d| (d.directory_id.clone(), d.primary_email.clone(), d.active))
+            .collect(),
+        None => Vec::new(),
+    };
+    let unchanged = plan.unchanged;
+    let mut changes = changes_of(plan, observed_at);
     for (_, line) in &mut changes {
         if line.email.is_empty()
             && let Some(e) = email_of.get(line.directory_id.as_str())
@@ -163,8 +185,8 @@ pub async fn reconcile(
     }
     let mut report = UsersReport {
         dry_run: opts.dry_run,
-        directory_read: read.users.len(),
-        unchanged: plan.unchanged,
+        directory_read,
+        unchanged,
         guard: Some(verdict.clone()),
         observed_at: Some(observed_at),
         ..UsersReport::default()
@@ -186,7 +208,6 @@ pub async fn reconcile(
     // Welcome mail: owed to every user this run creates, unless this is the first full
     // reconcile (the initial import of an existing directory mails nobody). The record is
     // written before the create, so a crash in between still sends it on the next run.
-    let welcomer = Welcomer::new(client, config, store);
     let mut welcome = WelcomeReport::default();
     if welcomer.is_some() {
         welcome.initial_import = store
@@ -198,18 +219,15 @@ pub async fn reconcile(
         && !welcome.initial_import
     {
         if opts.dry_run {
-            welcome.would_send = plan.creates.iter().filter(|d| d.active).count() + w.owed().await;
+            welcome.would_send = created.iter().filter(|c| c.2).count() + w.owed().await;
         } else {
-            for d in &plan.creates {
-                if let Err(e) = w
-                    .mark_pending(&d.directory_id, &d.primary_email, now())
-                    .await
-                {
-                    tracing::warn!(error = %e, email = %d.primary_email, "cannot record an owed welcome mail");
+            for (directory_id, email, _) in &created {
+                if let Err(e) = w.mark_pending(directory_id, email, now()).await {
+                    tracing::warn!(error = %e, %email, "cannot record an owed welcome mail");
                     welcome.failed += 1;
                     welcome.failures.push(WelcomeFailure {
-                        directory_id: d.directory_id.clone(),
-                        email: d.primary_email.clone(),
+                        directory_id: directory_id.clone(),
+                        email: email.clone(),
                         error: format!("state store: {e}"),
                     });
                 }
@@ -256,7 +274,8 @@ pub async fn reconcile(
         store
             .set_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY, &summary.to_string(), now())
             .await?;
-        if let Some(w) = &welcomer {
+        if let (Some(w), Some(read)) = (&welcomer, &read) {
+            let users = read_scope_query(read, rules);
             let by_id: BTreeMap<&str, &User> = users
                 .iter()
                 .filter_map(|u| u.id.as_deref().map(|id| (id, u)))
