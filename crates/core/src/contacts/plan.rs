@@ -161,15 +161,10 @@ impl DesiredDirectory {
         let prepared: BTreeMap<String, Prepared> = contacts
             .iter()
             .map(|(id, d)| {
-                let hash = d.hash();
-                let tokens = desired_tokens(d);
-                let marks = markers::build(&d.directory_id, &hash, &tokens, None);
-                let new_json = serde_json::to_string(&d.new_person_with_markers(None, marks))
-                    .expect("a Person always serialises");
                 let p = Prepared {
-                    hash,
-                    tokens,
-                    new_json,
+                    hash: d.hash(),
+                    tokens: desired_tokens(d),
+                    new_json: std::sync::OnceLock::new(),
                 };
                 (id.clone(), p)
             })
@@ -225,8 +220,17 @@ impl DesiredDirectory {
     /// between address books, and the executor splices them in
     /// (`orgsync_client::people::NewContactJson`). Serialising a `Person` per target per
     /// contact was most of a first sync's CPU.
+    /// Serialised on first use: a run that creates nothing (`contacts plan`, `undo`, a
+    /// no-change sync) never holds it (about 700 bytes a colleague).
     pub fn new_person_json(&self, directory_id: &str) -> Option<&str> {
-        self.prepared.get(directory_id).map(|p| p.new_json.as_str())
+        let d = self.contacts.get(directory_id)?;
+        let p = self.prepared.get(directory_id)?;
+        let json = p.new_json.get_or_init(|| {
+            let marks = markers::build(&d.directory_id, &p.hash, &p.tokens, None);
+            serde_json::to_string(&d.new_person_with_markers(None, marks))
+                .expect("a Person always serialises")
+        });
+        Some(json.as_str())
     }
 
     /// The precomputed hash and owned fingerprints of `directory_id`'s contact.
@@ -251,8 +255,8 @@ impl DesiredDirectory {
 struct Prepared {
     hash: String,
     tokens: BTreeSet<String>,
-    /// [`DesiredDirectory::new_person_json`].
-    new_json: String,
+    /// [`DesiredDirectory::new_person_json`], made on first use.
+    new_json: std::sync::OnceLock<String>,
 }
 
 /// A desired contact with its precomputed hash and fingerprints.
