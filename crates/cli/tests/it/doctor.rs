@@ -36,6 +36,17 @@ async fn doctor(config: &Path, extra: &[&str]) -> (i32, Value) {
     (out.code, json(&out))
 }
 
+/// Switch `api` off in the emulated Cloud project (the control API's `apis`).
+async fn disable_api(emu: &EmulatorHandle, api: &str) {
+    control(
+        emu,
+        reqwest::Method::PUT,
+        "apis",
+        Some(json!({"disabled": [api]})),
+    )
+    .await;
+}
+
 async fn emulator() -> EmulatorHandle {
     orgsync_testkit::spawn(EmulatorConfig::for_tests(6)).await
 }
@@ -133,13 +144,7 @@ async fn an_undelegated_scope_is_named_with_the_client_id_and_where_to_add_it() 
 async fn a_disabled_api_is_told_apart_from_a_missing_permission() {
     let emu = emulator().await;
     let ConfigDir { dir: _dir, config } = ConfigDir::new(&emu, "");
-    control(
-        &emu,
-        reqwest::Method::PUT,
-        "apis",
-        Some(json!({"disabled": ["people"]})),
-    )
-    .await;
+    disable_api(&emu, "people").await;
 
     let (code, report) = doctor(&config, &[]).await;
     assert_eq!(code, 2, "{report:#}");
@@ -165,13 +170,7 @@ async fn a_disabled_api_is_told_apart_from_a_missing_permission() {
     );
 
     // A disabled Admin SDK API is caught by the admin subject's first read, with its link.
-    control(
-        &emu,
-        reqwest::Method::PUT,
-        "apis",
-        Some(json!({"disabled": ["directory"]})),
-    )
-    .await;
+    disable_api(&emu, "directory").await;
     let (code, report) = doctor(&config, &["--job", "users"]).await;
     assert_eq!(code, 2);
     let failed = only_failure(&report);
@@ -311,13 +310,7 @@ async fn a_world_readable_state_file_and_an_unreachable_public_url_are_failures(
 async fn a_sync_against_a_disabled_api_exits_2_with_the_link_instead_of_retrying() {
     let emu = emulator().await;
     let ConfigDir { dir: _dir, config } = ConfigDir::new(&emu, "[state]\npath = \"state.db\"\n");
-    control(
-        &emu,
-        reqwest::Method::PUT,
-        "apis",
-        Some(json!({"disabled": ["directory"]})),
-    )
-    .await;
+    disable_api(&emu, "directory").await;
     let started = std::time::Instant::now();
     let out = orgsync(&config, &["users", "sync"]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
