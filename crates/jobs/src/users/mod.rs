@@ -277,19 +277,6 @@ fn observed(row: &AppUser) -> ObservedAppUser {
 /// each page of rows is reduced to id, email, content hash and state as it arrives, so
 /// the whole table is never in memory (at 100,000 rows it was a few hundred MB).
 pub async fn load_all_observed(store: &dyn Store) -> orgsync_store::Result<Vec<ObservedAppUser>> {
-    load_all_mapped(store, |row| observed(&row)).await
-}
-
-/// Every stored app user, active or not, in directory-id order.
-pub async fn load_all_users(store: &dyn Store) -> orgsync_store::Result<Vec<AppUser>> {
-    load_all_mapped(store, |row| row).await
-}
-
-/// Every stored app user, page by page, each row mapped as its page arrives.
-async fn load_all_mapped<T>(
-    store: &dyn Store,
-    mut map: impl FnMut(AppUser) -> T,
-) -> orgsync_store::Result<Vec<T>> {
     let mut all = Vec::new();
     let mut after = None;
     loop {
@@ -302,7 +289,7 @@ async fn load_all_mapped<T>(
             .await?;
         let done = page.len() < 1000;
         after = page.last().map(|u| u.profile.directory_id.clone());
-        all.extend(page.into_iter().map(&mut map));
+        all.extend(page.iter().map(observed));
         if done || after.is_none() {
             return Ok(all);
         }
