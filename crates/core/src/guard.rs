@@ -123,6 +123,27 @@ impl SafetyGuard {
         )
     }
 
+    /// Address books whose owners left the targets: orgsync empties them of its contacts.
+    /// Of the `books` it filled last time, `leaving` would be emptied.
+    pub fn check_former_targets(
+        &self,
+        books: usize,
+        leaving: usize,
+        directory_empty: bool,
+        read_count: usize,
+    ) -> GuardVerdict {
+        self.check(
+            "address books orgsync fills (their owners left [contacts.targets]; orgsync's \
+             contacts in them would be removed)",
+            books,
+            leaving,
+            directory_empty,
+            read_count,
+            "check the [contacts.targets] scope rules (org units, groups, query, \
+             include/exclude) and that the directory read returned everyone",
+        )
+    }
+
     /// Check a users reconcile plan.
     pub fn check_users(&self, plan: &UsersPlan) -> GuardVerdict {
         self.check(

@@ -24,7 +24,7 @@ use crate::metrics::{ChannelOp, ReconcileResult};
 
 /// Name of the leader lease.
 pub const LEASE: &str = "orgsync.serve.leader";
-const SCHEDULE_SCOPE: &str = "serve";
+pub(crate) const SCHEDULE_SCOPE: &str = "serve";
 const NEXT_RECONCILE_KEY: &str = "next_reconcile_at";
 
 pub fn channel_ctx(shared: &Shared) -> ChannelCtx<'_> {
@@ -42,6 +42,7 @@ pub fn channel_ctx(shared: &Shared) -> ChannelCtx<'_> {
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let ttl = Duration::from_std(shared.tuning.leader_lease).unwrap_or(Duration::seconds(30));
     let reconciling = Arc::new(AtomicBool::new(false));
+    let contacts_running = Arc::new(AtomicBool::new(false));
     let mut was_leader = false;
     while !cancel.is_cancelled() {
         let now = shared.now();
@@ -83,6 +84,24 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 let flag = reconciling.clone();
                 tokio::spawn(async move {
                     run_reconcile(&s).await;
+                    flag.store(false, Ordering::SeqCst);
+                });
+            }
+            let became = !was_leader;
+            if shared.config.serve.contacts
+                && !contacts_running.load(Ordering::SeqCst)
+                && crate::contacts::reconcile_due(&shared, became).await
+                && !contacts_running.swap(true, Ordering::SeqCst)
+            {
+                let s = shared.clone();
+                let flag = contacts_running.clone();
+                let trigger = if became {
+                    orgsync_jobs::runs::Trigger::Start
+                } else {
+                    orgsync_jobs::runs::Trigger::Schedule
+                };
+                tokio::spawn(async move {
+                    crate::contacts::run_reconcile(&s, trigger).await;
                     flag.store(false, Ordering::SeqCst);
                 });
             }

@@ -13,6 +13,9 @@
 //! - the [`leader`] loop: exactly one instance (a store lease that fails over) keeps one
 //!   channel per event type alive ([`channels`]) and runs the full reconcile on start and
 //!   on a schedule — the safety net for notifications Google never delivered.
+//! - [`contacts`] (`[serve] contacts`): each notification also enqueues one coalescing
+//!   contacts run, so every address book is in step within a minute; the leader runs the
+//!   full contacts run on its own schedule.
 //! - the [`sink`]: every outbox entry POSTed to the application, signed, at least once.
 //! - `/healthz`, `/readyz`, `/metrics`.
 //! - the [`server`] they are served by: a connection cap and header, body and idle
@@ -23,6 +26,7 @@
 
 pub mod channels;
 pub mod clock;
+pub mod contacts;
 pub mod leader;
 pub mod metrics;
 pub mod server;

@@ -210,9 +210,11 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         dedupe_key: Some(format!("user:{user_id}")),
         run_at: now,
     };
+    let mut jobs = vec![job];
+    jobs.extend(crate::contacts::job_for_notification(&shared, &user_id, now));
     match shared
         .store
-        .record_notification(&received, Some(&job))
+        .record_notification(&received, &jobs)
         .await
     {
         Ok(true) => {

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
 use crate::metrics::{JobResult, WelcomeResult};
+use crate::contacts::{JOB_CONTACTS_REFRESH, Step};
 use crate::webhook::JOB_REFRESH_USER;
 
 /// Why a job failed; its text is the job's last error in the store.
@@ -27,6 +28,8 @@ pub enum JobError {
     NoUser,
     #[error("unknown job kind {0:?}")]
     UnknownKind(String),
+    #[error("contacts run: {}", orgsync_jobs::error::chain_text(.0))]
+    Contacts(#[source] orgsync_jobs::contacts::ContactsError),
 }
 
 fn lease(d: Duration) -> chrono::Duration {
@@ -61,10 +64,65 @@ pub async fn run(shared: Arc<Shared>, worker: String, cancel: CancellationToken)
             }
             continue;
         }
-        // Claimed jobs are finished even when a shutdown arrives meanwhile (graceful).
+        // Claimed jobs are finished even when a shutdown arrives meanwhile (graceful). A
+        // contacts run takes seconds to minutes: it gets its own task, so the user jobs
+        // claimed with it are not held up.
         for job in jobs {
-            process(&shared, &worker, job).await;
+            if job.kind == JOB_CONTACTS_REFRESH {
+                tokio::spawn(process_contacts(shared.clone(), worker.clone(), job));
+            } else {
+                process(&shared, &worker, job).await;
+            }
         }
+    }
+}
+
+/// A `contacts.refresh` job: run, put back when another writer holds the lease, or
+/// rescheduled with backoff on failure.
+async fn process_contacts(shared: Arc<Shared>, worker: String, job: Job) {
+    match crate::contacts::run_job(&shared, &worker, &job).await {
+        Step::Done(report) => {
+            let now = shared.now();
+            let lag = (now - job.created_at).num_milliseconds() as f64 / 1000.0;
+            shared.metrics.observe_lag(lag);
+            shared.metrics.job_finished(if report.totals.users_changed > 0 {
+                JobResult::Applied
+            } else {
+                JobResult::Unchanged
+            });
+            if let Err(e) = shared.store.complete_job(job.id, &worker).await {
+                tracing::warn!(job = job.id, error = %e, "cannot complete job; it will run again");
+            }
+        }
+        Step::Later(at) => {
+            if let Err(e) = shared.store.release_job(job.id, &worker, at).await {
+                tracing::warn!(job = job.id, error = %e, "cannot put the contacts job back");
+            }
+        }
+        Step::Failed(e) => fail(&shared, &worker, &job, JobError::Contacts(e)).await,
+    }
+}
+
+async fn fail(shared: &Shared, worker: &str, job: &Job, error: JobError) {
+    let now = shared.now();
+    let delay = reschedule_after(&shared.tuning.job_retry(), job.attempts);
+    let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+    shared.metrics.job_finished(JobResult::Failed);
+    let error = error.to_string();
+    tracing::warn!(
+        job = job.id,
+        kind = %job.kind,
+        attempts = job.attempts,
+        retry_in_ms = delay.as_millis() as u64,
+        %error,
+        "job failed; retrying later"
+    );
+    if let Err(e) = shared
+        .store
+        .fail_job(job.id, worker, &error, retry_at, now)
+        .await
+    {
+        tracing::warn!(job = job.id, error = %e, "cannot record job failure");
     }
 }
 
@@ -117,26 +175,7 @@ async fn process(shared: &Shared, worker: &str, job: Job) {
                 tracing::warn!(job = job.id, error = %e, "cannot complete job; it will run again");
             }
         }
-        Err(error) => {
-            let delay = reschedule_after(&shared.tuning.job_retry(), job.attempts);
-            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-            shared.metrics.job_finished(JobResult::Failed);
-            let error = error.to_string();
-            tracing::warn!(
-                job = job.id,
-                attempts = job.attempts,
-                retry_in_ms = delay.as_millis() as u64,
-                %error,
-                "job failed; retrying later"
-            );
-            if let Err(e) = shared
-                .store
-                .fail_job(job.id, worker, &error, retry_at, now)
-                .await
-            {
-                tracing::warn!(job = job.id, error = %e, "cannot record job failure");
-            }
-        }
+        Err(error) => fail(shared, worker, &job, error).await,
     }
 }
 

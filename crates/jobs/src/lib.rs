@@ -8,6 +8,7 @@
 //! - [`contacts`]: the Directory → Contacts run (plan, apply, record, report);
 //! - [`auth`]: a person's own login (installed-app OAuth, PKCE, token file);
 //! - [`mail`]: MIME building, limits, templates and sending through Gmail;
+//! - [`runs`]: each job's last run and the last changes applied, for the status page;
 //! - [`doctor`]: the checks behind `orgsync doctor` (key, delegation, APIs, admin, serve).
 //!
 //! The CLI, the daemon and the benchmarks all run jobs through this crate, so a
@@ -21,4 +22,5 @@ pub mod directory;
 pub mod doctor;
 pub mod error;
 pub mod mail;
+pub mod runs;
 pub mod users;

@@ -85,6 +85,7 @@ macro_rules! conformance_tests {
             failed_job_is_retried_later_and_never_dropped,
             expired_job_lease_is_reclaimed,
             pending_jobs_with_same_dedupe_key_coalesce,
+            released_and_extended_jobs_keep_their_place,
             concurrent_claimers_never_share_a_job,
             lease_is_exclusive_until_expiry,
         );
@@ -924,16 +925,16 @@ pub async fn notifications_are_recorded_once(store: Arc<dyn Store>) {
         received_at: t0(),
     };
     let job = user_job("u1", t0());
-    assert!(s.record_notification(&n, Some(&job)).await.unwrap());
+    assert!(s.record_notification(&n, std::slice::from_ref(&job)).await.unwrap());
     assert_eq!(s.count_jobs().await.unwrap(), 1);
     // Replay: false, and no second job.
-    assert!(!s.record_notification(&n, Some(&job)).await.unwrap());
+    assert!(!s.record_notification(&n, std::slice::from_ref(&job)).await.unwrap());
     assert_eq!(s.count_jobs().await.unwrap(), 1);
     let claimed = s.claim_jobs("w", 10, t0(), secs(30)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(s.complete_job(claimed[0].id, "w").await.unwrap());
     assert!(
-        !s.record_notification(&n, Some(&job)).await.unwrap(),
+        !s.record_notification(&n, std::slice::from_ref(&job)).await.unwrap(),
         "a replay after the job ran must not enqueue again"
     );
     assert_eq!(s.count_jobs().await.unwrap(), 0);
@@ -942,20 +943,47 @@ pub async fn notifications_are_recorded_once(store: Arc<dyn Store>) {
         message_number: 8,
         ..n.clone()
     };
-    assert!(s.record_notification(&next, None).await.unwrap());
+    assert!(s.record_notification(&next, &[]).await.unwrap());
     let other_channel = ReceivedNotification {
         channel_id: "ch2".into(),
         ..n.clone()
     };
-    assert!(s.record_notification(&other_channel, None).await.unwrap());
+    assert!(s.record_notification(&other_channel, &[]).await.unwrap());
     assert_eq!(
         s.count_jobs().await.unwrap(),
         0,
         "no job given, none enqueued"
     );
-    assert_eq!(s.prune_notifications(t0() + secs(1)).await.unwrap(), 3);
+    // Several jobs from one notification: all enqueued, each coalescing by its own key.
+    let third = ReceivedNotification {
+        message_number: 9,
+        ..n.clone()
+    };
+    let mut contacts = NewJob::new("contacts.refresh", t0() + secs(5));
+    contacts.dedupe_key = Some("contacts".into());
+    let both = [user_job("u2", t0()), contacts.clone()];
+    assert!(s.record_notification(&third, &both).await.unwrap());
+    assert_eq!(s.count_jobs().await.unwrap(), 2);
+    let fourth = ReceivedNotification {
+        message_number: 10,
+        ..n.clone()
+    };
     assert!(
-        s.record_notification(&n, None).await.unwrap(),
+        s.record_notification(&fourth, &[user_job("u3", t0()), contacts])
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.count_jobs().await.unwrap(),
+        3,
+        "the second contacts job coalesces into the first"
+    );
+    for j in s.claim_jobs("w", 10, t0() + secs(10), secs(30)).await.unwrap() {
+        assert!(s.complete_job(j.id, "w").await.unwrap());
+    }
+    assert_eq!(s.prune_notifications(t0() + secs(1)).await.unwrap(), 5);
+    assert!(
+        s.record_notification(&n, &[]).await.unwrap(),
         "pruned notifications are forgotten"
     );
 }
@@ -1165,6 +1193,57 @@ pub async fn pending_jobs_with_same_dedupe_key_coalesce(store: Arc<dyn Store>) {
     assert_eq!(merged.attempts, 1);
     assert_eq!(merged.run_at, t0() + secs(2));
     assert_eq!(s.list_failed_jobs(10).await.unwrap().len(), 1);
+}
+
+pub async fn released_and_extended_jobs_keep_their_place(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    assert_eq!(s.queue_summary().await.unwrap(), QueueSummary::default());
+    let mut job = NewJob::new("contacts.refresh", t0());
+    job.dedupe_key = Some("contacts".into());
+    let id = s.enqueue_job(&job).await.unwrap().id;
+    s.enqueue_job(&user_job("u1", t0() + secs(100))).await.unwrap();
+    let claimed = s.claim_jobs("w1", 1, t0(), secs(30)).await.unwrap();
+    assert_eq!(claimed[0].id, id);
+    assert_eq!(claimed[0].attempts, 1);
+    let q = s.queue_summary().await.unwrap();
+    assert_eq!((q.pending, q.running, q.failing), (1, 1, 0));
+    assert!(q.oldest_created_at.is_some());
+
+    // A long run keeps its lock past the lease; another worker cannot take it.
+    assert!(
+        !s.extend_job(id, "w2", t0() + secs(120)).await.unwrap(),
+        "another worker extended w1's job"
+    );
+    assert!(s.extend_job(id, "w1", t0() + secs(120)).await.unwrap());
+    assert!(
+        s.claim_jobs("w2", 10, t0() + secs(60), secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "an extended job was claimed by another worker"
+    );
+
+    // Released: pending again at the given time, no error, the attempt given back.
+    assert!(!s.release_job(id, "w2", t0() + secs(5)).await.unwrap());
+    assert!(s.release_job(id, "w1", t0() + secs(5)).await.unwrap());
+    let j = s.get_job(id).await.unwrap().unwrap();
+    assert_eq!(j.state, JobState::Pending);
+    assert_eq!((j.attempts, j.last_error.as_deref()), (0, None));
+    assert_eq!(j.run_at, t0() + secs(5));
+    assert_eq!(j.locked_by, None);
+
+    // Released while a newer job with its key waits: folded into that one.
+    let claimed = s.claim_jobs("w1", 1, t0() + secs(5), secs(30)).await.unwrap();
+    assert_eq!(claimed[0].id, id);
+    let newer = s.enqueue_job(&job).await.unwrap();
+    assert!(!newer.coalesced, "a running job must not absorb a new one");
+    assert!(s.release_job(id, "w1", t0() + secs(8)).await.unwrap());
+    assert_eq!(s.get_job(id).await.unwrap(), None);
+    let kept = s.get_job(newer.id).await.unwrap().unwrap();
+    assert_eq!(kept.run_at, t0(), "the earlier run_at is kept");
+    assert_eq!(s.count_jobs().await.unwrap(), 2);
+    let q = s.queue_summary().await.unwrap();
+    assert_eq!((q.pending, q.running, q.failing), (2, 0, 0));
 }
 
 pub async fn concurrent_claimers_never_share_a_job(store: Arc<dyn Store>) {

@@ -98,3 +98,16 @@ pub struct Enqueued {
     /// `true` when an existing pending job with the same dedupe key absorbed this one.
     pub coalesced: bool,
 }
+
+/// Result of [`crate::JobStore::queue_summary`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueSummary {
+    /// Waiting to be claimed (due or not).
+    pub pending: u64,
+    /// Claimed by a worker now.
+    pub running: u64,
+    /// Whose last attempt failed (pending again, with their error).
+    pub failing: u64,
+    /// When the oldest job not yet completed was enqueued.
+    pub oldest_created_at: Option<DateTime<Utc>>,
+}

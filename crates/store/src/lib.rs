@@ -39,7 +39,7 @@ pub mod conformance;
 
 pub use channels::{Channel, ChannelToken, ReceivedNotification};
 pub use error::{BoxError, Result, StoreError};
-pub use jobs::{Enqueued, Job, JobState, NewJob};
+pub use jobs::{Enqueued, Job, JobState, NewJob, QueueSummary};
 pub use outbox::{NewOutboxEntry, OutboxEntry, OutboxKind};
 pub use state::{ContactsUserState, Lease};
 pub use store::{

@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::channels::{Channel, ReceivedNotification};
 use crate::error::Result;
-use crate::jobs::{Enqueued, Job, NewJob};
+use crate::jobs::{Enqueued, Job, NewJob, QueueSummary};
 use crate::outbox::OutboxEntry;
 use crate::state::{ContactsUserState, Lease};
 use crate::users::{AppUser, ApplyReport, ChangeOutcome, UserChange, UserProfile, UserQuery};
@@ -193,11 +193,12 @@ pub trait ChannelStore: Send + Sync + 'static {
     async fn delete_expired_channels(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Record a notification once per (channel id, message number) and, only if it is new,
-    /// enqueue `job` in the same transaction. Returns `false` for a replay (nothing changed).
+    /// enqueue `jobs` in the same transaction (each coalescing by its dedupe key). Returns
+    /// `false` for a replay (nothing changed).
     async fn record_notification(
         &self,
         notification: &ReceivedNotification,
-        job: Option<&NewJob>,
+        jobs: &[NewJob],
     ) -> Result<bool>;
 
     /// Forget notifications received before `before`; returns how many.
@@ -235,6 +236,16 @@ pub trait JobStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<bool>;
 
+    /// Put a claimed job back, due at `run_at`, without counting the claim as an attempt
+    /// or recording an error: the worker could not start it yet (another holder has what
+    /// it needs). Folded into a pending job with the same dedupe key when there is one.
+    /// `false` if `worker` no longer holds it.
+    async fn release_job(&self, id: i64, worker: &str, run_at: DateTime<Utc>) -> Result<bool>;
+
+    /// Keep a claimed job locked until `until` (a job that runs longer than its lease).
+    /// `false` if `worker` no longer holds it.
+    async fn extend_job(&self, id: i64, worker: &str, until: DateTime<Utc>) -> Result<bool>;
+
     async fn get_job(&self, id: i64) -> Result<Option<Job>>;
 
     /// Jobs whose last attempt failed, most attempts first.
@@ -242,6 +253,9 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Jobs not yet completed (pending or running).
     async fn count_jobs(&self) -> Result<u64>;
+
+    /// The queue at a glance: how many jobs wait, run and are failing, and the oldest.
+    async fn queue_summary(&self) -> Result<QueueSummary>;
 }
 
 /// Named leases (leader election).

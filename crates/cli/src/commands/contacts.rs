@@ -135,6 +135,7 @@ pub async fn run(global: &Global, cmd: ContactsCommand) -> anyhow::Result<Exit> 
             })),
             ..LeaseOptions::default()
         },
+        ..ContactsOptions::new(mode)
     };
     // A run that writes nothing reads the store without locking, creating or migrating it
     // (it works on a read-only state file); one that writes is refused here, once, if the

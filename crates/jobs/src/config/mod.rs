@@ -526,8 +526,24 @@ pub fn load_from(explicit: Option<&Path>, env: &[(String, String)]) -> Result<Lo
 
 fn deserialize(table: &toml::Table) -> Result<Config, toml::de::Error> {
     let mut table = table.clone();
+    serve_contacts_default(&mut table);
     target_scope_defaults(&mut table);
     toml::Value::Table(table).try_into()
+}
+
+/// `[serve] contacts` defaults to whether the contacts job is configured at all (a
+/// `[contacts]` table, or an `ORGSYNC__CONTACTS__…` override): a daemon started for the
+/// users job alone never starts writing address books.
+fn serve_contacts_default(table: &mut toml::Table) {
+    let configured = table.contains_key("contacts");
+    let serve = table
+        .entry("serve")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(serve) = serve.as_table_mut() {
+        serve
+            .entry("contacts")
+            .or_insert(toml::Value::Boolean(configured));
+    }
 }
 
 /// Who receives contacts by default: everyone active, **including** people hidden from

@@ -43,6 +43,16 @@ pub struct ServeConfig {
     pub renew_ahead_secs: u64,
     /// Full reconcile interval (the safety net for missed notifications), seconds.
     pub reconcile_interval_secs: u64,
+    /// Keep address books in step from push notifications too (see the daemon's
+    /// `contacts` module). Default: true when the file has a `[contacts]` table.
+    pub contacts: bool,
+    /// Seconds a directory change waits for others before the address books are written,
+    /// so a burst (an onboarding script adding 100 people) is one write per book.
+    pub contacts_batch_secs: u64,
+    /// The full contacts run's interval (the safety net that also repairs what people
+    /// edited in their books), seconds. On start it runs at once if the last complete
+    /// run is older than this.
+    pub contacts_reconcile_interval_secs: u64,
     /// Concurrent job workers.
     pub workers: usize,
     /// Seconds a client has to send a request's headers (and how long an idle keep-alive
@@ -69,6 +79,9 @@ impl Default for ServeConfig {
             channel_ttl_secs: 6 * 3600,
             renew_ahead_secs: 30 * 60,
             reconcile_interval_secs: 24 * 3600,
+            contacts: false,
+            contacts_batch_secs: 5,
+            contacts_reconcile_interval_secs: 24 * 3600,
             workers: 4,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
@@ -96,6 +109,21 @@ impl ServeConfig {
                  request body; default 30)"
                     .into(),
             );
+        }
+        if self.contacts_batch_secs > 50 {
+            return invalid(format!(
+                "serve.contacts_batch_secs must be at most 50 (seconds a directory change \
+                 waits for others before address books are written; default 5), got {}: \
+                 longer waits would keep a change from phones for over a minute",
+                self.contacts_batch_secs
+            ));
+        }
+        if self.contacts_reconcile_interval_secs < 60 {
+            return invalid(format!(
+                "serve.contacts_reconcile_interval_secs must be at least 60 (default 86400, \
+                 daily), got {}",
+                self.contacts_reconcile_interval_secs
+            ));
         }
         if self.max_connections == 0 || self.max_connections > MAX_CONNECTIONS_LIMIT {
             return invalid(format!(

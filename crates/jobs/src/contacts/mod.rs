@@ -68,6 +68,7 @@ pub use report::{
 use crate::config::{Config, LeaverAction};
 use crate::directory::read_directory;
 use crate::error::FailureKind;
+use crate::runs::{self, AppliedChange, JobName, RunFailure, RunOutcome, RunRecord, Trigger};
 
 /// Why a contacts run as a whole failed (a single user's failure is in the report). Each
 /// variant's message says what was being done; its source says why.
@@ -144,6 +145,11 @@ pub struct ContactsOptions {
     pub progress: Option<Arc<dyn Progress>>,
     /// How a writing run takes the [`lease::RUN_LEASE`] lease.
     pub lease: LeaseOptions,
+    /// `serve`'s push-driven run: a book whose directory view is the one last written is
+    /// not read at all (see [`ReadPath::Unread`]); the run is not a complete one.
+    pub changed_views_only: bool,
+    /// What started the run, for its record ([`crate::runs`]).
+    pub trigger: Trigger,
 }
 
 impl std::fmt::Debug for ContactsOptions {
@@ -157,6 +163,8 @@ impl std::fmt::Debug for ContactsOptions {
             .field("concurrency", &self.concurrency)
             .field("progress", &self.progress.as_ref().map(|_| "<progress>"))
             .field("lease", &self.lease)
+            .field("changed_views_only", &self.changed_views_only)
+            .field("trigger", &self.trigger)
             .finish()
     }
 }
@@ -206,6 +214,8 @@ impl ContactsOptions {
             concurrency: None,
             progress: None,
             lease: LeaseOptions::default(),
+            changed_views_only: false,
+            trigger: Trigger::Manual,
         }
     }
 }
@@ -245,6 +255,8 @@ struct RunCtx {
     photos: photos::PhotoCache,
     /// Whole-book reads at once (see [`BOOK_READS_AT_ONCE`]).
     book_reads: tokio::sync::Semaphore,
+    /// [`ContactsOptions::changed_views_only`].
+    changed_only: bool,
 }
 
 impl RunCtx {
@@ -323,7 +335,7 @@ pub async fn run(
         .map_err(lease::LeaseError::Store)?
     };
     tracing::debug!(holder = %held.holder(), "contacts-run lease taken");
-    let result = run_under_lease(&held, client, store, config, options).await;
+    let result = run_under_lease(&held, client, store.clone(), config, options).await;
     held.release().await;
     result
 }
@@ -338,11 +350,119 @@ pub async fn run_under_lease(
     config: &Config,
     options: &ContactsOptions,
 ) -> Result<ContactsReport, ContactsError> {
-    tokio::select! {
+    let started_at = chrono::Utc::now();
+    let result = tokio::select! {
         biased;
         reason = lease.lost() => Err(lease::LeaseError::Lost(reason).into()),
-        report = run_unleased(client, store, config, options) => report,
+        report = run_unleased(client, store.clone(), config, options) => report,
+    };
+    if writes(options) {
+        let record = run_record(options, started_at, &result);
+        let changes = applied_changes(&record);
+        let stored = async {
+            runs::record_run(&*store, &record).await?;
+            runs::add_changes(&*store, changes).await
+        };
+        if let Err(e) = stored.await {
+            tracing::warn!(error = %e, "cannot record the contacts run for the status page");
+        }
     }
+    result
+}
+
+/// The record of a writing run, for [`crate::runs`].
+fn run_record(
+    options: &ContactsOptions,
+    started_at: chrono::DateTime<chrono::Utc>,
+    result: &Result<ContactsReport, ContactsError>,
+) -> RunRecord {
+    let mut record = RunRecord {
+        job: JobName::Contacts,
+        trigger: options.trigger,
+        started_at,
+        finished_at: chrono::Utc::now(),
+        outcome: RunOutcome::Ok,
+        counts: Default::default(),
+        failures: Vec::new(),
+        failures_total: 0,
+        message: None,
+        complete: options.mode == Mode::Sync
+            && options.users.is_empty()
+            && options.limit.is_none()
+            && !options.changed_views_only,
+    };
+    match result {
+        Err(e) => {
+            record.outcome = RunOutcome::Failed;
+            record.message = Some(crate::error::chain_text(e));
+            record
+        }
+        Ok(report) => {
+            let t = &report.totals;
+            for (name, n) in [
+                ("address_books", t.targets),
+                ("created", t.created),
+                ("updated", t.updated + t.relabelled),
+                ("deleted", t.deleted),
+                ("unchanged", t.unchanged),
+                ("books_changed", t.users_changed),
+                ("books_unread", t.users_unread),
+                ("books_failed", t.users_failed),
+                ("books_guarded", t.users_guarded),
+            ] {
+                record.counts.insert(name.to_string(), n as u64);
+            }
+            if let orgsync_core::guard::GuardVerdict::Stop {
+                reason,
+                what_to_check,
+            } = &report.guard
+            {
+                record.outcome = RunOutcome::Guard;
+                record.message = Some(format!(
+                    "{reason}; {what_to_check}; run `orgsync contacts sync --force` if intended"
+                ));
+            } else if t.users_guarded > 0 {
+                record.outcome = RunOutcome::Guard;
+                record.message = Some(format!(
+                    "{} address books stopped by the safety guard; run `orgsync contacts \
+                     sync` to review and --force if intended",
+                    t.users_guarded
+                ));
+            } else if t.users_failed > 0 {
+                record.outcome = RunOutcome::Partial;
+            }
+            record.with_failures(
+                report
+                    .users
+                    .iter()
+                    .filter(|u| matches!(u.status, UserStatus::Failed | UserStatus::Guarded))
+                    .map(|u| RunFailure {
+                        subject: u.email.clone(),
+                        reason: u.reason.clone().unwrap_or_default(),
+                    }),
+            )
+        }
+    }
+}
+
+/// What a run changed, as one line of the status page's list.
+fn applied_changes(record: &RunRecord) -> Vec<AppliedChange> {
+    let n = |k: &str| record.counts.get(k).copied().unwrap_or(0);
+    let (created, updated, deleted) = (n("created"), n("updated"), n("deleted"));
+    if created + updated + deleted == 0 {
+        return Vec::new();
+    }
+    vec![AppliedChange {
+        at: record.finished_at,
+        job: JobName::Contacts,
+        action: "contacts written".into(),
+        subject: format!("{} address books", n("books_changed")),
+        detail: Some(format!(
+            "{created} created, {updated} updated, {deleted} deleted ({:?} run)",
+            record.trigger
+        )
+        .to_lowercase()),
+    }]
 }
 
 /// The run itself; the caller holds the lease if it writes.
@@ -400,6 +520,17 @@ async fn run_unleased(
         targets.truncate(limit);
     }
     let directory_users = read.users.len();
+    // Books orgsync filled whose owners are no longer targets: emptied of orgsync's
+    // contacts when their owner is still active (moved out of [contacts.targets]), only
+    // forgotten when orgsync can no longer write as them (suspended, deleted).
+    let former = if options.mode == Mode::Sync
+        && options.users.is_empty()
+        && options.limit.is_none()
+    {
+        former_targets(&*store, &targets, &read.users).await?
+    } else {
+        FormerTargets::default()
+    };
     // Mapped straight from the read: no copy of the selected users.
     let mut source_ids: Vec<String> = read
         .selected(&contacts.sources)
@@ -500,6 +631,7 @@ async fn run_unleased(
         dry_run: options.dry_run,
         photos: photos::PhotoCache::default(),
         book_reads: tokio::sync::Semaphore::new(BOOK_READS_AT_ONCE),
+        changed_only: options.changed_views_only && options.mode == Mode::Sync,
     });
     let progress = options.progress.as_deref();
     if let Some(p) = progress {
@@ -516,6 +648,10 @@ async fn run_unleased(
         targets = targets.len(),
         "address books worked on at once"
     );
+    let mut former_outcomes = Vec::new();
+    if !former.is_empty() {
+        former_outcomes = empty_former_books(&ctx, &former, options.force, directory_users).await;
+    }
     let mut outcomes: Vec<UserOutcome> = futures::stream::iter(targets)
         .map(|user| {
             let ctx = ctx.clone();
@@ -534,6 +670,7 @@ async fn run_unleased(
     if let Some(p) = progress {
         p.finished();
     }
+    outcomes.extend(former_outcomes);
     outcomes.sort_by(|a, b| a.email.cmp(&b.email));
     report.totals = ContactsReport::totals_from(&outcomes);
     if options.mode == Mode::Plan || options.dry_run {
@@ -566,6 +703,113 @@ async fn run_unleased(
     report.quota.http_429 = client.stats().snapshot().total_429;
     report.duration_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// Books of the last runs whose owners are not targets now.
+#[derive(Default)]
+struct FormerTargets {
+    /// Still active: their books are emptied of orgsync's contacts.
+    to_empty: Vec<Target>,
+    /// Suspended, archived or gone: orgsync cannot write as them; their state is dropped,
+    /// so a return to the targets starts from a full read.
+    to_forget: Vec<String>,
+    /// Books with state, this run's targets included (the guard's denominator).
+    books: usize,
+}
+
+impl FormerTargets {
+    fn is_empty(&self) -> bool {
+        self.to_empty.is_empty() && self.to_forget.is_empty()
+    }
+}
+
+async fn former_targets(
+    store: &dyn Store,
+    targets: &[Target],
+    directory: &[orgsync_wire::directory::User],
+) -> Result<FormerTargets, ContactsError> {
+    let states = store
+        .list_contacts_state()
+        .await
+        .map_err(ContactsError::store("listing the address books of earlier runs"))?;
+    let current: std::collections::HashSet<&str> =
+        targets.iter().filter_map(|t| t.id.as_deref()).collect();
+    let mut gone: std::collections::HashMap<String, String> = states
+        .iter()
+        .filter(|s| !current.contains(s.target_id.as_str()))
+        .map(|s| (s.target_id.clone(), s.target_email.clone()))
+        .collect();
+    let mut former = FormerTargets {
+        books: states.len(),
+        ..FormerTargets::default()
+    };
+    if gone.is_empty() {
+        return Ok(former);
+    }
+    for u in directory {
+        let Some(id) = u.id.as_deref() else { continue };
+        if let Some(stored_email) = gone.remove(id) {
+            let writable = !u.suspended.unwrap_or(false) && !u.archived.unwrap_or(false);
+            if writable {
+                former.to_empty.push(Target {
+                    id: Some(id.to_owned()),
+                    primary_email: u.primary_email.clone().or(Some(stored_email)),
+                });
+            } else {
+                former.to_forget.push(id.to_owned());
+            }
+        }
+    }
+    former.to_forget.extend(gone.into_keys());
+    Ok(former)
+}
+
+/// Empty the former targets' books (or, with a dry run or plan, say what would go), under
+/// their own guard; forget the books orgsync can no longer write.
+async fn empty_former_books(
+    ctx: &RunCtx,
+    former: &FormerTargets,
+    force: bool,
+    read_count: usize,
+) -> Vec<UserOutcome> {
+    let guard = SafetyGuard {
+        max_delete_share: ctx.guard.max_delete_share,
+        force,
+    };
+    let verdict = guard.check_former_targets(
+        former.books,
+        former.to_empty.len(),
+        ctx.directory.is_empty(),
+        read_count,
+    );
+    let mut out = Vec::new();
+    if let GuardVerdict::Stop { reason, .. } = &verdict {
+        for t in &former.to_empty {
+            let mut o = UserOutcome::new(
+                t.primary_email.as_deref().unwrap_or("?"),
+                t.id.as_deref().unwrap_or(""),
+                UserStatus::Guarded,
+            );
+            o.reason = Some(format!("left [contacts.targets]; not emptied: {reason}"));
+            out.push(o);
+        }
+    } else {
+        for t in &former.to_empty {
+            let mut o = target::empty_former(ctx, t).await;
+            if o.status != UserStatus::Failed {
+                o.reason = Some("left [contacts.targets]: orgsync's contacts removed".into());
+            }
+            out.push(o);
+        }
+    }
+    if ctx.mode == Mode::Sync && !ctx.dry_run {
+        for id in &former.to_forget {
+            if let Err(e) = ctx.store.delete_contacts_state(id).await {
+                tracing::warn!(user = %id, error = %e, "cannot forget a former target's state");
+            }
+        }
+    }
+    out
 }
 
 /// The source ids of the last complete run, if there was one.

@@ -32,6 +32,9 @@ pub enum ReadPath {
     /// A brand-new managed group: nothing of ours can exist yet, the read comes after
     /// the writes (and verifies them).
     Fresh,
+    /// Not read at all: a push-driven run (`serve`) whose directory view of this book is
+    /// the one last written. Personal edits are left to the scheduled full run.
+    Unread,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -150,6 +153,8 @@ pub struct Totals {
     pub users_changed: usize,
     pub users_unchanged: usize,
     pub users_incremental: usize,
+    /// Books a push-driven run did not need to read (their view had not changed).
+    pub users_unread: usize,
     pub users_skipped: usize,
     pub users_failed: usize,
     pub users_guarded: usize,
@@ -314,8 +319,10 @@ impl ContactsReport {
                 UserStatus::Failed => t.users_failed += 1,
                 UserStatus::Guarded => t.users_guarded += 1,
             }
-            if u.path == Some(ReadPath::Incremental) {
-                t.users_incremental += 1;
+            match u.path {
+                Some(ReadPath::Incremental) => t.users_incremental += 1,
+                Some(ReadPath::Unread) => t.users_unread += 1,
+                _ => {}
             }
         }
         t

@@ -168,6 +168,27 @@ async fn sync_user(
         .await
         .doing("reading the user's sync state")?;
 
+    // 0. A push-driven run touches only the books whose view changed: the others hold
+    // what the last run wrote, and personal edits wait for the scheduled full run.
+    if ctx.changed_only
+        && !force_full
+        && let Some(st) = &state
+        && st.sync_token.is_some()
+        && let Some(stored_hash) = &st.view_hash
+    {
+        let target = TargetUser {
+            directory_id: id.to_string(),
+            email: email.to_string(),
+            managed_group: st.managed_group.clone(),
+        };
+        if view_of(ctx, &target) == *stored_hash {
+            let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
+            out.path = Some(ReadPath::Unread);
+            out.unchanged = desired_count(ctx, id);
+            return Ok(out);
+        }
+    }
+
     // 1. The incremental shortcut.
     if !force_full
         && let Some(st) = &state
@@ -213,8 +234,10 @@ async fn sync_user(
     // exists: no need to list the groups to find it.
     let known = state.as_ref().and_then(|s| s.managed_group.clone());
     // Only when nothing on our side changed (the label's name included) can the group
-    // be taken on trust; otherwise it is listed, and renamed if the config says so.
-    let view_same = known.as_ref().is_some_and(|k| {
+    // be taken on trust; otherwise it is listed, and renamed if the config says so. A
+    // push-driven run trusts it too: only colleagues changed (the daemon's config is the
+    // one its last full run used), and a renamed label waits for the scheduled run.
+    let view_same = ctx.changed_only || known.as_ref().is_some_and(|k| {
         let t = TargetUser {
             directory_id: id.to_string(),
             email: email.to_string(),
@@ -814,6 +837,19 @@ async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcom
 
 /// Remove every contact orgsync created (managed and orphaned markers) and the managed
 /// group; personal contacts stay.
+/// Empty the book of someone who left the targets (as `undo` does for one user).
+pub(super) async fn empty_former(ctx: &RunCtx, user: &super::Target) -> UserOutcome {
+    let (Some(id), Some(email)) = (user.id.as_deref(), user.primary_email.as_deref()) else {
+        return UserOutcome::failed("?", "", "a former target without id or email".into());
+    };
+    undo(ctx, id, email, ctx.dry_run || ctx.mode == Mode::Plan)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(user = %email, error = %crate::error::chain_text(&e), "contacts: emptying a former target's book failed");
+            UserOutcome::failed(email, id, describe(&e))
+        })
+}
+
 async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
     let group = find_group(&people).await?.and_then(|g| g.resource_name);

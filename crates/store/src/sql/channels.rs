@@ -105,7 +105,7 @@ impl<B: SqlBackend> ChannelStore for B {
     async fn record_notification(
         &self,
         n: &ReceivedNotification,
-        job: Option<&NewJob>,
+        jobs: &[NewJob],
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let query = sqlx::query(
@@ -121,7 +121,7 @@ impl<B: SqlBackend> ChannelStore for B {
         if execute::<B>(&mut tx, query).await? == 0 {
             return Ok(false);
         }
-        if let Some(job) = job {
+        for job in jobs {
             enqueue_in::<B>(&mut tx, job).await?;
         }
         tx.commit().await.map_err(B::db_err)?;

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::rows::{self, job_cols};
 use crate::time::to_ms;
-use crate::{Enqueued, Job, JobStore, NewJob, Result};
+use crate::{Enqueued, Job, JobStore, NewJob, QueueSummary, Result};
 
 /// Enqueue `job` in the transaction `conn` (see [`JobStore::enqueue_job`]).
 pub(super) async fn enqueue_in<B: SqlBackend>(
@@ -137,60 +137,23 @@ impl<B: SqlBackend> JobStore for B {
         retry_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let select = format!(
-            "SELECT dedupe_key, attempts FROM jobs \
-             WHERE id = $1 AND state = 'running' AND locked_by = $2{row_lock}",
-            row_lock = B::ROW_LOCK
-        );
-        let row = fetch_optional::<B>(
-            &mut tx,
-            sqlx::query(sqlx::AssertSqlSafe(select)).arg(id).arg(worker),
+        reschedule::<B>(self, id, worker, Some(error), retry_at, now).await
+    }
+
+    async fn release_job(&self, id: i64, worker: &str, run_at: DateTime<Utc>) -> Result<bool> {
+        reschedule::<B>(self, id, worker, None, run_at, Utc::now()).await
+    }
+
+    async fn extend_job(&self, id: i64, worker: &str, until: DateTime<Utc>) -> Result<bool> {
+        let mut conn = acquire(self).await?;
+        let query = sqlx::query(
+            "UPDATE jobs SET locked_until = $3 \
+             WHERE id = $1 AND state = 'running' AND locked_by = $2",
         )
-        .await?;
-        let Some(row) = row else { return Ok(false) };
-        let key: Option<String> = column::<B, _>(&row, "dedupe_key")?;
-        let attempts: i32 = column::<B, _>(&row, "attempts")?;
-        // A newer pending job with the same key was enqueued while this one ran: fold this
-        // failure into it (keeping the error and attempt count) instead of violating the
-        // one-pending-job-per-key rule.
-        let merged = match &key {
-            Some(key) => {
-                let query = sqlx::query(
-                    "UPDATE jobs SET run_at = CASE WHEN $2 < run_at THEN $2 ELSE run_at END, \
-                       last_error = $3, \
-                       attempts = CASE WHEN $4 > attempts THEN $4 ELSE attempts END, \
-                       updated_at = $5 \
-                     WHERE dedupe_key = $1 AND state = 'pending'",
-                )
-                .arg(key.as_str())
-                .arg(to_ms(retry_at))
-                .arg(error)
-                .arg(attempts)
-                .arg(to_ms(now));
-                execute::<B>(&mut tx, query).await? == 1
-            }
-            None => false,
-        };
-        if merged {
-            execute::<B>(
-                &mut tx,
-                sqlx::query("DELETE FROM jobs WHERE id = $1").arg(id),
-            )
-            .await?;
-        } else {
-            let query = sqlx::query(
-                "UPDATE jobs SET state = 'pending', run_at = $2, last_error = $3, \
-                   locked_by = NULL, locked_until = NULL, updated_at = $4 WHERE id = $1",
-            )
-            .arg(id)
-            .arg(to_ms(retry_at))
-            .arg(error)
-            .arg(to_ms(now));
-            execute::<B>(&mut tx, query).await?;
-        }
-        tx.commit().await.map_err(B::db_err)?;
-        Ok(true)
+        .arg(id)
+        .arg(worker)
+        .arg(to_ms(until));
+        Ok(execute::<B>(&mut conn, query).await? == 1)
     }
 
     async fn get_job(&self, id: i64) -> Result<Option<Job>> {
@@ -223,4 +186,101 @@ impl<B: SqlBackend> JobStore for B {
         let row = fetch_one::<B>(&mut conn, sqlx::query("SELECT count(*) AS n FROM jobs")).await?;
         Ok(column::<B, i64>(&row, "n")? as u64)
     }
+
+    async fn queue_summary(&self) -> Result<QueueSummary> {
+        let mut conn = acquire(self).await?;
+        // Sums as integers in both databases (PostgreSQL's SUM of an int is a bigint, or
+        // NULL over no rows: hence COALESCE).
+        let row = fetch_one::<B>(
+            &mut conn,
+            sqlx::query(
+                "SELECT \
+                   COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS pending, \
+                   COALESCE(SUM(CASE WHEN state = 'running' THEN 1 ELSE 0 END), 0) AS running, \
+                   COALESCE(SUM(CASE WHEN last_error IS NOT NULL THEN 1 ELSE 0 END), 0) \
+                     AS failing, \
+                   MIN(created_at) AS oldest \
+                 FROM jobs",
+            ),
+        )
+        .await?;
+        let count = |name| column::<B, i64>(&row, name).map(|n| n.max(0) as u64);
+        Ok(QueueSummary {
+            pending: count("pending")?,
+            running: count("running")?,
+            failing: count("failing")?,
+            oldest_created_at: column::<B, Option<i64>>(&row, "oldest")?.map(crate::time::from_ms),
+        })
+    }
+}
+
+/// Put a claimed job back to pending at `run_at`: as a failure (`error` recorded, the
+/// attempt counted) or as a release (no error, the claim's attempt given back). A pending
+/// job with the same dedupe key, enqueued while this one ran, absorbs it instead, so the
+/// one-pending-job-per-key rule holds.
+async fn reschedule<B: SqlBackend>(
+    store: &B,
+    id: i64,
+    worker: &str,
+    error: Option<&str>,
+    run_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let mut tx = store.begin_write().await?;
+    let select = format!(
+        "SELECT dedupe_key, attempts, last_error FROM jobs \
+         WHERE id = $1 AND state = 'running' AND locked_by = $2{row_lock}",
+        row_lock = B::ROW_LOCK
+    );
+    let row = fetch_optional::<B>(
+        &mut tx,
+        sqlx::query(sqlx::AssertSqlSafe(select)).arg(id).arg(worker),
+    )
+    .await?;
+    let Some(row) = row else { return Ok(false) };
+    let key: Option<String> = column::<B, _>(&row, "dedupe_key")?;
+    let claimed_attempts: i32 = column::<B, _>(&row, "attempts")?;
+    let previous_error: Option<String> = column::<B, _>(&row, "last_error")?;
+    let (attempts, last_error) = match error {
+        Some(e) => (claimed_attempts, Some(e.to_owned())),
+        None => ((claimed_attempts - 1).max(0), previous_error),
+    };
+    let merged = match &key {
+        Some(key) => {
+            let query = sqlx::query(
+                "UPDATE jobs SET run_at = CASE WHEN $2 < run_at THEN $2 ELSE run_at END, \
+                   last_error = COALESCE($3, last_error), \
+                   attempts = CASE WHEN $4 > attempts THEN $4 ELSE attempts END, \
+                   updated_at = $5 \
+                 WHERE dedupe_key = $1 AND state = 'pending'",
+            )
+            .arg(key.as_str())
+            .arg(to_ms(run_at))
+            .arg(last_error.as_deref())
+            .arg(attempts)
+            .arg(to_ms(now));
+            execute::<B>(&mut tx, query).await? == 1
+        }
+        None => false,
+    };
+    if merged {
+        execute::<B>(
+            &mut tx,
+            sqlx::query("DELETE FROM jobs WHERE id = $1").arg(id),
+        )
+        .await?;
+    } else {
+        let query = sqlx::query(
+            "UPDATE jobs SET state = 'pending', run_at = $2, last_error = $3, attempts = $4, \
+               locked_by = NULL, locked_until = NULL, updated_at = $5 WHERE id = $1",
+        )
+        .arg(id)
+        .arg(to_ms(run_at))
+        .arg(last_error.as_deref())
+        .arg(attempts)
+        .arg(to_ms(now));
+        execute::<B>(&mut tx, query).await?;
+    }
+    tx.commit().await.map_err(B::db_err)?;
+    Ok(true)
 }
