@@ -80,7 +80,7 @@ pub(crate) async fn run_job(shared: &Arc<Shared>, worker: &str, job: &Job) -> St
         store.clone(),
         lease::RUN_LEASE,
         &holder(shared),
-        lease::LeaseTiming::default(),
+        shared.tuning.contacts_lease,
     )
     .await
     {
@@ -126,7 +126,9 @@ async fn keep_locked<T>(
             match shared.store.extend_job(id, worker, until).await {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(job = id, "contacts job lock lost; it may run again"),
-                Err(e) => tracing::warn!(job = id, error = %e, "cannot extend the contacts job lock"),
+                Err(e) => {
+                    tracing::warn!(job = id, error = %e, "cannot extend the contacts job lock")
+                }
             }
         }
     };
@@ -201,11 +203,18 @@ pub(crate) async fn reconcile_due(shared: &Shared, became_leader: bool) -> bool 
 /// The leader's full contacts run (`trigger`: schedule or start), then the next date.
 pub(crate) async fn run_reconcile(shared: &Shared, trigger: Trigger) {
     let started = shared.now();
-    let options = ContactsOptions {
+    let mut options = ContactsOptions {
         trigger,
         ..ContactsOptions::new(Mode::Sync)
     };
-    let result = contacts::run(&shared.client, shared.store.clone(), &shared.config, &options).await;
+    options.lease.timing = shared.tuning.contacts_lease;
+    let result = contacts::run(
+        &shared.client,
+        shared.store.clone(),
+        &shared.config,
+        &options,
+    )
+    .await;
     let interval =
         chrono::Duration::seconds(shared.config.serve.contacts_reconcile_interval_secs as i64);
     let next = match &result {

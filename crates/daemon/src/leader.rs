@@ -100,9 +100,10 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 } else {
                     orgsync_jobs::runs::Trigger::Schedule
                 };
-                tokio::spawn(async move {
+                shared.spawn_contacts(async move {
+                    // Cleared when the task ends, or is aborted.
+                    let _flag = ClearOnDrop(flag);
                     crate::contacts::run_reconcile(&s, trigger).await;
-                    flag.store(false, Ordering::SeqCst);
                 });
             }
         }
@@ -115,6 +116,15 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     if was_leader {
         let _ = shared.store.release_lease(LEASE, &shared.instance_id).await;
         shared.is_leader.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Clears its flag when dropped, however the task holding it ends.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 

@@ -80,6 +80,9 @@ pub struct Tuning {
     pub sync_grace: Duration,
     /// Run the full reconcile when this instance becomes the leader.
     pub reconcile_on_start: bool,
+    /// The `contacts-run` lease's lifetime, renewal and polling (how long a crashed
+    /// instance keeps the address books from others).
+    pub contacts_lease: orgsync_jobs::contacts::lease::LeaseTiming,
 }
 
 impl Default for Tuning {
@@ -99,6 +102,7 @@ impl Default for Tuning {
             sink_timeout: Duration::from_secs(10),
             sync_grace: Duration::from_secs(3),
             reconcile_on_start: true,
+            contacts_lease: Default::default(),
         }
     }
 }
@@ -186,6 +190,29 @@ pub struct Shared {
     pub(crate) sink_secret: Option<Vec<u8>>,
     /// Connections the HTTP server holds open now.
     pub connections: Arc<server::Connections>,
+    /// Contacts runs (push-driven and scheduled) in their own tasks: aborted on shutdown
+    /// and kill, so no run outlives its daemon (its job comes back when its lock expires).
+    pub(crate) contacts_runs: Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl Shared {
+    /// Run `work` as a contacts task of this daemon.
+    pub(crate) fn spawn_contacts(
+        &self,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let mut set = self.contacts_runs.lock().unwrap_or_else(|e| e.into_inner());
+        // Reap finished ones so the set does not grow.
+        while set.try_join_next().is_some() {}
+        set.spawn(work);
+    }
+
+    fn abort_contacts(&self) {
+        self.contacts_runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .abort_all();
+    }
 }
 
 impl Shared {
@@ -216,6 +243,9 @@ impl DaemonHandle {
     /// the leader lease so another instance takes over at once.
     pub async fn shutdown(self) {
         self.cancel.cancel();
+        // A contacts run is cut, not awaited (a full run can take an hour): its lease is
+        // released as it drops, and its job runs again on the next start.
+        self.shared.abort_contacts();
         for t in self.tasks {
             let _ = t.await;
         }
@@ -226,6 +256,7 @@ impl DaemonHandle {
     /// the lease this instance held come back to others when their leases expire.
     pub fn kill(self) {
         self.cancel.cancel();
+        self.shared.abort_contacts();
         self.server.abort();
         for t in self.tasks {
             t.abort();
@@ -299,6 +330,7 @@ pub async fn start(
         http,
         sink_secret,
         connections: Arc::new(server::Connections::new()),
+        contacts_runs: Mutex::new(tokio::task::JoinSet::new()),
     });
     let cancel = CancellationToken::new();
     let app = webhook::router(shared.clone());

@@ -1,6 +1,7 @@
 //! The harness every orgsync integration test shares, so that no test binary carries its
 //! own copy: the in-process emulator on `127.0.0.1:0` and clients for it ([`emulator`]),
-//! reading mailboxes back ([`gmail`]), the `orgsync` binary as a process ([`cli`]) and a
+//! reading mailboxes back ([`gmail`]), reading address books back and comparing them with
+//! the directory ([`books`]), the `orgsync` binary as a process ([`cli`]) and a
 //! PostgreSQL schema per test (`postgres`, feature `postgres`; the rest is feature
 //! `emulator`, on by default).
 //!
@@ -8,6 +9,8 @@
 //! dev-dependency cycle (this crate depends on the emulator and the client) is harmless;
 //! unit tests inside `src/` must not use it (they would see a second copy of their crate).
 
+#[cfg(feature = "emulator")]
+pub mod books;
 #[cfg(feature = "emulator")]
 pub mod cli;
 #[cfg(feature = "emulator")]

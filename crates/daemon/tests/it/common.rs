@@ -56,6 +56,11 @@ pub fn tuning() -> Tuning {
         sink_backoff_base: Duration::from_millis(100),
         sink_backoff_max: Duration::from_millis(500),
         sink_timeout: Duration::from_secs(2),
+        contacts_lease: orgsync_jobs::contacts::lease::LeaseTiming {
+            ttl: Duration::from_secs(3),
+            renew_every: Duration::from_millis(500),
+            poll_every: Duration::from_millis(100),
+        },
         ..Tuning::default()
     }
 }

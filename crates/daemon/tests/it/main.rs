@@ -4,6 +4,7 @@
 //! under `tests/`.
 
 mod common;
+mod contacts;
 mod serve;
 mod sink_and_instances;
 mod welcome;

@@ -4,10 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use futures::TryStreamExt;
-use orgsync_client::people::ConnectionsParams;
 use orgsync_client::{ApiScopes, GoogleClient, ServiceAccount, TokenSource};
-use orgsync_core::contacts::markers;
 use orgsync_emulator::{EmulatorConfig, EmulatorHandle};
 use orgsync_jobs::config::Config;
 use orgsync_jobs::contacts::{self, ContactsOptions, ContactsReport, Mode};
@@ -108,45 +105,18 @@ impl Env {
             .collect()
     }
 
-    pub async fn contacts_of(&self, email: &str) -> Vec<Person> {
-        self.observer
-            .people(email)
-            .connections_list(ConnectionsParams::new(
-                contacts::READ_MASK_WITH_USER_DEFINED,
-            ))
-            .try_collect()
-            .await
-            .unwrap()
-    }
-
     pub async fn managed_of(&self, email: &str) -> Vec<Person> {
-        self.contacts_of(email)
-            .await
-            .into_iter()
-            .filter(markers::is_managed)
-            .collect()
+        orgsync_testkit::books::managed_of(&self.observer, email).await
     }
 
     pub async fn personal_of(&self, email: &str) -> Vec<Person> {
-        self.contacts_of(email)
-            .await
-            .into_iter()
-            .filter(|p| !markers::is_managed(p) && !markers::is_orphan(p))
-            .collect()
+        orgsync_testkit::books::personal_of(&self.observer, email).await
     }
 
     /// Every personal contact of every active user: `id/resourceName` → etag.
     pub async fn personal_fingerprints(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for (id, u) in self.users().await {
-            for p in self.personal_of(u.primary_email.as_deref().unwrap()).await {
-                out.insert(
-                    format!("{id}/{}", p.resource_name.unwrap()),
-                    p.etag.unwrap_or_default(),
-                );
-            }
-        }
-        out
+        let users = self.users().await;
+        orgsync_testkit::books::personal_fingerprints(&self.observer, users.values()).await
     }
 }
 
