@@ -30,7 +30,10 @@
 //!   client's), this process's resident memory while they are held and 2 s after they
 //!   closed. Not part of the default phases (it is a memory check, not a speed target).
 //!
-//! Flags: `--phases reconcile,latency,push` (or `connections`), `--postgres URL|none`
+//! - `contacts`: address books kept in step by the daemon ([`crate::serve_contacts`]).
+//!   Not part of the default phases (minutes of quiet quota windows per change).
+//!
+//! Flags: `--phases reconcile,latency,push` (or `connections`, `contacts`), `--postgres URL|none`
 //! (default `postgres://postgres@127.0.0.1:5432/test`; each run uses a fresh schema, dropped
 //! after), `--reconcile-users 10000`, `--latency-ms 20`, `--changes 200`,
 //! `--concurrency 4`, `--spacing-ms 100`, `--push-users 2000`, `--seconds 10`,
@@ -60,7 +63,7 @@ use orgsync_wire::directory::{User, push_headers as h};
 use crate::client::{EmulatorChild, reset_peak_rss};
 use crate::measure::{flag, ms, peak_rss_mib, percentile};
 
-const ADMIN: &str = "admin@example.com";
+pub(crate) const ADMIN: &str = "admin@example.com";
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
 const USERS_PAGE: u64 = 500;
 const LATENCY_TARGET: Duration = Duration::from_secs(1);
@@ -109,7 +112,19 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                 let parallel: usize = flag(args, "--conn-parallel", 200);
                 connections_phase(rounds, count, parallel.max(1)).await?;
             }
-            other => bail!("unknown phase {other:?}: use reconcile, latency, push, connections"),
+            "contacts" => {
+                let sizes: String = flag(args, "--contacts-users", "300,1000".to_string());
+                let sizes: Vec<usize> = sizes
+                    .split(',')
+                    .map(|s| s.trim().parse().context("--contacts-users takes numbers"))
+                    .collect::<anyhow::Result<_>>()?;
+                let changes: usize = flag(args, "--contacts-changes", 3);
+                let burst: usize = flag(args, "--contacts-burst", 100);
+                crate::serve_contacts::run(&sizes, latency_ms, changes, burst).await?;
+            }
+            other => bail!(
+                "unknown phase {other:?}: use reconcile, latency, push, connections, contacts"
+            ),
         }
     }
     Ok(())
@@ -140,15 +155,15 @@ fn cpu_seconds() -> f64 {
 }
 
 /// The emulator child process with its key, and a scratch directory for SQLite files.
-struct Emu {
+pub(crate) struct Emu {
     child: EmulatorChild,
-    dir: PathBuf,
-    base: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) base: String,
     key: String,
 }
 
 impl Emu {
-    async fn start(tag: &str, users: usize, latency_ms: u64) -> anyhow::Result<Emu> {
+    pub(crate) async fn start(tag: &str, users: usize, latency_ms: u64) -> anyhow::Result<Emu> {
         let dir =
             std::env::temp_dir().join(format!("orgsync-bench-serve-{}-{tag}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -176,12 +191,12 @@ impl Emu {
         Ok(())
     }
 
-    fn config(&self) -> Config {
+    pub(crate) fn config(&self) -> Config {
         context::emulator_config(&self.base, self.key.clone(), ADMIN)
     }
 
     /// A client with the Directory write scope: the admin changing the directory.
-    fn admin(&self) -> anyhow::Result<GoogleClient> {
+    pub(crate) fn admin(&self) -> anyhow::Result<GoogleClient> {
         let config = self.config();
         let sa = context::service_account(&config)?;
         let mut cc = context::client_config(&config);
@@ -189,7 +204,17 @@ impl Emu {
         Ok(GoogleClient::new(Arc::new(sa), cc))
     }
 
-    fn stop(mut self) {
+    /// A client with orgsync's default scopes (contacts included), unpaced: the benchmark
+    /// reading address books back.
+    pub(crate) fn observer(&self) -> anyhow::Result<GoogleClient> {
+        let config = self.config();
+        let sa = context::service_account(&config)?;
+        let mut cc = context::client_config(&config);
+        cc.quotas = orgsync_client::QuotaLimits::unlimited();
+        Ok(GoogleClient::new(Arc::new(sa), cc))
+    }
+
+    pub(crate) fn stop(mut self) {
         if let Some(mib) = self.child.stop() {
             println!("  (emulator child process peak RSS {mib:.0} MiB, not orgsync's)");
         }
@@ -295,7 +320,10 @@ impl Opened {
     }
 }
 
-async fn start_daemon(config: Config, store: Arc<dyn Store>) -> anyhow::Result<DaemonHandle> {
+pub(crate) async fn start_daemon(
+    config: Config,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<DaemonHandle> {
     let client = context::service_account_client(&config)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     Ok(orgsync_daemon::start(
