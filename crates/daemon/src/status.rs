@@ -909,7 +909,14 @@ fn channels(h: &mut Html, v: &Section<ChannelsView>) {
             );
             for (i, ch) in c.shown.iter().enumerate() {
                 let key = format!("/channels/ok/shown/{i}");
-                let short: String = ch.id.chars().take(8).collect();
+                // orgsync's ids are `orgsync-<uuid>`: the uuid's start tells them apart.
+                let short: String = ch
+                    .id
+                    .strip_prefix("orgsync-")
+                    .unwrap_or(&ch.id)
+                    .chars()
+                    .take(8)
+                    .collect();
                 let class = match ch.state {
                     "live" => "ok",
                     "replaced" => "warn",
@@ -1226,7 +1233,7 @@ mod tests {
 
     fn channel(token: &str) -> Channel {
         Channel {
-            id: "0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a".into(),
+            id: "orgsync-0f8e7d6c5b4a439281706f5e4d3c2b1a".into(),
             resource_id: "res-1".into(),
             resource_uri: None,
             event: "update".into(),
@@ -1526,8 +1533,11 @@ mod tests {
             assert!(!out.contains("sink-SECRET"), "the sink URL's query leaked");
         }
         // The channel itself is there, by id and event.
-        assert!(json.contains("0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a"));
-        assert!(html.contains("0f8e7d6c"));
+        assert!(json.contains("orgsync-0f8e7d6c5b4a439281706f5e4d3c2b1a"));
+        assert!(
+            html.contains(">0f8e7d6c</span>"),
+            "the short id is not shown"
+        );
         assert!(html.contains("app.example.com"));
     }
 

@@ -6,4 +6,5 @@
 mod common;
 mod serve;
 mod sink_and_instances;
+mod status_page;
 mod welcome;
