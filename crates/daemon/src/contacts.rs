@@ -126,7 +126,9 @@ async fn keep_locked<T>(
             match shared.store.extend_job(id, worker, until).await {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(job = id, "contacts job lock lost; it may run again"),
-                Err(e) => tracing::warn!(job = id, error = %e, "cannot extend the contacts job lock"),
+                Err(e) => {
+                    tracing::warn!(job = id, error = %e, "cannot extend the contacts job lock")
+                }
             }
         }
     };
@@ -205,7 +207,13 @@ pub(crate) async fn run_reconcile(shared: &Shared, trigger: Trigger) {
         trigger,
         ..ContactsOptions::new(Mode::Sync)
     };
-    let result = contacts::run(&shared.client, shared.store.clone(), &shared.config, &options).await;
+    let result = contacts::run(
+        &shared.client,
+        shared.store.clone(),
+        &shared.config,
+        &options,
+    )
+    .await;
     let interval =
         chrono::Duration::seconds(shared.config.serve.contacts_reconcile_interval_secs as i64);
     let next = match &result {

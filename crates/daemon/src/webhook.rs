@@ -216,12 +216,10 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
         run_at: now,
     };
     let mut jobs = vec![job];
-    jobs.extend(crate::contacts::job_for_notification(&shared, &user_id, now));
-    match shared
-        .store
-        .record_notification(&received, &jobs)
-        .await
-    {
+    jobs.extend(crate::contacts::job_for_notification(
+        &shared, &user_id, now,
+    ));
+    match shared.store.record_notification(&received, &jobs).await {
         Ok(true) => {
             shared.metrics.notification_received(resource_state);
             shared.observed.notification(&channel_id, now);

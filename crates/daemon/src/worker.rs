@@ -16,8 +16,8 @@ use orgsync_store::{ChangeOutcome, Job};
 use tokio_util::sync::CancellationToken;
 
 use crate::Shared;
-use crate::metrics::{JobResult, WelcomeResult};
 use crate::contacts::{JOB_CONTACTS_REFRESH, Step};
+use crate::metrics::{JobResult, WelcomeResult};
 use crate::webhook::JOB_REFRESH_USER;
 
 /// Why a job failed; its text is the job's last error in the store.
@@ -86,11 +86,13 @@ async fn process_contacts(shared: Arc<Shared>, worker: String, job: Job) {
             let now = shared.now();
             let lag = (now - job.created_at).num_milliseconds() as f64 / 1000.0;
             shared.metrics.observe_lag(lag);
-            shared.metrics.job_finished(if report.totals.users_changed > 0 {
-                JobResult::Applied
-            } else {
-                JobResult::Unchanged
-            });
+            shared
+                .metrics
+                .job_finished(if report.totals.users_changed > 0 {
+                    JobResult::Applied
+                } else {
+                    JobResult::Unchanged
+                });
             if let Err(e) = shared.store.complete_job(job.id, &worker).await {
                 tracing::warn!(job = job.id, error = %e, "cannot complete job; it will run again");
             }

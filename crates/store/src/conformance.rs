@@ -925,16 +925,26 @@ pub async fn notifications_are_recorded_once(store: Arc<dyn Store>) {
         received_at: t0(),
     };
     let job = user_job("u1", t0());
-    assert!(s.record_notification(&n, std::slice::from_ref(&job)).await.unwrap());
+    assert!(
+        s.record_notification(&n, std::slice::from_ref(&job))
+            .await
+            .unwrap()
+    );
     assert_eq!(s.count_jobs().await.unwrap(), 1);
     // Replay: false, and no second job.
-    assert!(!s.record_notification(&n, std::slice::from_ref(&job)).await.unwrap());
+    assert!(
+        !s.record_notification(&n, std::slice::from_ref(&job))
+            .await
+            .unwrap()
+    );
     assert_eq!(s.count_jobs().await.unwrap(), 1);
     let claimed = s.claim_jobs("w", 10, t0(), secs(30)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(s.complete_job(claimed[0].id, "w").await.unwrap());
     assert!(
-        !s.record_notification(&n, std::slice::from_ref(&job)).await.unwrap(),
+        !s.record_notification(&n, std::slice::from_ref(&job))
+            .await
+            .unwrap(),
         "a replay after the job ran must not enqueue again"
     );
     assert_eq!(s.count_jobs().await.unwrap(), 0);
@@ -978,7 +988,11 @@ pub async fn notifications_are_recorded_once(store: Arc<dyn Store>) {
         3,
         "the second contacts job coalesces into the first"
     );
-    for j in s.claim_jobs("w", 10, t0() + secs(10), secs(30)).await.unwrap() {
+    for j in s
+        .claim_jobs("w", 10, t0() + secs(10), secs(30))
+        .await
+        .unwrap()
+    {
         assert!(s.complete_job(j.id, "w").await.unwrap());
     }
     assert_eq!(s.prune_notifications(t0() + secs(1)).await.unwrap(), 5);
@@ -1201,7 +1215,9 @@ pub async fn released_and_extended_jobs_keep_their_place(store: Arc<dyn Store>) 
     let mut job = NewJob::new("contacts.refresh", t0());
     job.dedupe_key = Some("contacts".into());
     let id = s.enqueue_job(&job).await.unwrap().id;
-    s.enqueue_job(&user_job("u1", t0() + secs(100))).await.unwrap();
+    s.enqueue_job(&user_job("u1", t0() + secs(100)))
+        .await
+        .unwrap();
     let claimed = s.claim_jobs("w1", 1, t0(), secs(30)).await.unwrap();
     assert_eq!(claimed[0].id, id);
     assert_eq!(claimed[0].attempts, 1);
@@ -1233,7 +1249,10 @@ pub async fn released_and_extended_jobs_keep_their_place(store: Arc<dyn Store>) 
     assert_eq!(j.locked_by, None);
 
     // Released while a newer job with its key waits: folded into that one.
-    let claimed = s.claim_jobs("w1", 1, t0() + secs(5), secs(30)).await.unwrap();
+    let claimed = s
+        .claim_jobs("w1", 1, t0() + secs(5), secs(30))
+        .await
+        .unwrap();
     assert_eq!(claimed[0].id, id);
     let newer = s.enqueue_job(&job).await.unwrap();
     assert!(!newer.coalesced, "a running job must not absorb a new one");

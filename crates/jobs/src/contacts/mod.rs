@@ -457,11 +457,13 @@ fn applied_changes(record: &RunRecord) -> Vec<AppliedChange> {
         job: JobName::Contacts,
         action: "contacts written".into(),
         subject: format!("{} address books", n("books_changed")),
-        detail: Some(format!(
-            "{created} created, {updated} updated, {deleted} deleted ({:?} run)",
-            record.trigger
-        )
-        .to_lowercase()),
+        detail: Some(
+            format!(
+                "{created} created, {updated} updated, {deleted} deleted ({:?} run)",
+                record.trigger
+            )
+            .to_lowercase(),
+        ),
     }]
 }
 
@@ -523,14 +525,12 @@ async fn run_unleased(
     // Books orgsync filled whose owners are no longer targets: emptied of orgsync's
     // contacts when their owner is still active (moved out of [contacts.targets]), only
     // forgotten when orgsync can no longer write as them (suspended, deleted).
-    let former = if options.mode == Mode::Sync
-        && options.users.is_empty()
-        && options.limit.is_none()
-    {
-        former_targets(&*store, &targets, &read.users).await?
-    } else {
-        FormerTargets::default()
-    };
+    let former =
+        if options.mode == Mode::Sync && options.users.is_empty() && options.limit.is_none() {
+            former_targets(&*store, &targets, &read.users).await?
+        } else {
+            FormerTargets::default()
+        };
     // Mapped straight from the read: no copy of the selected users.
     let mut source_ids: Vec<String> = read
         .selected(&contacts.sources)
@@ -731,7 +731,9 @@ async fn former_targets(
     let states = store
         .list_contacts_state()
         .await
-        .map_err(ContactsError::store("listing the address books of earlier runs"))?;
+        .map_err(ContactsError::store(
+            "listing the address books of earlier runs",
+        ))?;
     let current: std::collections::HashSet<&str> =
         targets.iter().filter_map(|t| t.id.as_deref()).collect();
     let mut gone: std::collections::HashMap<String, String> = states

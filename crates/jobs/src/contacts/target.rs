@@ -237,14 +237,15 @@ async fn sync_user(
     // be taken on trust; otherwise it is listed, and renamed if the config says so. A
     // push-driven run trusts it too: only colleagues changed (the daemon's config is the
     // one its last full run used), and a renamed label waits for the scheduled run.
-    let view_same = ctx.changed_only || known.as_ref().is_some_and(|k| {
-        let t = TargetUser {
-            directory_id: id.to_string(),
-            email: email.to_string(),
-            managed_group: Some(k.clone()),
-        };
-        state.as_ref().and_then(|s| s.view_hash.as_deref()) == Some(view_of(ctx, &t).as_str())
-    });
+    let view_same = ctx.changed_only
+        || known.as_ref().is_some_and(|k| {
+            let t = TargetUser {
+                directory_id: id.to_string(),
+                email: email.to_string(),
+                managed_group: Some(k.clone()),
+            };
+            state.as_ref().and_then(|s| s.view_hash.as_deref()) == Some(view_of(ctx, &t).as_str())
+        });
     let mut listing = None;
     // Held from a whole-book read until its listing is dropped after planning.
     let mut reading = None;

@@ -102,11 +102,7 @@ impl<B: SqlBackend> ChannelStore for B {
         execute::<B>(&mut conn, query).await
     }
 
-    async fn record_notification(
-        &self,
-        n: &ReceivedNotification,
-        jobs: &[NewJob],
-    ) -> Result<bool> {
+    async fn record_notification(&self, n: &ReceivedNotification, jobs: &[NewJob]) -> Result<bool> {
         let mut tx = self.begin_write().await?;
         let query = sqlx::query(
             "INSERT INTO notifications (channel_id, message_number, resource_state, user_id, \
