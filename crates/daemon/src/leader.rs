@@ -74,16 +74,18 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 shared.metrics.channel_op(ChannelOp::Error);
                 tracing::warn!(error = %e, "channel maintenance failed; retrying next tick");
             }
-            let due = if !was_leader && shared.tuning.reconcile_on_start {
-                true
-            } else {
-                reconcile_due(&shared).await
-            };
+            let on_start = !was_leader && shared.tuning.reconcile_on_start;
+            let due = on_start || reconcile_due(&shared).await;
             if due && !reconciling.swap(true, Ordering::SeqCst) {
                 let s = shared.clone();
                 let flag = reconciling.clone();
+                let trigger = if on_start {
+                    orgsync_jobs::runs::Trigger::Start
+                } else {
+                    orgsync_jobs::runs::Trigger::Schedule
+                };
                 tokio::spawn(async move {
-                    run_reconcile(&s).await;
+                    run_reconcile(&s, trigger).await;
                     flag.store(false, Ordering::SeqCst);
                 });
             }
@@ -143,13 +145,16 @@ async fn reconcile_due(shared: &Shared) -> bool {
     }
 }
 
-async fn run_reconcile(shared: &Shared) {
+async fn run_reconcile(shared: &Shared, trigger: orgsync_jobs::runs::Trigger) {
     let started = shared.now();
     let result = reconcile(
         &shared.client,
         &shared.config,
         shared.store.as_ref(),
-        ReconcileOptions::default(),
+        ReconcileOptions {
+            trigger,
+            ..ReconcileOptions::default()
+        },
         || shared.now(),
     )
     .await;

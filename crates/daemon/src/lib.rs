@@ -17,7 +17,7 @@
 //!   contacts run, so every address book is in step within a minute; the leader runs the
 //!   full contacts run on its own schedule.
 //! - the [`sink`]: every outbox entry POSTed to the application, signed, at least once.
-//! - `/healthz`, `/readyz`, `/metrics`.
+//! - `/healthz`, `/readyz`, `/metrics`, and the [`status`] page (`/`, `/status.json`).
 //! - the [`server`] they are served by: a connection cap and header, body and idle
 //!   timeouts, so slow or idle clients cannot hold the listener.
 //!
@@ -31,6 +31,7 @@ pub mod leader;
 pub mod metrics;
 pub mod server;
 pub mod sink;
+pub mod status;
 pub mod webhook;
 pub mod worker;
 
@@ -193,6 +194,9 @@ pub struct Shared {
     /// Contacts runs (push-driven and scheduled) in their own tasks: aborted on shutdown
     /// and kill, so no run outlives its daemon (its job comes back when its lock expires).
     pub(crate) contacts_runs: Mutex<tokio::task::JoinSet<()>>,
+    /// What the status page shows that the store does not keep (uptime, the last
+    /// notification per channel).
+    pub observed: status::Observed,
 }
 
 impl Shared {
@@ -331,6 +335,7 @@ pub async fn start(
         sink_secret,
         connections: Arc::new(server::Connections::new()),
         contacts_runs: Mutex::new(tokio::task::JoinSet::new()),
+        observed: status::Observed::new(),
     });
     let cancel = CancellationToken::new();
     let app = webhook::router(shared.clone());

@@ -21,13 +21,21 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 /// The `Content-Type` Prometheus scrapes: text format 0.0.4.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds (seconds) of the notification-to-applied lag histogram.
 const LAG_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0];
+/// How far back the status page's exact lag percentiles look.
+pub const LAG_WINDOW: Duration = Duration::from_secs(3600);
+/// The most lag samples kept for them (the oldest go first): at most 160 KB, and a
+/// burst of notifications cannot grow it.
+pub const LAG_SAMPLES_MAX: usize = 10_000;
 
 // Family names as registered. Counters are exported with `_total` appended by the
 // encoder; help texts get a final period from the registry.
@@ -240,6 +248,9 @@ pub struct Metrics {
     welcome: Family<WelcomeLabels, Counter>,
     closed: Family<CloseLabels, Counter>,
     lag: Histogram,
+    /// The lags of the last [`LAG_WINDOW`] (at most [`LAG_SAMPLES_MAX`]), oldest first:
+    /// the histogram's buckets are too coarse for the status page's p50 and p99.
+    lag_recent: Mutex<VecDeque<(Instant, f64)>>,
 }
 
 impl Default for Metrics {
@@ -262,6 +273,7 @@ impl Metrics {
             welcome: Family::default(),
             closed: Family::default(),
             lag: Histogram::new(LAG_BUCKETS),
+            lag_recent: Mutex::new(VecDeque::new()),
         };
         let mut r = std::mem::take(&mut m.registry);
         r.register(
@@ -361,7 +373,38 @@ impl Metrics {
     /// A job's lag from notification to applied row; a negative lag (clock skew between
     /// instances) counts as 0.
     pub fn observe_lag(&self, seconds: f64) {
-        self.lag.observe(seconds.max(0.0));
+        self.observe_lag_at(Instant::now(), seconds);
+    }
+
+    fn observe_lag_at(&self, now: Instant, seconds: f64) {
+        let seconds = seconds.max(0.0);
+        self.lag.observe(seconds);
+        let mut recent = self.lag_recent.lock().unwrap_or_else(|e| e.into_inner());
+        prune_lags(&mut recent, now);
+        if recent.len() >= LAG_SAMPLES_MAX {
+            recent.pop_front();
+        }
+        recent.push_back((now, seconds));
+    }
+
+    /// Exact p50 and p99 of the job lags of the last [`LAG_WINDOW`] on this instance.
+    pub fn lag_summary(&self) -> LagSummary {
+        self.lag_summary_at(Instant::now())
+    }
+
+    fn lag_summary_at(&self, now: Instant) -> LagSummary {
+        let mut lags: Vec<f64> = {
+            let mut recent = self.lag_recent.lock().unwrap_or_else(|e| e.into_inner());
+            prune_lags(&mut recent, now);
+            recent.iter().map(|(_, s)| *s).collect()
+        };
+        lags.sort_by(f64::total_cmp);
+        LagSummary {
+            window_secs: LAG_WINDOW.as_secs(),
+            samples: lags.len(),
+            p50_secs: percentile(&lags, 0.50),
+            p99_secs: percentile(&lags, 0.99),
+        }
     }
 
     /// A counter's value by its exported name (with `_total`) and label value, as tests
@@ -420,6 +463,38 @@ impl Metrics {
         }
         out
     }
+}
+
+/// Drop the samples older than [`LAG_WINDOW`].
+fn prune_lags(recent: &mut VecDeque<(Instant, f64)>, now: Instant) {
+    while let Some(&(at, _)) = recent.front() {
+        if now.saturating_duration_since(at) > LAG_WINDOW {
+            recent.pop_front();
+        } else {
+            break;
+        }
+    }
+}
+
+/// The nearest-rank percentile `p` (0 to 1) of sorted values: the smallest sample that
+/// at least `p` of the samples do not exceed.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// The job lag (notification received → applied) over the last hour, for the status page.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LagSummary {
+    pub window_secs: u64,
+    /// Samples in the window (at most [`LAG_SAMPLES_MAX`]).
+    pub samples: usize,
+    /// `None` without samples.
+    pub p50_secs: Option<f64>,
+    pub p99_secs: Option<f64>,
 }
 
 /// Values read when Prometheus scrapes. `None`: the store could not say this time, and the
@@ -636,6 +711,43 @@ mod tests {
             orgsync_wire::directory::WATCH_EVENTS.len() + 1
         );
         assert_eq!(ResourceState::parse("exists"), None);
+    }
+
+    #[test]
+    fn lag_percentiles_are_exact_over_the_last_hour_only() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        assert_eq!(m.lag_summary_at(t0).samples, 0);
+        assert_eq!(m.lag_summary_at(t0).p50_secs, None);
+        // An old sample, then 1..=100 seconds half an hour later.
+        m.observe_lag_at(t0, 1000.0);
+        let t1 = t0 + Duration::from_secs(1800);
+        for s in (1..=100).rev() {
+            m.observe_lag_at(t1, f64::from(s));
+        }
+        let at_t1 = m.lag_summary_at(t1);
+        assert_eq!(at_t1.samples, 101);
+        assert_eq!(at_t1.p99_secs, Some(100.0));
+        // An hour after the first sample it is gone; the others stay.
+        let s = m.lag_summary_at(t0 + LAG_WINDOW + Duration::from_secs(1));
+        assert_eq!(s.samples, 100);
+        assert_eq!(s.p50_secs, Some(50.0));
+        assert_eq!(s.p99_secs, Some(99.0));
+        assert_eq!(m.lag_summary_at(t1 + LAG_WINDOW * 2).samples, 0);
+    }
+
+    #[test]
+    fn the_lag_ring_keeps_the_newest_samples_up_to_its_bound() {
+        let m = Metrics::new();
+        let t = Instant::now();
+        for i in 0..LAG_SAMPLES_MAX + 5 {
+            m.observe_lag_at(t, i as f64);
+        }
+        let s = m.lag_summary_at(t);
+        assert_eq!(s.samples, LAG_SAMPLES_MAX);
+        // The five oldest (0..5) were dropped: the oldest sample left is 5.
+        let recent = m.lag_recent.lock().unwrap();
+        assert_eq!(recent.front().map(|(_, v)| *v), Some(5.0));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The push receiver plus `/healthz`, `/readyz` and `/metrics`.
+//! The push receiver plus `/healthz`, `/readyz`, `/metrics` and the status page (`/`,
+//! `/status.json`, in [`crate::status`]).
 //!
 //! A naive receiver trusts any POST with a `primaryEmail` and calls Google inline; here a
 //! request is accepted only if its channel id is one orgsync opened, its resource id
@@ -36,6 +37,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/", get(crate::status::page))
+        .route("/status.json", get(crate::status::json))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(shared)
 }
@@ -162,6 +165,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
                 return reject(&shared, StatusCode::CONFLICT, RejectReason::ChannelNotReady);
             }
             shared.metrics.notification_received(ResourceState::Sync);
+            shared.observed.notification(&channel_id, now);
             return StatusCode::OK.into_response();
         }
         Some(Known::Stored(c)) => c,
@@ -181,6 +185,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     }
     if is_sync {
         shared.metrics.notification_received(ResourceState::Sync);
+        shared.observed.notification(&channel_id, now);
         return StatusCode::OK.into_response();
     }
     let Ok(note) = serde_json::from_slice::<UserNotification>(&body) else {
@@ -217,11 +222,13 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     match shared.store.record_notification(&received, &jobs).await {
         Ok(true) => {
             shared.metrics.notification_received(resource_state);
+            shared.observed.notification(&channel_id, now);
             shared.wake.notify_one();
             StatusCode::OK.into_response()
         }
         Ok(false) => {
             shared.metrics.notification_duplicate(resource_state);
+            shared.observed.notification(&channel_id, now);
             StatusCode::OK.into_response()
         }
         Err(e) => {

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orgsync_client::RetryPolicy;
-use orgsync_jobs::users::{UsersError, WelcomeOutcome, refresh_user};
+use orgsync_jobs::runs::{self, AppliedChange, JobName};
+use orgsync_jobs::users::{RefreshOutcome, UsersError, WelcomeOutcome, refresh_user};
 use orgsync_store::{ChangeOutcome, Job};
 use tokio_util::sync::CancellationToken;
 
@@ -172,12 +173,52 @@ async fn process(shared: &Shared, worker: &str, job: Job) {
             if let Some(w) = welcome {
                 shared.metrics.welcome_mail(w);
             }
+            record_change(shared, &job, &outcome, now).await;
             tracing::debug!(job = job.id, user = ?job.directory_user_id, ?outcome, "job done");
             if let Err(e) = shared.store.complete_job(job.id, worker).await {
                 tracing::warn!(job = job.id, error = %e, "cannot complete job; it will run again");
             }
         }
         Err(error) => fail(shared, worker, &job, error).await,
+    }
+}
+
+/// The change a `user.refresh` job applied, as one line of the status page's list
+/// (nothing when it changed nothing). The list is a display: a store error is a warning.
+async fn record_change(
+    shared: &Shared,
+    job: &Job,
+    outcome: &RefreshOutcome,
+    at: chrono::DateTime<chrono::Utc>,
+) {
+    let action = match outcome.outcome {
+        ChangeOutcome::Created => "created",
+        ChangeOutcome::Updated => "updated",
+        ChangeOutcome::Reactivated => "reactivated",
+        ChangeOutcome::Deactivated => "deactivated",
+        ChangeOutcome::Deleted => "deleted",
+        ChangeOutcome::Unchanged | ChangeOutcome::NotFound | ChangeOutcome::Stale => return,
+    };
+    let event = job.payload["event"].as_str().unwrap_or("push");
+    let change = AppliedChange {
+        at,
+        job: JobName::Users,
+        action: action.to_owned(),
+        subject: job
+            .user_email
+            .clone()
+            .or_else(|| job.directory_user_id.clone())
+            .unwrap_or_default(),
+        detail: Some(if outcome.gone {
+            format!("{event} notification: deleted from the directory")
+        } else if outcome.out_of_scope {
+            format!("{event} notification: out of scope")
+        } else {
+            format!("{event} notification")
+        }),
+    };
+    if let Err(e) = runs::add_changes(shared.store.as_ref(), vec![change]).await {
+        tracing::warn!(job = job.id, error = %e, "cannot add the change to the status page's list");
     }
 }
 

@@ -62,7 +62,11 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
             let client = service_account_client(&config)
                 .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
             let store = crate::store::open(&config.state).await?;
-            let opts = ReconcileOptions { dry_run, force };
+            let opts = ReconcileOptions {
+                dry_run,
+                force,
+                ..ReconcileOptions::default()
+            };
             let result = reconcile(&client, &config, store.as_ref(), opts, chrono::Utc::now).await;
             store.close().await;
             if !report_to.is_empty() {

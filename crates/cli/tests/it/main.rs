@@ -12,6 +12,7 @@ use serde_json::Value;
 
 mod auth;
 mod contacts;
+mod deploy_files;
 mod doctor;
 mod emulator;
 mod mail_calendar;

@@ -7,4 +7,5 @@ mod common;
 mod contacts;
 mod serve;
 mod sink_and_instances;
+mod status_page;
 mod welcome;

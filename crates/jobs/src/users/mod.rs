@@ -55,6 +55,8 @@ pub struct ReconcileOptions {
     pub dry_run: bool,
     /// Proceed when the guard would stop.
     pub force: bool,
+    /// What started the run, for its record ([`crate::runs`]).
+    pub trigger: crate::runs::Trigger,
 }
 
 /// One planned or applied change, for the report.

@@ -16,6 +16,7 @@ use orgsync_wire::directory::User;
 
 use crate::config::Config;
 use crate::directory::read_directory;
+use crate::runs::{self, AppliedChange, JobName, RunOutcome, RunRecord, Trigger};
 
 use super::{
     APPLY_CHUNK, ChangeLine, LAST_RECONCILE_KEY, ReconcileOptions, STATE_SCOPE, UsersError,
@@ -114,12 +115,124 @@ fn calls_since(
 
 /// A full reconcile of the app users with the directory. `now` is the caller's clock
 /// (the daemon's may be simulated); it stamps the observation and the writes.
+///
+/// A run that may write (not `dry_run`) is recorded for the status page
+/// ([`crate::runs`]): its outcome (a guard stop and an error too) and its newest changes.
+/// Failing to record it is a warning, never the run's failure.
 pub async fn reconcile(
     client: &GoogleClient,
     config: &Config,
     store: &dyn Store,
     opts: ReconcileOptions,
     now: impl Fn() -> DateTime<Utc>,
+) -> Result<UsersReport, UsersError> {
+    let started_at = now();
+    let result = reconcile_unrecorded(client, config, store, opts, &now).await;
+    if !opts.dry_run {
+        let record = run_record(opts.trigger, started_at, now(), &result);
+        let changes = applied_changes(record.finished_at, &result);
+        let stored = async {
+            runs::record_run(store, &record).await?;
+            runs::add_changes(store, changes).await
+        };
+        if let Err(e) = stored.await {
+            tracing::warn!(error = %e, "cannot record the users run for the status page");
+        }
+    }
+    result
+}
+
+/// The record of a run that may have written, for [`crate::runs`].
+fn run_record(
+    trigger: Trigger,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    result: &Result<UsersReport, UsersError>,
+) -> RunRecord {
+    let mut record = RunRecord {
+        job: JobName::Users,
+        trigger,
+        started_at,
+        finished_at,
+        outcome: RunOutcome::Ok,
+        counts: BTreeMap::new(),
+        failures: Vec::new(),
+        failures_total: 0,
+        message: None,
+        complete: true,
+    };
+    let report = match result {
+        Ok(report) => Some(report),
+        Err(UsersError::Guard {
+            reason,
+            what_to_check,
+            report,
+        }) => {
+            record.outcome = RunOutcome::Guard;
+            record.message = Some(format!("{reason}; {what_to_check}"));
+            Some(report.as_ref())
+        }
+        Err(e) => {
+            record.outcome = RunOutcome::Failed;
+            record.message = Some(crate::error::chain_text(e));
+            None
+        }
+    };
+    if let Some(r) = report {
+        for (name, n) in [
+            ("created", r.created),
+            ("updated", r.updated),
+            ("reactivated", r.reactivated),
+            ("deactivated", r.deactivated),
+            ("deleted", r.deleted),
+            ("unchanged", r.unchanged),
+        ] {
+            record.counts.insert(name.to_owned(), n as u64);
+        }
+    }
+    record
+}
+
+/// The newest changes a run applied (none for a guard stop or an error: nothing was
+/// written), one per change line, as the status page lists them.
+fn applied_changes(
+    at: DateTime<Utc>,
+    result: &Result<UsersReport, UsersError>,
+) -> Vec<AppliedChange> {
+    let Ok(report) = result else {
+        return Vec::new();
+    };
+    let newest = report.changes.len().saturating_sub(runs::RECENT_CHANGES);
+    report.changes[newest..]
+        .iter()
+        .map(|l| AppliedChange {
+            at,
+            job: JobName::Users,
+            action: match l.action {
+                "create" => "created",
+                "update" => "updated",
+                "reactivate" => "reactivated",
+                "deactivate" => "deactivated",
+                "delete" => "deleted",
+                other => other,
+            }
+            .to_owned(),
+            subject: if l.email.is_empty() {
+                l.directory_id.clone()
+            } else {
+                l.email.clone()
+            },
+            detail: l.reason.clone(),
+        })
+        .collect()
+}
+
+async fn reconcile_unrecorded(
+    client: &GoogleClient,
+    config: &Config,
+    store: &dyn Store,
+    opts: ReconcileOptions,
+    now: &impl Fn() -> DateTime<Utc>,
 ) -> Result<UsersReport, UsersError> {
     let started = Instant::now();
     let before = client.stats().snapshot();

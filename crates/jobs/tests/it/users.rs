@@ -79,3 +79,69 @@ async fn a_partial_directory_read_plans_app_users_exactly_as_a_whole_one() {
     assert_eq!(a.creates, b.creates);
     assert_eq!(a.deactivations, b.deactivations);
 }
+
+/// A reconcile records its run and its changes for serve's status page
+/// (`orgsync_jobs::runs`): a dry run records nothing, a guard stop is recorded as such and
+/// leaves the last complete run where it was.
+#[tokio::test]
+async fn a_reconcile_records_its_run_and_changes_and_a_dry_run_nothing() {
+    use orgsync_jobs::runs::{self, JobName, RunOutcome, Trigger};
+    use orgsync_jobs::users::{ReconcileOptions, UsersError, reconcile};
+
+    let env = Env::start(EmulatorConfig::for_tests(12)).await;
+    let store = env.store.as_ref();
+    let client = env.client();
+    let run = |opts| reconcile(&client, &env.config, store, opts, chrono::Utc::now);
+    let dry = ReconcileOptions {
+        dry_run: true,
+        ..ReconcileOptions::default()
+    };
+    assert!(run(dry).await.unwrap().created > 0);
+    assert_eq!(runs::last_run(store, JobName::Users).await.unwrap(), None);
+    assert!(runs::recent_changes(store).await.unwrap().is_empty());
+
+    let scheduled = ReconcileOptions {
+        trigger: Trigger::Schedule,
+        ..ReconcileOptions::default()
+    };
+    let report = run(scheduled).await.unwrap();
+    let record = runs::last_run(store, JobName::Users)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.outcome, RunOutcome::Ok);
+    assert_eq!(record.trigger, Trigger::Schedule);
+    assert!(record.complete);
+    assert_eq!(record.counts["created"], report.created as u64);
+    assert_eq!(record.counts["unchanged"], report.unchanged as u64);
+    let complete = runs::last_complete(store, JobName::Users).await.unwrap();
+    assert_eq!(complete, Some(record.started_at));
+    let changes = runs::recent_changes(store).await.unwrap();
+    assert_eq!(changes.len(), report.created.min(runs::RECENT_CHANGES));
+    // Newest first: the last change line applied heads the list.
+    let last = report.changes.last().unwrap();
+    assert_eq!(changes[0].subject, last.email);
+    assert_eq!(changes[0].action, "created");
+
+    // Half the directory gone: the guard stops the run, and says so in the record.
+    let members = env.member_emails().await;
+    for email in &members[..members.len() / 2] {
+        env.delete_user(email).await;
+    }
+    let err = run(ReconcileOptions::default()).await.unwrap_err();
+    let UsersError::Guard { reason, .. } = err else {
+        panic!("not stopped by the guard: {err}");
+    };
+    let stopped = runs::last_run(store, JobName::Users)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.outcome, RunOutcome::Guard);
+    assert_eq!(stopped.trigger, Trigger::Manual);
+    assert!(stopped.message.as_deref().unwrap().contains(&reason));
+    assert_eq!(
+        runs::last_complete(store, JobName::Users).await.unwrap(),
+        complete
+    );
+    assert_eq!(runs::recent_changes(store).await.unwrap(), changes);
+}

@@ -72,6 +72,7 @@ impl Welcome {
         let opts = ReconcileOptions {
             dry_run,
             force: false,
+            ..ReconcileOptions::default()
         };
         reconcile(&self.env.client(), &self.config, store, opts, Utc::now)
             .await
