@@ -75,11 +75,7 @@ async fn measured(emu: &Emu, latency_ms: u64) -> anyhow::Result<()> {
 
 /// Quota off and no latency: reads the benchmark makes to measure do not count.
 async fn unmeasured(emu: &Emu) -> anyhow::Result<()> {
-    faults(
-        emu,
-        serde_json::json!({"latency_ms": 0, "quota_profile": "none"}),
-    )
-    .await
+    faults(emu, serde_json::json!({"latency_ms": 0})).await
 }
 
 async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> anyhow::Result<()> {

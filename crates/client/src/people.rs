@@ -162,21 +162,7 @@ fn create_body(contacts: &[&NewContactJson<'_>], memberships: &str, read_mask: &
             b.push(',');
         }
         b.push_str("{\"contactPerson\":");
-        let person = c.person.trim();
-        if memberships.is_empty() {
-            b.push_str(person);
-        } else {
-            // `person` is a JSON object (checked by the caller): open it, add the
-            // memberships, then the rest of its members, if any.
-            let inner = person[1..person.len() - 1].trim();
-            b.push('{');
-            b.push_str(memberships);
-            if !inner.is_empty() {
-                b.push(',');
-                b.push_str(inner);
-            }
-            b.push('}');
-        }
+        splice_memberships(c.person, memberships, &mut b);
         b.push('}');
     }
     b.push_str("],\"readMask\":");
@@ -200,20 +186,27 @@ pub const SINGLE_DELETES_UP_TO: usize = 5;
 
 /// The `createContact` body, spliced like [`create_body`]: the contact with its memberships.
 fn single_create_body(contact: &NewContactJson<'_>, memberships: &str) -> Vec<u8> {
-    let person = contact.person.trim();
+    let mut b = String::with_capacity(contact.person.len() + memberships.len() + 2);
+    splice_memberships(contact.person, memberships, &mut b);
+    b.into_bytes()
+}
+
+/// `person` (a JSON object, checked by the caller) with `memberships` (`"memberships":[…]`,
+/// or empty) added as its first member.
+fn splice_memberships(person: &str, memberships: &str, out: &mut String) {
+    let person = person.trim();
     if memberships.is_empty() {
-        return person.as_bytes().to_vec();
+        out.push_str(person);
+        return;
     }
     let inner = person[1..person.len() - 1].trim();
-    let mut b = String::with_capacity(person.len() + memberships.len() + 2);
-    b.push('{');
-    b.push_str(memberships);
+    out.push('{');
+    out.push_str(memberships);
     if !inner.is_empty() {
-        b.push(',');
-        b.push_str(inner);
+        out.push(',');
+        out.push_str(inner);
     }
-    b.push('}');
-    b.into_bytes()
+    out.push('}');
 }
 
 /// One `connections.list` page with its people parsed as `T`

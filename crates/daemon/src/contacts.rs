@@ -175,28 +175,31 @@ pub(crate) async fn reconcile_due(shared: &Shared, became_leader: bool) -> bool 
     let now = shared.now();
     let interval =
         chrono::Duration::seconds(shared.config.serve.contacts_reconcile_interval_secs as i64);
-    if became_leader {
-        return match runs::last_complete(shared.store.as_ref(), JobName::Contacts).await {
-            Ok(Some(at)) => now - at >= interval,
-            Ok(None) => true,
-            Err(_) => false,
-        };
-    }
-    match shared
-        .store
-        .get_sync_state(crate::leader::SCHEDULE_SCOPE, NEXT_CONTACTS_KEY)
-        .await
-    {
-        Ok(Some(v)) => v
-            .parse::<i64>()
-            .map(|ms| now >= orgsync_store::time::from_ms(ms))
-            .unwrap_or(true),
+    let next = if became_leader {
+        Ok(None)
+    } else {
+        crate::leader::scheduled(shared, NEXT_CONTACTS_KEY).await
+    };
+    match next {
+        Ok(Some(at)) => now >= at,
         Ok(None) => match runs::last_complete(shared.store.as_ref(), JobName::Contacts).await {
             Ok(Some(at)) => now - at >= interval,
             Ok(None) => true,
             Err(_) => false,
         },
         Err(_) => false,
+    }
+}
+
+/// `serve --no-initial-reconcile`: no full contacts run on start; when no run is
+/// scheduled yet, the first comes one interval from now.
+pub(crate) async fn postpone_if_unscheduled(shared: &Shared) {
+    if let Ok(None) = crate::leader::scheduled(shared, NEXT_CONTACTS_KEY).await {
+        let next = shared.now()
+            + chrono::Duration::seconds(
+                shared.config.serve.contacts_reconcile_interval_secs as i64,
+            );
+        crate::leader::schedule(shared, NEXT_CONTACTS_KEY, next).await;
     }
 }
 
@@ -230,13 +233,5 @@ pub(crate) async fn run_reconcile(shared: &Shared, trigger: Trigger) {
             shared.now() + SCHEDULE_RETRY.min(interval)
         }
     };
-    let _ = shared
-        .store
-        .set_sync_state(
-            crate::leader::SCHEDULE_SCOPE,
-            NEXT_CONTACTS_KEY,
-            &orgsync_store::time::to_ms(next).to_string(),
-            shared.now(),
-        )
-        .await;
+    crate::leader::schedule(shared, NEXT_CONTACTS_KEY, next).await;
 }

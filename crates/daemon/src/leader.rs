@@ -89,7 +89,10 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                     flag.store(false, Ordering::SeqCst);
                 });
             }
-            let became = !was_leader;
+            let became = !was_leader && shared.tuning.reconcile_on_start;
+            if !was_leader && !shared.tuning.reconcile_on_start && shared.config.serve.contacts {
+                crate::contacts::postpone_if_unscheduled(&shared).await;
+            }
             if shared.config.serve.contacts
                 && !contacts_running.load(Ordering::SeqCst)
                 && crate::contacts::reconcile_due(&shared, became).await
@@ -130,16 +133,38 @@ impl Drop for ClearOnDrop {
     }
 }
 
-async fn reconcile_due(shared: &Shared) -> bool {
-    match shared
+/// When the run scheduled under `key` is due: `Ok(None)` when none is scheduled; an
+/// unreadable value counts as due now.
+pub(crate) async fn scheduled(
+    shared: &Shared,
+    key: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, orgsync_store::StoreError> {
+    Ok(shared
         .store
-        .get_sync_state(SCHEDULE_SCOPE, NEXT_RECONCILE_KEY)
+        .get_sync_state(SCHEDULE_SCOPE, key)
+        .await?
+        .map(|v| {
+            v.parse::<i64>()
+                .map(orgsync_store::time::from_ms)
+                .unwrap_or_else(|_| shared.now())
+        }))
+}
+
+/// Schedule the run under `key` at `at` (kept in the store, so a restart keeps it).
+pub(crate) async fn schedule(shared: &Shared, key: &str, at: chrono::DateTime<chrono::Utc>) {
+    let value = orgsync_store::time::to_ms(at).to_string();
+    if let Err(e) = shared
+        .store
+        .set_sync_state(SCHEDULE_SCOPE, key, &value, shared.now())
         .await
     {
-        Ok(Some(v)) => v
-            .parse::<i64>()
-            .map(|ms| shared.now() >= orgsync_store::time::from_ms(ms))
-            .unwrap_or(true),
+        tracing::warn!(error = %e, key, "cannot record the next scheduled run");
+    }
+}
+
+async fn reconcile_due(shared: &Shared) -> bool {
+    match scheduled(shared, NEXT_RECONCILE_KEY).await {
+        Ok(Some(at)) => shared.now() >= at,
         Ok(None) => true,
         Err(_) => false,
     }
@@ -187,13 +212,5 @@ async fn run_reconcile(shared: &Shared, trigger: orgsync_jobs::runs::Trigger) {
         }
     };
     shared.metrics.reconcile_finished(label);
-    let _ = shared
-        .store
-        .set_sync_state(
-            SCHEDULE_SCOPE,
-            NEXT_RECONCILE_KEY,
-            &orgsync_store::time::to_ms(next).to_string(),
-            shared.now(),
-        )
-        .await;
+    schedule(shared, NEXT_RECONCILE_KEY, next).await;
 }

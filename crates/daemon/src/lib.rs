@@ -366,7 +366,7 @@ pub async fn start(
     if shared.config.serve.sink.url.is_some() {
         tasks.push(tokio::spawn(sink::run(shared.clone(), cancel.clone())));
     }
-    tracing::info!(%addr, webhook = %shared.webhook_url, instance = %shared.instance_id, "orgsync serve started");
+    tracing::info!(%addr, webhook = %shared.webhook_url, instance = %shared.instance_id, contacts = shared.config.serve.contacts, "orgsync serve started");
     Ok(DaemonHandle {
         addr,
         shared,

@@ -16,7 +16,8 @@ pub struct ServeArgs {
     /// Listen address (overrides `[serve] listen`).
     #[arg(long)]
     pub listen: Option<String>,
-    /// Do not run the full reconcile when this instance becomes the leader.
+    /// Do not run the full reconciles (users, and contacts when `[serve] contacts` is on)
+    /// when this instance becomes the leader; the schedule still runs them.
     #[arg(long)]
     pub no_initial_reconcile: bool,
 }

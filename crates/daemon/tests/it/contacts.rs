@@ -203,6 +203,7 @@ async fn joiners_leavers_and_edits_reach_every_address_book_through_push() {
     };
     let is_source = move |u: &User| books::is_default_source(u) && in_ou(u);
     let before = personal(&e).await;
+    let d_config = config.clone();
     let d = start(&e, config, store.clone()).await;
     wait_first_run(store.as_ref()).await;
     wait_converged(&e, &is_source).await;
@@ -291,6 +292,23 @@ async fn joiners_leavers_and_edits_reach_every_address_book_through_push() {
         "no change recorded for the status page"
     );
     d.shutdown().await;
+
+    // The push-driven runs left every book's incremental state valid: the nightly sync
+    // after them reads each book once (its sync token) and writes nothing.
+    let nightly = orgsync_jobs::contacts::run(
+        &e.daemon_client(),
+        store.clone(),
+        &d_config,
+        &orgsync_jobs::contacts::ContactsOptions::new(orgsync_jobs::contacts::Mode::Sync),
+    )
+    .await
+    .unwrap();
+    let t = &nightly.totals;
+    assert_eq!(
+        (t.users_incremental, t.users_changed, t.users_failed),
+        (t.targets, 0, 0),
+        "the sync after push-driven runs was not one read per book: {t:?}"
+    );
 }
 
 /// A hundred joiners from an onboarding script: one write per address book, not one per
@@ -341,6 +359,7 @@ async fn serve_killed_mid_burst_loses_nothing_and_duplicates_nothing() {
     let e = org(12).await;
     let store = e.sqlite("restart.db").await;
     let config = contacts_config(&e);
+    let before = personal(&e).await;
     let d = start(&e, config.clone(), store.clone()).await;
     wait_first_run(store.as_ref()).await;
     let addr = d.addr;
@@ -367,6 +386,7 @@ async fn serve_killed_mid_burst_loses_nothing_and_duplicates_nothing() {
     e.emu.emulator.faults.set(f).unwrap();
     let d = e.start_on(&addr.to_string(), config, store.clone()).await;
     wait_converged(&e, books::is_default_source).await;
+    assert_personal_untouched(&e, &before).await;
     d.shutdown().await;
 }
 

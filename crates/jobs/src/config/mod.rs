@@ -1010,6 +1010,54 @@ mod tests {
         assert_eq!(loaded.config.users.deprovision, Deprovision::Deactivate);
     }
 
+    /// `serve` writes address books only when the contacts job is configured, unless told.
+    #[test]
+    fn serve_keeps_contacts_in_step_only_when_contacts_are_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str, env: &[(String, String)]| {
+            load_from(Some(&write(dir.path(), text)), env)
+                .unwrap()
+                .config
+                .serve
+                .contacts
+        };
+        assert!(
+            !load("", &[]),
+            "no [contacts]: serve leaves address books alone"
+        );
+        assert!(load(
+            "[contacts]
+",
+            &[]
+        ));
+        assert!(load(
+            "[contacts]
+group_name = \"Staff\"\n",
+            &[]
+        ));
+        assert!(!load(
+            "[contacts]
+[serve]
+contacts = false
+",
+            &[]
+        ));
+        assert!(load(
+            "[serve]
+contacts = true
+",
+            &[]
+        ));
+        let env = [(
+            "ORGSYNC__CONTACTS__GROUP_NAME".to_string(),
+            "Staff".to_string(),
+        )];
+        assert!(
+            load("", &env),
+            "an environment override configures contacts too"
+        );
+    }
+
     #[test]
     fn phone_options_are_read_and_a_bad_region_is_named_with_the_fix() {
         let dir = tempfile::tempdir().unwrap();

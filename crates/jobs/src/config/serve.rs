@@ -166,8 +166,12 @@ mod tests {
     fn zero_connection_limits_are_rejected_by_name() {
         assert!(ServeConfig::default().validate().is_ok());
         type Set = fn(&mut ServeConfig);
-        let cases: [(&str, Set); 4] = [
+        let cases: [(&str, Set); 6] = [
             ("serve.header_timeout_secs", |s| s.header_timeout_secs = 0),
+            ("serve.contacts_batch_secs", |s| s.contacts_batch_secs = 51),
+            ("serve.contacts_reconcile_interval_secs", |s| {
+                s.contacts_reconcile_interval_secs = 59
+            }),
             ("serve.body_timeout_secs", |s| s.body_timeout_secs = 0),
             ("serve.max_connections", |s| s.max_connections = 0),
             ("serve.max_connections", |s| {
