@@ -120,6 +120,11 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
                     .collect::<anyhow::Result<_>>()?;
                 let changes: usize = flag(args, "--contacts-changes", 3);
                 let burst: usize = flag(args, "--contacts-burst", 100);
+                crate::serve_contacts::set_overrides(&flag(
+                    args,
+                    "--contacts-quota",
+                    String::new(),
+                ))?;
                 crate::serve_contacts::run(&sizes, latency_ms, changes, burst).await?;
             }
             other => bail!(

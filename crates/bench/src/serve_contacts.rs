@@ -42,6 +42,21 @@ use orgsync_core::contacts::markers::ID as MARKER_ID;
 use crate::measure::percentile;
 use crate::serve::{ADMIN, Emu, start_daemon};
 
+pub fn set_overrides(spec: &str) -> anyhow::Result<()> {
+    let mut map = BTreeMap::new();
+    for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (k, v) = item
+            .split_once('=')
+            .context("--contacts-quota takes METRIC.SCOPE=N")?;
+        map.insert(
+            k.trim().to_string(),
+            v.trim().parse().context("a quota is a number")?,
+        );
+    }
+    let _ = OVERRIDES.set(map);
+    Ok(())
+}
+
 pub async fn run(
     sizes: &[usize],
     latency_ms: u64,
@@ -65,12 +80,43 @@ async fn faults(emu: &Emu, body: serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--contacts-quota METRIC.SCOPE=N,…`: limits the emulator enforces *and* orgsync is told
+/// (as an admin who raised or lowered them in the Cloud console would configure), to put a
+/// small org under the pressure a large one is under.
+static OVERRIDES: std::sync::OnceLock<BTreeMap<String, u64>> = std::sync::OnceLock::new();
+
+fn overrides() -> &'static BTreeMap<String, u64> {
+    OVERRIDES.get_or_init(BTreeMap::new)
+}
+
 async fn measured(emu: &Emu, latency_ms: u64) -> anyhow::Result<()> {
     faults(
         emu,
-        serde_json::json!({"latency_ms": latency_ms, "quota_profile": "google", "quota_minute_secs": 60}),
+        serde_json::json!({"latency_ms": latency_ms, "quota_profile": "google", "quota_minute_secs": 60, "quota": overrides()}),
     )
     .await
+}
+
+/// The emulator's refusals per quota metric since the profile was last set: which limit
+/// a run ran into.
+async fn rejected(emu: &Emu) -> anyhow::Result<BTreeMap<String, u64>> {
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/emulator/v1/stats", emu.base))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let mut out = BTreeMap::new();
+    if let Some(quota) = stats.get("quota").and_then(|q| q.as_object()) {
+        for (metric, m) in quota {
+            let n = m.get("rejected").and_then(|r| r.as_u64()).unwrap_or(0);
+            if n > 0 {
+                out.insert(metric.clone(), n);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Quota off and no latency: reads the benchmark makes to measure do not count.
@@ -85,6 +131,23 @@ async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> any
     let emu = Emu::start(&format!("contacts-{n}"), n, 0).await?;
     let mut config = emu.config();
     config.serve.contacts = true;
+    for (key, n) in overrides() {
+        let (metric, scope) = key
+            .rsplit_once('.')
+            .context("--contacts-quota takes METRIC.SCOPE=N")?;
+        let metric = metric.replace('.', "_");
+        match scope {
+            "user" => config.google.quotas.per_user.insert(metric, *n),
+            "project" => config.google.quotas.per_project.insert(metric, *n),
+            other => bail!("--contacts-quota: scope {other:?} is not user or project"),
+        };
+    }
+    if !overrides().is_empty() {
+        println!(
+            "  quota overrides (emulator and orgsync alike): {:?}",
+            overrides()
+        );
+    }
     let state = emu.dir.join("contacts-state.db");
     config.state.url = Some(format!("sqlite://{}", state.display()));
     let store: Arc<dyn Store> =
@@ -155,6 +218,7 @@ async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> any
         let t0 = Utc::now();
         let run = wait_push_run(store.as_ref(), t0, Duration::from_secs(600)).await?;
         let after = daemon.shared.client.stats().snapshot();
+        let refused = rejected(&emu).await?;
         unmeasured(&emu).await?;
         let times = contact_times(&observer, &targets, &[id.as_str()]).await?;
         measured(&emu, latency_ms).await?;
@@ -191,6 +255,9 @@ async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> any
             calls,
             after.total_429 - before.total_429
         );
+        if !refused.is_empty() {
+            println!("    refused by the emulator, per metric: {refused:?}");
+        }
     }
 
     // 4. A burst of joiners.
@@ -233,6 +300,7 @@ async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> any
         // Runs until every joiner is in: the last push run must start after the last insert.
         let run = wait_push_run(store.as_ref(), last_insert, Duration::from_secs(1800)).await?;
         let after = daemon.shared.client.stats().snapshot();
+        let refused = rejected(&emu).await?;
         unmeasured(&emu).await?;
         let ids: Vec<&str> = inserted.iter().map(|(id, _)| id.as_str()).collect();
         let times = contact_times(&observer, &targets, &ids).await?;
@@ -274,6 +342,23 @@ async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> any
             targets.len() + burst,
             after.total_429 - before.total_429
         );
+        if !refused.is_empty() {
+            println!("    refused by the emulator, per metric: {refused:?}");
+        }
+        let retried: BTreeMap<&str, u64> = after
+            .methods
+            .iter()
+            .map(|(m, s)| {
+                (
+                    *m,
+                    s.http_429 - before.methods.get(m).map_or(0, |b| b.http_429),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if !retried.is_empty() {
+            println!("    429 answers per method: {retried:?}");
+        }
     }
     daemon.shutdown().await;
     emu.stop();

@@ -319,3 +319,44 @@ async fn a_malformed_endpoint_fails_once_as_permanent_not_retryable() {
     assert_eq!(api.attempts, 1, "{err}");
     assert_eq!(api.reason.as_deref(), Some("invalid_request_url"));
 }
+
+/// Many users writing at once under a project limit that binds: the project window is
+/// shared, so the client must hold calls back across users, not bounce off 429s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_project_limit_paces_many_users_writing_at_once_without_429s() {
+    let env = env(12).await;
+    let users: Vec<String> = orgsync_testkit::emulator::directory_users(&env.client)
+        .await
+        .into_iter()
+        .filter_map(|u| u.primary_email)
+        .take(10)
+        .collect();
+    env.set_faults(json!({
+        "quota_profile": "google",
+        "quota": {"people.write.project": 24},
+        "quota_minute_secs": 1,
+    }))
+    .await;
+    let client = env.client_with(|c| {
+        let mut q = QuotaLimits::google();
+        q.set(Metric::PeopleWrite, Scope::Project, Some(24));
+        q.minute = Duration::from_secs(1);
+        c.quotas = q;
+    });
+    let t0 = Instant::now();
+    let tags: Vec<String> = (0..users.len()).map(|i| format!("pr{i}-")).collect();
+    futures::future::join_all(
+        users
+            .iter()
+            .zip(&tags)
+            .map(|(u, tag)| batches(2, &client, u, tag)),
+    )
+    .await;
+    // 10 users × 2 batches × 6 writes = 120 units at 24 a second: at least 4 s.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(3900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(client.stats().snapshot().total_429, 0);
+}
