@@ -110,9 +110,14 @@ async fn rejected(emu: &Emu) -> anyhow::Result<BTreeMap<String, u64>> {
     let mut out = BTreeMap::new();
     if let Some(quota) = stats.get("quota").and_then(|q| q.as_object()) {
         for (metric, m) in quota {
-            let n = m.get("rejected").and_then(|r| r.as_u64()).unwrap_or(0);
-            if n > 0 {
-                out.insert(metric.clone(), n);
+            for (field, scope) in [
+                ("rejected_by_user_limit", "user"),
+                ("rejected_by_project_limit", "project"),
+            ] {
+                let n = m.get(field).and_then(|r| r.as_u64()).unwrap_or(0);
+                if n > 0 {
+                    out.insert(format!("{metric}.{scope}"), n);
+                }
             }
         }
     }

@@ -581,14 +581,18 @@ impl GoogleClient {
             {
                 return Err((Error::Api(error), attempt));
             }
-            let delay = if quota_refusal && refused_named && error.retry_after.is_none() {
-                // The book now knows the limit and holds the retry until it fits.
-                Duration::ZERO
-            } else if quota_refusal {
-                policy.delay(refusals, error.retry_after)
-            } else {
-                policy.delay(attempt - refusals, error.retry_after)
-            };
+            let delay =
+                if quota_refusal && refused_named && refusals == 1 && error.retry_after.is_none() {
+                    // The book now knows the limit and holds the retry until it fits. Only
+                    // once: a second refusal of the same call means Google's window holds
+                    // more than the book's (other clients of the project, a clock apart), and
+                    // retrying at once would only bounce again, hundreds of times a second.
+                    Duration::ZERO
+                } else if quota_refusal {
+                    policy.delay(refusals, error.retry_after)
+                } else {
+                    policy.delay(attempt - refusals, error.retry_after)
+                };
             if !policy.within_budget(started.elapsed().saturating_sub(paced), delay) {
                 return Err((Error::Api(error), attempt));
             }

@@ -360,3 +360,39 @@ async fn the_project_limit_paces_many_users_writing_at_once_without_429s() {
     );
     assert_eq!(client.stats().snapshot().total_429, 0);
 }
+
+/// Google's window can hold more than the client's book knows (another process of the
+/// same Cloud project): a refusal naming the limit is retried at once only the first
+/// time, then with backoff, never in a tight loop.
+#[tokio::test]
+async fn a_window_fuller_than_the_client_knows_is_not_hammered() {
+    let env = env(3).await;
+    let user = env.non_admin().await;
+    env.set_faults(json!({
+        "quota_profile": "google",
+        "quota": {"people.write.project": 12},
+        "quota_minute_secs": 2,
+    }))
+    .await;
+    // Another process fills the project's window…
+    let other = env.client_with(|c| {
+        c.quotas = QuotaLimits::unlimited();
+        c.retry = RetryPolicy::none();
+    });
+    batches(2, &other, &user, "other").await;
+    // …so this one, whose own book is empty, is refused until that window slides.
+    let client = env.client_with(|c| {
+        let mut q = QuotaLimits::google();
+        q.set(Metric::PeopleWrite, Scope::Project, Some(12));
+        q.minute = Duration::from_secs(2);
+        c.quotas = q;
+        // The shipped policy: the backoff between refusals is what is under test.
+        c.retry = RetryPolicy::default();
+    });
+    batches(1, &client, &user, "mine").await;
+    let refused = client.stats().snapshot().total_429;
+    assert!(
+        (1..=4).contains(&refused),
+        "refusals retried in a loop instead of backing off: {refused}"
+    );
+}
