@@ -365,20 +365,23 @@ impl People {
 
     // ---- single contacts --------------------------------------------------------------
 
+    /// A `people.createContact` call, its body still to set.
+    fn create_contact_call(&self, person_fields: &str) -> Call {
+        self.write(
+            "people.people.createContact",
+            Method::POST,
+            "v1/people:createContact".into(),
+        )
+        .query("personFields", person_fields)
+    }
+
     /// `people.createContact`. Not idempotent: see the module docs.
     pub async fn create_contact(
         &self,
         person: &Person,
         person_fields: &str,
     ) -> Result<Person, Error> {
-        let call = self
-            .write(
-                "people.people.createContact",
-                Method::POST,
-                "v1/people:createContact".into(),
-            )
-            .query("personFields", person_fields)
-            .json(person)?;
+        let call = self.create_contact_call(person_fields).json(person)?;
         self.mutate(call).await
     }
 
@@ -649,22 +652,16 @@ impl People {
         let mut n = 0;
         while let Some(c) = pending.first().copied() {
             let call = self
-                .write(
-                    "people.people.createContact",
-                    Method::POST,
-                    "v1/people:createContact".into(),
-                )
-                .query("personFields", person_fields)
+                .create_contact_call(person_fields)
                 .raw_body(single_create_body(c, groups).into(), "application/json");
             let p: Person = self.mutate(call).await?;
-            if let Some(rn) = p.resource_name {
+            if let Some(rn) = p.resource_name.clone() {
                 out.push(CreatedContact {
                     marker: p
-                        .client_data
-                        .iter()
-                        .find(|d| d.key.as_deref() == Some(marker_key))
-                        .and_then(|d| d.value.clone())
-                        .or_else(|| Some(c.marker.to_string())),
+                        .client_data_value(marker_key)
+                        .unwrap_or(c.marker)
+                        .to_string()
+                        .into(),
                     resource_name: rn,
                 });
             }
