@@ -404,6 +404,41 @@ impl Directory {
         })
     }
 
+    /// `members.insert`: `member_key` (a user's or group's email) joins the group as a
+    /// MEMBER.
+    pub async fn members_insert(&self, group_key: &str, member_key: &str) -> Result<Member, Error> {
+        let body = Member {
+            email: Some(member_key.to_string()),
+            role: Some("MEMBER".into()),
+            ..Member::default()
+        };
+        let call = self
+            .call(
+                "directory.members.insert",
+                Method::POST,
+                format!(
+                    "admin/directory/v1/groups/{}/members",
+                    encode_segment(group_key)
+                ),
+            )
+            .json(&body)?;
+        self.client.send_json(call).await
+    }
+
+    /// `members.delete`.
+    pub async fn members_delete(&self, group_key: &str, member_key: &str) -> Result<(), Error> {
+        let call = self.call(
+            "directory.members.delete",
+            Method::DELETE,
+            format!(
+                "admin/directory/v1/groups/{}/members/{}",
+                encode_segment(group_key),
+                encode_segment(member_key)
+            ),
+        );
+        self.client.send(call).await.map(drop)
+    }
+
     pub fn members_list(
         &self,
         group_key: &str,

@@ -79,6 +79,7 @@ macro_rules! conformance_tests {
             outbox_claim_lease_deliver_and_backoff,
             outbox_delivers_each_user_in_order,
             sync_state_and_contacts_state_round_trip,
+            sync_states_are_updated_as_one_batch,
             channels_persist_expire_and_redact_token,
             notifications_are_recorded_once,
             jobs_enqueue_claim_complete,
@@ -836,6 +837,44 @@ pub async fn sync_state_and_contacts_state_round_trip(store: Arc<dyn Store>) {
 }
 
 // ---- channels & notifications -------------------------------------------------------------
+
+pub async fn sync_states_are_updated_as_one_batch(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    s.set_sync_state("scim.app.users", "gone", "s-0", t0())
+        .await
+        .unwrap();
+    s.set_sync_state("other", "a", "kept", t0()).await.unwrap();
+    let entries: Vec<(String, String)> = (1..=3)
+        .map(|i| (format!("d-{i}"), format!("s-{i}")))
+        .collect();
+    s.update_sync_states("scim.app.users", &entries, &["gone".to_string()], t0())
+        .await
+        .unwrap();
+    assert_eq!(s.list_sync_state("scim.app.users").await.unwrap(), entries);
+    // A second batch overwrites one value and removes a key that is not there.
+    s.update_sync_states(
+        "scim.app.users",
+        &[("d-2".to_string(), "s-22".to_string())],
+        &["d-3".to_string(), "missing".to_string()],
+        t0() + secs(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.list_sync_state("scim.app.users").await.unwrap(),
+        vec![
+            ("d-1".to_string(), "s-1".to_string()),
+            ("d-2".to_string(), "s-22".to_string())
+        ]
+    );
+    assert_eq!(
+        s.list_sync_state("other").await.unwrap(),
+        vec![("a".to_string(), "kept".to_string())]
+    );
+    s.update_sync_states("scim.app.users", &[], &[], t0())
+        .await
+        .unwrap();
+}
 
 pub async fn channels_persist_expire_and_redact_token(store: Arc<dyn Store>) {
     let s = store.as_ref();

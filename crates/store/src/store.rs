@@ -160,6 +160,17 @@ pub trait SyncStateStore: Send + Sync + 'static {
     /// All (key, value) pairs of a scope, ordered by key.
     async fn list_sync_state(&self, scope: &str) -> Result<Vec<(String, String)>>;
 
+    /// Set `entries` and remove `removed` in one scope, in one transaction: a run's batch
+    /// of links (the SCIM job keeps one per provisioned resource) costs one commit, not
+    /// one per key.
+    async fn update_sync_states(
+        &self,
+        scope: &str,
+        entries: &[(String, String)],
+        removed: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
     async fn get_contacts_state(&self, target_id: &str) -> Result<Option<ContactsUserState>>;
 
     /// Insert or replace.

@@ -549,6 +549,36 @@ pub async fn members_insert(
         .ok_or_else(member_not_found)
 }
 
+/// `DELETE admin/directory/v1/groups/{groupKey}/members/{memberKey}`: the member (a user
+/// or a group, by email or id) leaves the group; 204 with an empty body, as Google
+/// answers (<https://developers.google.com/workspace/admin/directory/reference/rest/v1/members/delete>).
+pub async fn members_delete(
+    State(emu): State<Arc<Emulator>>,
+    Path((group_key, member_key)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    authorize(&emu, &caller, MEMBER_WRITE, true)?;
+    let mut state = emu.directory.write();
+    let mut g = state
+        .resolve_group(&group_key)
+        .ok_or_else(group_not_found)?
+        .clone();
+    let id = if let Some(u) = state.resolve_user(&member_key) {
+        u.id().to_string()
+    } else if let Some(other) = state.resolve_group(&member_key) {
+        other.group.id.clone().unwrap_or_default()
+    } else {
+        return Err(member_not_found());
+    };
+    let before = g.members.len();
+    g.members.retain(|m| m.id != id);
+    if g.members.len() == before {
+        return Err(member_not_found());
+    }
+    state.put_group(g);
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET admin/directory/v1/groups/{groupKey}/hasMember/{memberKey}`
 pub async fn has_member(
     State(emu): State<Arc<Emulator>>,

@@ -564,6 +564,10 @@ pub fn routes() -> Router<Arc<Emulator>> {
             get(groups::members_list).post(groups::members_insert),
         )
         .route(
+            "/admin/directory/v1/groups/{groupKey}/members/{memberKey}",
+            axum::routing::delete(groups::members_delete),
+        )
+        .route(
             "/admin/directory/v1/groups/{groupKey}/hasMember/{memberKey}",
             get(groups::has_member),
         )

@@ -64,6 +64,39 @@ impl<B: SqlBackend> SyncStateStore for B {
         decode_all::<B, _>(&rows, rows::key_value)
     }
 
+    async fn update_sync_states(
+        &self,
+        scope: &str,
+        entries: &[(String, String)],
+        removed: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if entries.is_empty() && removed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for (key, value) in entries {
+            let query = sqlx::query(
+                "INSERT INTO sync_state (scope, key, value, updated_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, \
+                   updated_at = excluded.updated_at",
+            )
+            .arg(scope)
+            .arg(key.as_str())
+            .arg(value.as_str())
+            .arg(to_ms(now));
+            execute::<B>(&mut tx, query).await?;
+        }
+        for key in removed {
+            let query = sqlx::query("DELETE FROM sync_state WHERE scope = $1 AND key = $2")
+                .arg(scope)
+                .arg(key.as_str());
+            execute::<B>(&mut tx, query).await?;
+        }
+        tx.commit().await.map_err(B::db_err)?;
+        Ok(())
+    }
+
     async fn get_contacts_state(&self, target_id: &str) -> Result<Option<ContactsUserState>> {
         let mut conn = acquire(self).await?;
         let row = fetch_optional::<B>(
