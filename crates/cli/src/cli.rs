@@ -55,6 +55,9 @@ pub enum Command {
     /// Keep the app user table in step with the directory (sync, list, show).
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
+    /// Provision users and groups into SCIM 2.0 applications ([[scim]]: sync, plan).
+    #[command(subcommand)]
+    Scim(commands::scim::ScimCommand),
     /// Run the push-notification daemon: webhook, workers, channel renewal, sinks.
     Serve(commands::serve::ServeArgs),
     /// The Directory push channels orgsync owns (list, renew, stop).

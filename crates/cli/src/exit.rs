@@ -56,6 +56,8 @@ pub fn for_kind(kind: FailureKind) -> Exit {
         FailureKind::Config => Exit::Config,
         FailureKind::Guard => Exit::Guard,
         FailureKind::Busy => Exit::InProgress,
+        FailureKind::Application { temporary: true } => Exit::Partial,
+        FailureKind::Application { temporary: false } => Exit::Config,
     }
 }
 

@@ -158,6 +158,45 @@ impl SafetyGuard {
         )
     }
 
+    /// Check a SCIM target's users plan: managed users deactivated or deleted because
+    /// they left the directory or the scope, of the users orgsync manages there.
+    pub fn check_scim_users(
+        &self,
+        target: &str,
+        plan: &crate::scim::UsersPlan,
+        directory_selected: usize,
+        directory_read: usize,
+    ) -> GuardVerdict {
+        self.check(
+            &format!("users orgsync manages in SCIM target '{target}'"),
+            plan.managed,
+            plan.deprovisions(),
+            directory_selected == 0,
+            directory_read,
+            "check the scope of this [[scim]] target (its `users` rules or [users.scope]) and \
+             that the directory read succeeded and returned everyone",
+        )
+    }
+
+    /// Check a SCIM target's groups plan: managed groups deleted because they left the
+    /// configuration or the directory.
+    pub fn check_scim_groups(
+        &self,
+        target: &str,
+        plan: &crate::scim::GroupsPlan,
+        desired: usize,
+    ) -> GuardVerdict {
+        self.check(
+            &format!("groups orgsync manages in SCIM target '{target}'"),
+            plan.managed,
+            plan.deletions(),
+            desired == 0,
+            desired,
+            "check the `groups` of this [[scim]] target and that the directory's groups \
+             were read",
+        )
+    }
+
     fn check(
         &self,
         what: &str,

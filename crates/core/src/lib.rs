@@ -12,11 +12,13 @@
 //! - [`scope`]: which directory users are selected (sources, targets, app users).
 //! - [`contacts`]: Directory → each member's Google Contacts (the contacts job).
 //! - [`users`]: Directory → an application's user table (the users job).
-//! - [`guard`]: the mass-deletion guard shared by both jobs.
+//! - [`scim`]: Directory → any SCIM 2.0 application's Users and Groups.
+//! - [`guard`]: the mass-deletion guard shared by every job.
 
 pub mod contacts;
 pub mod guard;
 pub mod hash;
+pub mod scim;
 pub mod scope;
 pub mod users;
 

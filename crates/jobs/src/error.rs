@@ -20,6 +20,9 @@ pub enum FailureKind {
     Busy,
     /// The run lost its lease mid-run and stopped part-way.
     Interrupted,
+    /// An application's server (a SCIM target) failed: `temporary` when it was
+    /// unreachable or kept answering 429/5xx, else it refused (a token, a request).
+    Application { temporary: bool },
 }
 
 /// The kind of the first error in `err`'s chain (itself, then its sources) that this
@@ -44,6 +47,9 @@ fn own_kind(e: &(dyn StdError + 'static)) -> Option<FailureKind> {
         return Some(e.kind());
     }
     if let Some(e) = e.downcast_ref::<users::UsersError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = e.downcast_ref::<crate::scim::ScimError>() {
         return Some(e.kind());
     }
     if let Some(e) = e.downcast_ref::<mail::MailError>() {

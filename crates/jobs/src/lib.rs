@@ -8,6 +8,7 @@
 //! - [`contacts`]: the Directory → Contacts run (plan, apply, record, report);
 //! - [`auth`]: a person's own login (installed-app OAuth, PKCE, token file);
 //! - [`mail`]: MIME building, limits, templates and sending through Gmail;
+//! - [`scim`]: Directory → SCIM 2.0 applications (users, groups, memberships);
 //! - [`runs`]: each job's last run and the last changes applied, for the status page;
 //! - [`doctor`]: the checks behind `orgsync doctor` (key, delegation, APIs, admin, serve).
 //!
@@ -23,4 +24,5 @@ pub mod doctor;
 pub mod error;
 pub mod mail;
 pub mod runs;
+pub mod scim;
 pub mod users;

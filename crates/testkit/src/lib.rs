@@ -2,7 +2,7 @@
 //! own copy: the in-process emulator on `127.0.0.1:0` and clients for it ([`emulator`]),
 //! reading mailboxes back ([`gmail`]), reading address books back and comparing them with
 //! the directory ([`books`]), the `orgsync` binary as a process ([`cli`]) and a
-//! PostgreSQL schema per test (`postgres`, feature `postgres`; the rest is feature
+//! PostgreSQL schema per test, and a real SCIM 2.0 server ([`scim`]) (`postgres`, feature `postgres`; the rest is feature
 //! `emulator`, on by default).
 //!
 //! Used only from `tests/`: a crate's integration tests link its normal library, so the
@@ -19,6 +19,8 @@ pub mod emulator;
 pub mod gmail;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "emulator")]
+pub mod scim;
 
 #[cfg(feature = "emulator")]
 pub use emulator::{

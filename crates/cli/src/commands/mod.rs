@@ -10,6 +10,7 @@ mod demo;
 pub mod doctor;
 mod emulator;
 pub mod mail;
+pub mod scim;
 pub mod serve;
 pub mod users;
 
@@ -23,6 +24,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(args) => emulator::run(args).await,
         Command::Contacts(cmd) => contacts::run(global, cmd).await,
         Command::Users(cmd) => users::run(global, cmd).await,
+        Command::Scim(cmd) => scim::run(global, cmd).await,
         Command::Serve(args) => serve::run(global, args).await,
         Command::Channels(cmd) => channels::run(global, cmd).await,
         Command::Auth(cmd) => auth::run(global, cmd).await,

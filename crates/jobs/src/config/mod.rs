@@ -23,9 +23,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 mod mail;
+mod scim;
 mod serve;
 
 pub use mail::{AuthConfig, MailConfig, WelcomeConfig};
+pub use scim::{ScimAttributeConfig, ScimTargetConfig};
 pub use serve::{ServeConfig, SinkConfig};
 
 /// Environment variable prefix for overrides.
@@ -41,6 +43,8 @@ pub struct Config {
     pub serve: ServeConfig,
     pub mail: MailConfig,
     pub auth: AuthConfig,
+    /// `[[scim]]`: SCIM 2.0 applications to provision.
+    pub scim: Vec<ScimTargetConfig>,
 }
 
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -654,6 +658,15 @@ fn resolve_relative(table: &mut toml::Table, dir: &Path) {
     if dir.as_os_str().is_empty() {
         return;
     }
+    if let Some(toml::Value::Array(targets)) = table.get_mut("scim") {
+        for target in targets.iter_mut() {
+            if let Some(toml::Value::String(p)) = target.get_mut("token_file")
+                && Path::new(p.as_str()).is_relative()
+            {
+                *p = dir.join(p.as_str()).to_string_lossy().into_owned();
+            }
+        }
+    }
     for key in PATH_KEYS {
         if let Some(toml::Value::String(p)) = table_at(table, key)
             && Path::new(p.as_str()).is_relative()
@@ -910,6 +923,7 @@ impl Config {
         }
         self.mail.validate()?;
         self.serve.validate()?;
+        scim::validate_all(&self.scim)?;
         if let Some(endpoint) = &self.google.endpoint {
             validate_endpoint(endpoint)?;
         }

@@ -48,7 +48,10 @@ impl Env {
         let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_key(key).unwrap());
         let mut admin_config = context::client_config(&config);
         admin_config.scopes = ApiScopes {
-            directory: vec![orgsync_wire::scopes::DIRECTORY_USER.into()],
+            directory: vec![
+                orgsync_wire::scopes::DIRECTORY_USER.into(),
+                orgsync_wire::scopes::DIRECTORY_GROUP.into(),
+            ],
             ..ApiScopes::default()
         };
         let admin = GoogleClient::new(sa.clone(), admin_config);

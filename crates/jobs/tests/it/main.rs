@@ -5,5 +5,6 @@
 
 mod common;
 mod contacts;
+mod scim;
 mod users;
 mod welcome;

@@ -1,0 +1,1467 @@
+//! Directory → SCIM 2.0 applications (`[[scim]]`, `orgsync scim sync`): the executor
+//! around [`orgsync_core::scim`]'s planner.
+//!
+//! One run reads the directory once for every target, then for each target: asks the
+//! server what it supports, lists its Users (and Groups when groups are configured),
+//! plans users, lets the [`SafetyGuard`] judge the deprovisioning, applies, plans again
+//! for the managers of people created in this run, then plans and applies groups.
+//!
+//! The links (directory id → SCIM id) orgsync keeps per target are sync-state entries in
+//! scopes `scim.<name>.users` and `scim.<name>.groups`, written in batches as operations
+//! finish, so a killed run keeps what it did; a run that lost a link finds the resource
+//! again by `externalId`. What never happens:
+//! - a duplicate: a 409 on create means look the resource up and adopt it;
+//! - a lost update: a 404 on update means the app deleted it, so it is created again;
+//!   a 412 (stale ETag) re-reads it and applies the difference once more;
+//! - one application's outage failing another's run: each target's result is its own,
+//!   and a server that stays down stops only its own target's remaining operations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+use orgsync_client::GoogleClient;
+use orgsync_client::directory::GroupsListParams;
+use orgsync_core::guard::{GuardVerdict, SafetyGuard};
+use orgsync_core::scim::{
+    Conflict, DesiredGroup, DesiredUser, GROUP_SCHEMA, GroupOp, GroupsPlan, ObservedGroup,
+    ObservedUser, ScimUser, UserOp, UsersPlan, desired_user, plan_groups, plan_users,
+};
+use orgsync_scim::{Features, Resource, ScimClient};
+use orgsync_store::Store;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::{Config, ConfigError, ScimTargetConfig};
+use crate::directory::{DirectoryRead, read_directory};
+use crate::error::FailureKind;
+
+/// Links are written to the store after this many finished operations.
+const LINK_BATCH: usize = 200;
+
+/// The sync-state scope of a target's user links.
+pub fn users_scope(target: &str) -> String {
+    format!("scim.{target}.users")
+}
+
+/// The sync-state scope of a target's group links.
+pub fn groups_scope(target: &str) -> String {
+    format!("scim.{target}.groups")
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScimOptions {
+    /// Plan and report every operation; send nothing but reads.
+    pub dry_run: bool,
+    /// Proceed when the guard would stop.
+    pub force: bool,
+}
+
+/// Why a target's run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScimError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("reading the directory failed, nothing was written: {0}")]
+    Directory(#[source] orgsync_client::Error),
+    #[error("SCIM server: {0}")]
+    Server(#[source] orgsync_scim::Error),
+    #[error("the state store failed: {0}")]
+    Store(#[from] orgsync_store::StoreError),
+    #[error("{reason}")]
+    Guard {
+        reason: String,
+        what_to_check: String,
+        report: Box<ScimReport>,
+    },
+}
+
+impl ScimError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            ScimError::Config(_) => FailureKind::Config,
+            ScimError::Directory(e) => FailureKind::Google(e.kind()),
+            ScimError::Server(e) => FailureKind::Application {
+                temporary: e.is_outage(),
+            },
+            ScimError::Store(_) => FailureKind::Store,
+            ScimError::Guard { .. } => FailureKind::Guard,
+        }
+    }
+}
+
+/// Counts of a target's users.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserCounts {
+    pub created: usize,
+    pub adopted: usize,
+    pub updated: usize,
+    pub deactivated: usize,
+    pub reactivated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    /// Suspended or archived people never provisioned: not created.
+    pub not_created_inactive: usize,
+    /// Server users orgsync does not manage: left alone.
+    pub unmanaged: usize,
+}
+
+/// Counts of a target's groups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupCounts {
+    pub created: usize,
+    pub adopted: usize,
+    pub updated: usize,
+    pub members_added: usize,
+    pub members_removed: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub unmanaged: usize,
+    /// Members who have no SCIM user (outside the users scope, or suspended and never
+    /// created).
+    pub members_not_provisioned: usize,
+}
+
+/// One operation, planned (dry run) or applied.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeLine {
+    pub action: String,
+    /// `user` or `group`.
+    pub kind: &'static str,
+    /// `userName` or `displayName`.
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// What one target's run did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScimReport {
+    pub target: String,
+    pub url: String,
+    pub dry_run: bool,
+    pub directory_read: usize,
+    /// Directory users the target's scope selects.
+    pub selected: usize,
+    pub users: UserCounts,
+    pub groups: GroupCounts,
+    pub conflicts: Vec<Conflict>,
+    pub guard: Option<GuardVerdict>,
+    pub features: Option<Features>,
+    /// SCIM requests per method and resource, retries included.
+    pub calls: BTreeMap<String, u64>,
+    pub duration_ms: u64,
+    pub changes: Vec<ChangeLine>,
+    /// Operations the server refused (each named), the rest applied.
+    pub failures: Vec<String>,
+    /// The server stopped answering part-way; the rest waits for the next run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outage: Option<String>,
+}
+
+impl ScimReport {
+    pub fn total_changes(&self) -> usize {
+        let u = &self.users;
+        let g = &self.groups;
+        u.created
+            + u.adopted
+            + u.updated
+            + u.deactivated
+            + u.reactivated
+            + u.deleted
+            + g.created
+            + g.adopted
+            + g.updated
+            + g.members_added
+            + g.members_removed
+            + g.deleted
+    }
+
+    /// The human summary `orgsync scim sync` prints.
+    pub fn render_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for c in &self.changes {
+            let _ = match &c.detail {
+                Some(d) => writeln!(out, "{:<16} {:<5} {} ({d})", c.action, c.kind, c.name),
+                None => writeln!(out, "{:<16} {:<5} {}", c.action, c.kind, c.name),
+            };
+        }
+        let would = if self.dry_run { " (dry run)" } else { "" };
+        let u = &self.users;
+        let _ = writeln!(
+            out,
+            "scim '{}'{would}: users {} created, {} adopted, {} updated, {} deactivated, {} \
+             reactivated, {} deleted, {} unchanged",
+            self.target,
+            u.created,
+            u.adopted,
+            u.updated,
+            u.deactivated,
+            u.reactivated,
+            u.deleted,
+            u.unchanged
+        );
+        let g = &self.groups;
+        if g != &GroupCounts::default() {
+            let _ = writeln!(
+                out,
+                "scim '{}'{would}: groups {} created, {} adopted, {} updated, {} deleted, {} \
+                 unchanged; members {} added, {} removed",
+                self.target,
+                g.created,
+                g.adopted,
+                g.updated,
+                g.deleted,
+                g.unchanged,
+                g.members_added,
+                g.members_removed
+            );
+        }
+        if u.unmanaged > 0 || g.unmanaged > 0 {
+            let _ = writeln!(
+                out,
+                "left alone: {} users and {} groups orgsync does not manage",
+                u.unmanaged, g.unmanaged
+            );
+        }
+        if u.not_created_inactive > 0 {
+            let _ = writeln!(
+                out,
+                "not created: {} suspended or archived people the app never had",
+                u.not_created_inactive
+            );
+        }
+        if g.members_not_provisioned > 0 {
+            let _ = writeln!(
+                out,
+                "not added to groups: {} memberships of people outside this target's users",
+                g.members_not_provisioned
+            );
+        }
+        for c in &self.conflicts {
+            let _ = writeln!(
+                out,
+                "conflict: {} is taken on the server by {} (externalId {}), which another \
+                 provider manages; not created",
+                c.user_name,
+                c.id,
+                c.their_external_id.as_deref().unwrap_or("-")
+            );
+        }
+        for f in &self.failures {
+            let _ = writeln!(out, "failed: {f}");
+        }
+        if let Some(o) = &self.outage {
+            let _ = writeln!(
+                out,
+                "stopped: the server stopped answering ({o}); the rest is applied next run"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{} people read from the directory, {} selected; {} SCIM requests in {} ms",
+            self.directory_read,
+            self.selected,
+            self.calls.values().sum::<u64>(),
+            self.duration_ms
+        );
+        out
+    }
+}
+
+/// The directory as every target of a run needs it.
+pub struct ScimDirectory {
+    pub read: DirectoryRead,
+    /// Group email (lower-case) → (directory id, name, flattened member ids).
+    pub groups: HashMap<String, (String, String, BTreeSet<String>)>,
+    /// Manager email (lower-case) → directory id, over every directory user.
+    pub managers: HashMap<String, String>,
+}
+
+/// Read the directory for `targets`: users (the union of their scopes' needs), and the
+/// configured groups with their members, nested groups flattened.
+pub async fn read_for(
+    google: &GoogleClient,
+    config: &Config,
+    targets: &[&ScimTargetConfig],
+) -> Result<ScimDirectory, ScimError> {
+    let rules: Vec<&crate::config::ScopeConfig> = targets
+        .iter()
+        .map(|t| t.users.as_ref().unwrap_or(&config.users.scope))
+        .collect();
+    let schemas: Vec<&str> = targets
+        .iter()
+        .flat_map(|t| t.attributes.iter().map(|a| a.schema.as_str()))
+        .collect();
+    let read = read_directory(google, &config.google, &rules, "basic", None, &schemas)
+        .await
+        .map_err(ScimError::Directory)?;
+    let managers = read
+        .users
+        .iter()
+        .filter_map(|u| Some((u.primary_email.as_ref()?.to_lowercase(), u.id.clone()?)))
+        .collect();
+    let wanted: BTreeSet<String> = targets
+        .iter()
+        .flat_map(|t| t.groups.iter().map(|g| g.trim().to_lowercase()))
+        .collect();
+    let mut groups = HashMap::new();
+    if !wanted.is_empty() {
+        let directory = google.directory();
+        let params = GroupsListParams {
+            customer: config.google.customer.clone(),
+            domain: if config.google.customer.is_none() {
+                config.google.domain.clone()
+            } else {
+                None
+            },
+            ..GroupsListParams::default()
+        };
+        let all: Vec<orgsync_wire::directory::Group> = directory
+            .groups_list(params)
+            .try_collect()
+            .await
+            .map_err(ScimError::Directory)?;
+        for email in &wanted {
+            let group = all.iter().find(|g| {
+                g.email.eq_ignore_ascii_case(email)
+                    || g.aliases
+                        .iter()
+                        .flatten()
+                        .any(|a| a.eq_ignore_ascii_case(email))
+            });
+            let Some(group) = group else {
+                return Err(ScimError::Config(ConfigError::Invalid(format!(
+                    "scim groups: {email} is not a group of this directory (check the address; \
+                     nothing was written)"
+                ))));
+            };
+            let mut members = BTreeSet::new();
+            let mut stream = std::pin::pin!(directory.members_list(&group.email, true, None));
+            while let Some(m) = stream.try_next().await.map_err(ScimError::Directory)? {
+                let is_user = m
+                    .kind_of_member
+                    .as_deref()
+                    .is_none_or(|t| t.eq_ignore_ascii_case("USER"));
+                if let (true, Some(id)) = (is_user, m.id) {
+                    members.insert(id);
+                }
+            }
+            let id = group.id.clone().unwrap_or_else(|| group.email.clone());
+            let name = group.name.clone().unwrap_or_else(|| group.email.clone());
+            groups.insert(email.clone(), (id, name, members));
+        }
+    }
+    Ok(ScimDirectory {
+        read,
+        groups,
+        managers,
+    })
+}
+
+/// What one operation changed, folded into the run's state.
+#[derive(Default)]
+struct Done {
+    link: Option<(String, String)>,
+    unlink: Option<String>,
+    /// The resource as the server now holds it (for the second pass).
+    observed: Option<ObservedUser>,
+    removed_id: Option<String>,
+    /// Members added or removed (group operations).
+    members: usize,
+    line: Option<ChangeLine>,
+    count: Option<&'static str>,
+    failure: Option<String>,
+    outage: Option<String>,
+}
+
+fn user_line(action: &str, name: &str, detail: Option<String>) -> ChangeLine {
+    ChangeLine {
+        action: action.to_string(),
+        kind: "user",
+        name: name.to_string(),
+        detail,
+    }
+}
+
+fn group_line(action: &str, name: &str, detail: Option<String>) -> ChangeLine {
+    ChangeLine {
+        action: action.to_string(),
+        kind: "group",
+        name: name.to_string(),
+        detail,
+    }
+}
+
+fn change_paths(changes: &[orgsync_core::scim::Change]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let p = c.attr.path();
+            p.rsplit(':').next().unwrap_or(&p).to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The planned operations as report lines (a dry run prints them all).
+fn planned_user_lines(plan: &UsersPlan) -> Vec<ChangeLine> {
+    plan.ops
+        .iter()
+        .filter_map(|op| match op {
+            UserOp::Create { attrs, .. } => Some(user_line("create", &attrs.user_name, None)),
+            UserOp::Adopt { id, by, .. } => {
+                Some(user_line("adopt", id, Some(format!("matched by {by:?}"))))
+            }
+            UserOp::Update {
+                user_name,
+                changes,
+                reason,
+                attrs,
+                ..
+            } => {
+                let action = match reason.as_deref() {
+                    Some("reactivated") => "reactivate",
+                    Some(_) if !attrs.active => "deactivate",
+                    _ => "update",
+                };
+                Some(user_line(action, user_name, Some(change_paths(changes))))
+            }
+            UserOp::Deactivate { user_name, .. } => Some(user_line(
+                "deactivate",
+                user_name,
+                Some("left the directory or the scope".into()),
+            )),
+            UserOp::Delete { user_name, .. } => Some(user_line(
+                "delete",
+                user_name,
+                Some("left the directory or the scope".into()),
+            )),
+            UserOp::Forget { .. } => None,
+        })
+        .collect()
+}
+
+fn count_user_plan(plan: &UsersPlan, counts: &mut UserCounts) {
+    for op in &plan.ops {
+        match op {
+            UserOp::Create { .. } => counts.created += 1,
+            UserOp::Adopt { .. } => counts.adopted += 1,
+            UserOp::Update { reason, attrs, .. } => match reason.as_deref() {
+                Some("reactivated") => counts.reactivated += 1,
+                Some(_) if !attrs.active => counts.deactivated += 1,
+                _ => counts.updated += 1,
+            },
+            UserOp::Deactivate { .. } => counts.deactivated += 1,
+            UserOp::Delete { .. } => counts.deleted += 1,
+            UserOp::Forget { .. } => {}
+        }
+    }
+}
+
+fn patch_for(client: &ScimClient, changes: &[orgsync_core::scim::Change]) -> Vec<Value> {
+    changes
+        .iter()
+        .map(|c| {
+            let path = c.attr.path();
+            match &c.value {
+                Some(v) => client.op("replace", Some(&path), Some(v.clone())),
+                None => client.op("remove", Some(&path), None),
+            }
+        })
+        .collect()
+}
+
+fn observed_from(resource: &Value, fallback_id: &str, fallback: &ScimUser) -> ObservedUser {
+    match resource.get("id").and_then(Value::as_str) {
+        Some(id) => ObservedUser {
+            id: id.to_string(),
+            attrs: ScimUser::from_resource(resource),
+            version: resource
+                .pointer("/meta/version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        },
+        None => ObservedUser {
+            id: fallback_id.to_string(),
+            attrs: fallback.clone(),
+            version: None,
+        },
+    }
+}
+
+/// Write `attrs` over the resource `id`: PATCH of `changes`, or PUT without PATCH.
+async fn write_user(
+    client: &ScimClient,
+    id: &str,
+    attrs: &ScimUser,
+    changes: &[orgsync_core::scim::Change],
+    version: Option<&str>,
+) -> Result<ObservedUser, orgsync_scim::Error> {
+    let answer = if client.features.patch {
+        client
+            .patch(Resource::Users, id, patch_for(client, changes), version)
+            .await?
+    } else {
+        let mut body = attrs.to_resource();
+        body["id"] = json!(id);
+        client.put(Resource::Users, id, &body, version).await?
+    };
+    Ok(match answer {
+        Some(resource) => observed_from(&resource, id, attrs),
+        None => ObservedUser {
+            id: id.to_string(),
+            attrs: attrs.clone(),
+            version: None,
+        },
+    })
+}
+
+/// Update with the recoveries: 412 → re-read and write the difference once more; 404 →
+/// the app deleted it: create it again.
+async fn update_user(
+    client: &ScimClient,
+    id: &str,
+    attrs: &ScimUser,
+    changes: &[orgsync_core::scim::Change],
+    version: Option<&str>,
+) -> Result<(ObservedUser, bool), orgsync_scim::Error> {
+    match write_user(client, id, attrs, changes, version).await {
+        Ok(o) => Ok((o, false)),
+        Err(e) if e.status() == Some(412) => {
+            let fresh = client.get(Resource::Users, id).await?;
+            let current = ScimUser::from_resource(&fresh);
+            let changes: Vec<orgsync_core::scim::Change> = orgsync_core::scim::Attr::ALL
+                .iter()
+                .filter(|a| attrs.value(**a) != current.value(**a))
+                .map(|a| orgsync_core::scim::Change {
+                    attr: *a,
+                    value: attrs.value(*a),
+                })
+                .collect();
+            let version = fresh.pointer("/meta/version").and_then(Value::as_str);
+            Ok((
+                write_user(client, id, attrs, &changes, version).await?,
+                false,
+            ))
+        }
+        Err(e) if e.status() == Some(404) => {
+            let created = create_user(client, attrs).await?;
+            Ok((created, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Create, or on 409 find the resource that holds the `userName` and adopt it when no
+/// other provider owns it.
+async fn create_user(
+    client: &ScimClient,
+    attrs: &ScimUser,
+) -> Result<ObservedUser, orgsync_scim::Error> {
+    match client.create(Resource::Users, &attrs.to_resource()).await {
+        Ok(resource) => Ok(observed_from(&resource, "", attrs)),
+        Err(e) if e.status() == Some(409) => {
+            let found = client
+                .find(Resource::Users, "userName", &attrs.user_name)
+                .await?;
+            let existing = found.iter().map(|r| observed_from(r, "", attrs)).find(|o| {
+                o.attrs.user_name.eq_ignore_ascii_case(&attrs.user_name)
+                    && o.attrs
+                        .external_id
+                        .as_deref()
+                        .is_none_or(|x| Some(x) == attrs.external_id.as_deref())
+                    && !o.id.is_empty()
+            });
+            let Some(existing) = existing else {
+                return Err(e);
+            };
+            let changes: Vec<orgsync_core::scim::Change> = orgsync_core::scim::Attr::ALL
+                .iter()
+                .filter(|a| attrs.value(**a) != existing.attrs.value(**a))
+                .map(|a| orgsync_core::scim::Change {
+                    attr: *a,
+                    value: attrs.value(*a),
+                })
+                .collect();
+            if changes.is_empty() {
+                return Ok(existing);
+            }
+            write_user(
+                client,
+                &existing.id,
+                attrs,
+                &changes,
+                existing.version.as_deref(),
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn apply_user_op(client: &ScimClient, op: UserOp, down: &AtomicBool) -> Done {
+    let mut done = Done::default();
+    if down.load(Ordering::Relaxed) && !matches!(op, UserOp::Forget { .. } | UserOp::Adopt { .. }) {
+        return done;
+    }
+    let result: Result<(), orgsync_scim::Error> = async {
+        match op {
+            UserOp::Forget { directory_id, .. } => done.unlink = Some(directory_id),
+            UserOp::Adopt {
+                directory_id,
+                id,
+                by,
+            } => {
+                done.link = Some((directory_id, id.clone()));
+                done.line = Some(user_line("adopt", &id, Some(format!("matched by {by:?}"))));
+                done.count = Some("adopted");
+            }
+            UserOp::Create {
+                directory_id,
+                attrs,
+            } => {
+                let created = create_user(client, &attrs).await?;
+                done.link = Some((directory_id, created.id.clone()));
+                done.observed = Some(created);
+                done.line = Some(user_line("create", &attrs.user_name, None));
+                done.count = Some("created");
+            }
+            UserOp::Update {
+                directory_id,
+                id,
+                user_name,
+                changes,
+                reason,
+                attrs,
+                version,
+            } => {
+                let (now, recreated) =
+                    update_user(client, &id, &attrs, &changes, version.as_deref()).await?;
+                let (action, count) = match reason.as_deref() {
+                    _ if recreated => ("create", "created"),
+                    Some("reactivated") => ("reactivate", "reactivated"),
+                    Some(_) if !attrs.active => ("deactivate", "deactivated"),
+                    _ => ("update", "updated"),
+                };
+                let detail = if recreated {
+                    "the app had deleted it".to_string()
+                } else {
+                    change_paths(&changes)
+                };
+                if recreated {
+                    done.removed_id = Some(id);
+                }
+                done.link = Some((directory_id, now.id.clone()));
+                done.observed = Some(now);
+                done.line = Some(user_line(action, &user_name, Some(detail)));
+                done.count = Some(count);
+            }
+            UserOp::Deactivate {
+                id,
+                user_name,
+                attrs,
+                version,
+                ..
+            } => {
+                let change = [orgsync_core::scim::Change {
+                    attr: orgsync_core::scim::Attr::Active,
+                    value: Some(json!(false)),
+                }];
+                match write_user(client, &id, &attrs, &change, version.as_deref()).await {
+                    Ok(now) => done.observed = Some(now),
+                    // Gone already: nothing left to deactivate.
+                    Err(e) if e.status() == Some(404) => done.removed_id = Some(id.clone()),
+                    Err(e) => return Err(e),
+                }
+                done.line = Some(user_line(
+                    "deactivate",
+                    &user_name,
+                    Some("left the directory or the scope".into()),
+                ));
+                done.count = Some("deactivated");
+            }
+            UserOp::Delete {
+                directory_id,
+                id,
+                user_name,
+            } => {
+                client.delete(Resource::Users, &id).await?;
+                done.unlink = Some(directory_id);
+                done.removed_id = Some(id);
+                done.line = Some(user_line(
+                    "delete",
+                    &user_name,
+                    Some("left the directory or the scope".into()),
+                ));
+                done.count = Some("deleted");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        if e.is_outage() {
+            down.store(true, Ordering::Relaxed);
+            done.outage = Some(e.to_string());
+        } else {
+            done.failure = Some(e.to_string());
+        }
+    }
+    done
+}
+
+struct LinkWriter<'a> {
+    store: &'a dyn Store,
+    scope: String,
+    set: Vec<(String, String)>,
+    removed: Vec<String>,
+    now: fn() -> DateTime<Utc>,
+}
+
+impl LinkWriter<'_> {
+    fn link(&mut self, dir: String, id: String) {
+        self.removed.retain(|d| *d != dir);
+        self.set.push((dir, id));
+    }
+
+    fn unlink(&mut self, dir: String) {
+        self.set.retain(|(d, _)| *d != dir);
+        self.removed.push(dir);
+    }
+
+    async fn flush_if_full(&mut self) -> Result<(), ScimError> {
+        if self.set.len() + self.removed.len() >= LINK_BATCH {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ScimError> {
+        self.store
+            .update_sync_states(&self.scope, &self.set, &self.removed, (self.now)())
+            .await?;
+        self.set.clear();
+        self.removed.clear();
+        Ok(())
+    }
+}
+
+fn bump_user(counts: &mut UserCounts, what: &str) {
+    match what {
+        "created" => counts.created += 1,
+        "adopted" => counts.adopted += 1,
+        "updated" => counts.updated += 1,
+        "deactivated" => counts.deactivated += 1,
+        "reactivated" => counts.reactivated += 1,
+        "deleted" => counts.deleted += 1,
+        _ => {}
+    }
+}
+
+/// Apply a users plan; `observed` and `links` are updated to what the server now holds.
+async fn apply_users(
+    client: &ScimClient,
+    plan: UsersPlan,
+    concurrency: usize,
+    observed: &mut BTreeMap<String, ObservedUser>,
+    links: &mut BTreeMap<String, String>,
+    writer: &mut LinkWriter<'_>,
+    report: &mut ScimReport,
+) -> Result<(), ScimError> {
+    let down = AtomicBool::new(false);
+    let mut results = futures::stream::iter(plan.ops)
+        .map(|op| apply_user_op(client, op, &down))
+        .buffer_unordered(concurrency);
+    while let Some(done) = results.next().await {
+        if let Some(id) = done.removed_id {
+            observed.remove(&id);
+        }
+        if let Some(o) = done.observed {
+            observed.insert(o.id.clone(), o);
+        }
+        if let Some((dir, id)) = done.link {
+            links.insert(dir.clone(), id.clone());
+            writer.link(dir, id);
+        }
+        if let Some(dir) = done.unlink {
+            links.remove(&dir);
+            writer.unlink(dir);
+        }
+        if let Some(line) = done.line {
+            report.changes.push(line);
+        }
+        if let Some(c) = done.count {
+            bump_user(&mut report.users, c);
+        }
+        if let Some(f) = done.failure {
+            report.failures.push(f);
+        }
+        if let Some(o) = done.outage {
+            report.outage.get_or_insert(o);
+        }
+        writer.flush_if_full().await?;
+    }
+    drop(results);
+    writer.flush().await
+}
+
+fn group_body(display_name: &str, directory_id: &str, members: &[String]) -> Value {
+    json!({
+        "schemas": [GROUP_SCHEMA],
+        "displayName": display_name,
+        "externalId": directory_id,
+        "members": members.iter().map(|m| json!({ "value": m })).collect::<Vec<_>>(),
+    })
+}
+
+/// All of one group's operations, in order.
+async fn apply_group_ops(
+    client: &ScimClient,
+    ops: Vec<GroupOp>,
+    desired: &HashMap<String, (String, Vec<String>)>,
+    down: &AtomicBool,
+) -> Vec<Done> {
+    let mut out = Vec::new();
+    for op in ops {
+        if down.load(Ordering::Relaxed) {
+            break;
+        }
+        let mut done = Done::default();
+        let result: Result<(), orgsync_scim::Error> = async {
+            match op {
+                GroupOp::Forget { directory_id, .. } => done.unlink = Some(directory_id),
+                GroupOp::Adopt {
+                    directory_id,
+                    id,
+                    by,
+                } => {
+                    done.link = Some((directory_id, id.clone()));
+                    done.line = Some(group_line("adopt", &id, Some(format!("matched by {by:?}"))));
+                    done.count = Some("adopted");
+                }
+                GroupOp::Create {
+                    directory_id,
+                    display_name,
+                    members,
+                } => {
+                    let chunk = client.quirks.members_per_patch.max(1);
+                    let first = &members[..members.len().min(chunk)];
+                    let id = match client
+                        .create(
+                            Resource::Groups,
+                            &group_body(&display_name, &directory_id, first),
+                        )
+                        .await
+                    {
+                        Ok(r) => r
+                            .get("id")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        Err(e) if e.status() == Some(409) => {
+                            // Created by an earlier, cut run (or by hand): adopt it and set
+                            // its members to the directory's.
+                            let found = client
+                                .find(Resource::Groups, "displayName", &display_name)
+                                .await?;
+                            let Some(g) = found.iter().find_map(ObservedGroup::from_resource)
+                            else {
+                                return Err(e);
+                            };
+                            let want: BTreeSet<String> = members.iter().cloned().collect();
+                            let add: Vec<String> = want.difference(&g.members).cloned().collect();
+                            let remove: Vec<String> =
+                                g.members.difference(&want).cloned().collect();
+                            group_members(client, &g.id, &add, &remove).await?;
+                            done.link = Some((directory_id.clone(), g.id.clone()));
+                            done.line = Some(group_line(
+                                "adopt",
+                                &display_name,
+                                Some("it existed (409)".into()),
+                            ));
+                            done.count = Some("adopted");
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if members.len() > first.len() {
+                        group_members(client, &id, &members[first.len()..], &[]).await?;
+                    }
+                    done.link = Some((directory_id, id));
+                    done.line = Some(group_line(
+                        "create",
+                        &display_name,
+                        Some(format!("{} members", members.len())),
+                    ));
+                    done.count = Some("created");
+                }
+                GroupOp::Update {
+                    directory_id,
+                    id,
+                    display_name,
+                    set_external_id,
+                    rename,
+                } => {
+                    if client.features.patch {
+                        let mut ops = Vec::new();
+                        if rename {
+                            ops.push(client.op(
+                                "replace",
+                                Some("displayName"),
+                                Some(json!(display_name)),
+                            ));
+                        }
+                        if let Some(x) = &set_external_id {
+                            ops.push(client.op("replace", Some("externalId"), Some(json!(x))));
+                        }
+                        client.patch(Resource::Groups, &id, ops, None).await?;
+                    } else {
+                        put_group(client, &id, &directory_id, desired).await?;
+                    }
+                    done.line = Some(group_line(
+                        if rename { "rename" } else { "update" },
+                        &display_name,
+                        None,
+                    ));
+                    done.count = Some("updated");
+                }
+                GroupOp::AddMembers {
+                    id,
+                    display_name,
+                    members,
+                    directory_id,
+                } => {
+                    if client.features.patch {
+                        group_members(client, &id, &members, &[]).await?;
+                    } else {
+                        put_group(client, &id, &directory_id, desired).await?;
+                    }
+                    done.line = Some(group_line(
+                        "add members",
+                        &display_name,
+                        Some(members.len().to_string()),
+                    ));
+                    done.count = Some("members_added");
+                    done.members = members.len();
+                }
+                GroupOp::RemoveMembers {
+                    id,
+                    display_name,
+                    members,
+                    directory_id,
+                } => {
+                    if client.features.patch {
+                        group_members(client, &id, &[], &members).await?;
+                    } else {
+                        put_group(client, &id, &directory_id, desired).await?;
+                    }
+                    done.line = Some(group_line(
+                        "remove members",
+                        &display_name,
+                        Some(members.len().to_string()),
+                    ));
+                    done.count = Some("members_removed");
+                    done.members = members.len();
+                }
+                GroupOp::Delete {
+                    directory_id,
+                    id,
+                    display_name,
+                } => {
+                    client.delete(Resource::Groups, &id).await?;
+                    done.unlink = Some(directory_id);
+                    done.line = Some(group_line(
+                        "delete",
+                        &display_name,
+                        Some("no longer configured, or gone from the directory".into()),
+                    ));
+                    done.count = Some("deleted");
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            if e.is_outage() {
+                down.store(true, Ordering::Relaxed);
+                done.outage = Some(e.to_string());
+            } else {
+                done.failure = Some(e.to_string());
+            }
+        }
+        out.push(done);
+    }
+    out
+}
+
+async fn group_members(
+    client: &ScimClient,
+    id: &str,
+    add: &[String],
+    remove: &[String],
+) -> Result<(), orgsync_scim::Error> {
+    for ops in client
+        .add_members_ops(add)
+        .into_iter()
+        .chain(client.remove_members_ops(remove))
+    {
+        client.patch(Resource::Groups, id, ops, None).await?;
+    }
+    Ok(())
+}
+
+/// A server without PATCH: the whole group.
+async fn put_group(
+    client: &ScimClient,
+    id: &str,
+    directory_id: &str,
+    desired: &HashMap<String, (String, Vec<String>)>,
+) -> Result<(), orgsync_scim::Error> {
+    let Some((name, members)) = desired.get(directory_id) else {
+        return Ok(());
+    };
+    let mut body = group_body(name, directory_id, members);
+    body["id"] = json!(id);
+    client.put(Resource::Groups, id, &body, None).await?;
+    Ok(())
+}
+
+fn planned_group_lines(plan: &GroupsPlan) -> Vec<ChangeLine> {
+    plan.ops
+        .iter()
+        .filter_map(|op| match op {
+            GroupOp::Create {
+                display_name,
+                members,
+                ..
+            } => Some(group_line(
+                "create",
+                display_name,
+                Some(format!("{} members", members.len())),
+            )),
+            GroupOp::Adopt { id, by, .. } => {
+                Some(group_line("adopt", id, Some(format!("matched by {by:?}"))))
+            }
+            GroupOp::Update {
+                display_name,
+                rename,
+                ..
+            } => Some(group_line(
+                if *rename { "rename" } else { "update" },
+                display_name,
+                None,
+            )),
+            GroupOp::AddMembers {
+                display_name,
+                members,
+                ..
+            } => Some(group_line(
+                "add members",
+                display_name,
+                Some(members.len().to_string()),
+            )),
+            GroupOp::RemoveMembers {
+                display_name,
+                members,
+                ..
+            } => Some(group_line(
+                "remove members",
+                display_name,
+                Some(members.len().to_string()),
+            )),
+            GroupOp::Delete { display_name, .. } => Some(group_line(
+                "delete",
+                display_name,
+                Some("no longer configured, or gone from the directory".into()),
+            )),
+            GroupOp::Forget { .. } => None,
+        })
+        .collect()
+}
+
+fn count_group_plan(plan: &GroupsPlan, counts: &mut GroupCounts) {
+    for op in &plan.ops {
+        match op {
+            GroupOp::Create { .. } => counts.created += 1,
+            GroupOp::Adopt { .. } => counts.adopted += 1,
+            GroupOp::Update { .. } => counts.updated += 1,
+            GroupOp::AddMembers { members, .. } => counts.members_added += members.len(),
+            GroupOp::RemoveMembers { members, .. } => counts.members_removed += members.len(),
+            GroupOp::Delete { .. } => counts.deleted += 1,
+            GroupOp::Forget { .. } => {}
+        }
+    }
+}
+
+/// Run one target.
+pub async fn sync_target(
+    dir: &ScimDirectory,
+    config: &Config,
+    target: &ScimTargetConfig,
+    store: &dyn Store,
+    opts: ScimOptions,
+    now: fn() -> DateTime<Utc>,
+) -> Result<ScimReport, ScimError> {
+    let started = Instant::now();
+    let mut report = ScimReport {
+        target: target.name.clone(),
+        url: target.url.clone(),
+        dry_run: opts.dry_run,
+        directory_read: dir.read.users.len(),
+        ..ScimReport::default()
+    };
+    let token = target.token()?;
+    let mut client = ScimClient::new(
+        &target.url,
+        token,
+        target.quirks(),
+        Duration::from_secs(target.timeout_secs),
+    )
+    .map_err(ScimError::Server)?;
+    if let Some(budget) = config.google.retry_budget_secs {
+        client = client.with_retry(orgsync_client::retry::RetryPolicy {
+            max_elapsed: Duration::from_secs(budget),
+            ..Default::default()
+        });
+    }
+    report.features = Some(client.discover().await.map_err(ScimError::Server)?);
+
+    // Desired users.
+    // Status is not scope: a suspended or archived person in scope is deactivated (a
+    // fact the directory states), not treated as gone; hiding someone from the Global
+    // Address List says nothing about their apps.
+    let rules = crate::config::ScopeConfig {
+        include_suspended: true,
+        include_archived: true,
+        include_hidden_from_gal: true,
+        ..target
+            .users
+            .clone()
+            .unwrap_or_else(|| config.users.scope.clone())
+    };
+    let mapping = target.mapping();
+    let desired: Vec<DesiredUser> = dir
+        .read
+        .selected(&rules)
+        .filter_map(|u| desired_user(u, &mapping, &dir.managers))
+        .collect();
+    report.selected = desired.len();
+
+    // What the server holds, and what orgsync linked before.
+    let observed_list: Vec<ObservedUser> = client
+        .list(Resource::Users)
+        .await
+        .map_err(ScimError::Server)?
+        .iter()
+        .filter_map(|r| {
+            let id = r.get("id")?.as_str()?;
+            Some(observed_from(r, id, &ScimUser::default()))
+        })
+        .collect();
+    let mut links: BTreeMap<String, String> = store
+        .list_sync_state(&users_scope(&target.name))
+        .await?
+        .into_iter()
+        .collect();
+
+    let plan = plan_users(&desired, &observed_list, &links, target.deprovision);
+    report.users.unchanged = plan.unchanged;
+    report.users.unmanaged = plan.unmanaged;
+    report.users.not_created_inactive = plan.not_created_inactive;
+    report.conflicts = plan.conflicts.clone();
+    let guard = SafetyGuard {
+        max_delete_share: target.max_deprovision_share,
+        force: opts.force,
+    };
+    let verdict =
+        guard.check_scim_users(&target.name, &plan, report.selected, report.directory_read);
+    report.guard = Some(verdict.clone());
+    if let GuardVerdict::Stop {
+        reason,
+        what_to_check,
+    } = verdict
+    {
+        count_user_plan(&plan, &mut report.users);
+        report.changes = planned_user_lines(&plan);
+        report.calls = client.calls();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Err(ScimError::Guard {
+            reason,
+            what_to_check,
+            report: Box::new(report),
+        });
+    }
+
+    // Desired groups (members as directory ids).
+    let desired_groups: Vec<DesiredGroup> = target
+        .groups
+        .iter()
+        .filter_map(|email| dir.groups.get(&email.trim().to_lowercase()))
+        .map(|(id, name, members)| DesiredGroup {
+            directory_id: id.clone(),
+            display_name: name.clone(),
+            members: members.clone(),
+        })
+        .collect();
+    let mut group_links: BTreeMap<String, String> = store
+        .list_sync_state(&groups_scope(&target.name))
+        .await?
+        .into_iter()
+        .collect();
+    let observed_groups: Vec<ObservedGroup> = if desired_groups.is_empty() && group_links.is_empty()
+    {
+        Vec::new()
+    } else {
+        client
+            .list(Resource::Groups)
+            .await
+            .map_err(ScimError::Server)?
+            .iter()
+            .filter_map(ObservedGroup::from_resource)
+            .collect()
+    };
+
+    if opts.dry_run {
+        count_user_plan(&plan, &mut report.users);
+        report.changes = planned_user_lines(&plan);
+        // People this plan would create have no SCIM id yet: stand-ins let the groups
+        // plan count their memberships.
+        let mut predicted = links.clone();
+        for op in &plan.ops {
+            match op {
+                UserOp::Create { directory_id, .. } => {
+                    predicted.insert(directory_id.clone(), format!("(new) {directory_id}"));
+                }
+                UserOp::Adopt {
+                    directory_id, id, ..
+                } => {
+                    predicted.insert(directory_id.clone(), id.clone());
+                }
+                _ => {}
+            }
+        }
+        let gplan = plan_groups(&desired_groups, &observed_groups, &group_links, &predicted);
+        report.groups.unchanged = gplan.unchanged;
+        report.groups.unmanaged = gplan.unmanaged;
+        report.groups.members_not_provisioned = gplan.members_not_provisioned;
+        let verdict = guard.check_scim_groups(&target.name, &gplan, desired_groups.len());
+        if !verdict.may_proceed() || report.guard == Some(GuardVerdict::Proceed) {
+            report.guard = Some(verdict);
+        }
+        count_group_plan(&gplan, &mut report.groups);
+        report.changes.extend(planned_group_lines(&gplan));
+        report.calls = client.calls();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    }
+
+    // Users, then a second pass for the managers of people created just now.
+    let mut observed: BTreeMap<String, ObservedUser> = observed_list
+        .into_iter()
+        .map(|o| (o.id.clone(), o))
+        .collect();
+    let mut writer = LinkWriter {
+        store,
+        scope: users_scope(&target.name),
+        set: Vec::new(),
+        removed: Vec::new(),
+        now,
+    };
+    let concurrency = target.concurrency.max(1);
+    apply_users(
+        &client,
+        plan,
+        concurrency,
+        &mut observed,
+        &mut links,
+        &mut writer,
+        &mut report,
+    )
+    .await?;
+    if report.outage.is_none() {
+        let now_observed: Vec<ObservedUser> = observed.values().cloned().collect();
+        let second = plan_users(&desired, &now_observed, &links, target.deprovision);
+        let second: UsersPlan = UsersPlan {
+            // Only what the first pass could not do; a conflict or a failure above is
+            // already reported.
+            ops: second
+                .ops
+                .into_iter()
+                .filter(|op| matches!(op, UserOp::Update { .. }))
+                .collect(),
+            ..UsersPlan::default()
+        };
+        apply_users(
+            &client,
+            second,
+            concurrency,
+            &mut observed,
+            &mut links,
+            &mut writer,
+            &mut report,
+        )
+        .await?;
+        // An update of the second pass changes a user already counted.
+        let mut seen = BTreeSet::new();
+        let mut updated = 0;
+        for line in &report.changes {
+            if line.kind == "user" && !seen.insert(line.name.clone()) && line.action == "update" {
+                updated += 1;
+            }
+        }
+        report.users.updated -= updated.min(report.users.updated);
+    }
+
+    // Groups.
+    if report.outage.is_none() && (!desired_groups.is_empty() || !group_links.is_empty()) {
+        let gplan = plan_groups(&desired_groups, &observed_groups, &group_links, &links);
+        report.groups.unchanged = gplan.unchanged;
+        report.groups.unmanaged = gplan.unmanaged;
+        report.groups.members_not_provisioned = gplan.members_not_provisioned;
+        let verdict = guard.check_scim_groups(&target.name, &gplan, desired_groups.len());
+        if let GuardVerdict::Stop {
+            reason,
+            what_to_check,
+        } = verdict
+        {
+            report.guard = Some(GuardVerdict::Stop {
+                reason: reason.clone(),
+                what_to_check: what_to_check.clone(),
+            });
+            report.calls = client.calls();
+            report.duration_ms = started.elapsed().as_millis() as u64;
+            return Err(ScimError::Guard {
+                reason: format!("{reason} (users were applied)"),
+                what_to_check,
+                report: Box::new(report),
+            });
+        }
+        if matches!(verdict, GuardVerdict::Forced { .. }) {
+            report.guard = Some(verdict);
+        }
+        let desired_by_id: HashMap<String, (String, Vec<String>)> = desired_groups
+            .iter()
+            .map(|g| {
+                let members = g
+                    .members
+                    .iter()
+                    .filter_map(|m| links.get(m).cloned())
+                    .collect();
+                (g.directory_id.clone(), (g.display_name.clone(), members))
+            })
+            .collect();
+        let mut by_group: BTreeMap<String, Vec<GroupOp>> = BTreeMap::new();
+        for op in gplan.ops {
+            let key = match &op {
+                GroupOp::Create { directory_id, .. }
+                | GroupOp::Adopt { directory_id, .. }
+                | GroupOp::Update { directory_id, .. }
+                | GroupOp::AddMembers { directory_id, .. }
+                | GroupOp::RemoveMembers { directory_id, .. }
+                | GroupOp::Delete { directory_id, .. }
+                | GroupOp::Forget { directory_id, .. } => directory_id.clone(),
+            };
+            by_group.entry(key).or_default().push(op);
+        }
+        let down = AtomicBool::new(false);
+        let desired_ref = &desired_by_id;
+        let down_ref = &down;
+        let client_ref = &client;
+        let mut results = futures::stream::iter(by_group.into_values())
+            .map(|ops| apply_group_ops(client_ref, ops, desired_ref, down_ref))
+            .buffer_unordered(concurrency);
+        let mut gwriter = LinkWriter {
+            store,
+            scope: groups_scope(&target.name),
+            set: Vec::new(),
+            removed: Vec::new(),
+            now,
+        };
+        while let Some(dones) = results.next().await {
+            for done in dones {
+                if let Some((dir_id, id)) = done.link {
+                    group_links.insert(dir_id.clone(), id.clone());
+                    gwriter.link(dir_id, id);
+                }
+                if let Some(dir_id) = done.unlink {
+                    group_links.remove(&dir_id);
+                    gwriter.unlink(dir_id);
+                }
+                if let Some(line) = done.line {
+                    report.changes.push(line);
+                }
+                let n = done.members;
+                match done.count {
+                    Some("created") => report.groups.created += 1,
+                    Some("adopted") => report.groups.adopted += 1,
+                    Some("updated") => report.groups.updated += 1,
+                    Some("deleted") => report.groups.deleted += 1,
+                    Some("members_added") => report.groups.members_added += n,
+                    Some("members_removed") => report.groups.members_removed += n,
+                    _ => {}
+                }
+                if let Some(f) = done.failure {
+                    report.failures.push(f);
+                }
+                if let Some(o) = done.outage {
+                    report.outage.get_or_insert(o);
+                }
+            }
+            gwriter.flush_if_full().await?;
+        }
+        drop(results);
+        gwriter.flush().await?;
+    }
+    report.calls = client.calls();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// Run every target (or the one named `only`): the directory is read once; each
+/// target's result is its own.
+pub async fn sync(
+    google: &GoogleClient,
+    config: &Config,
+    store: &dyn Store,
+    only: Option<&str>,
+    opts: ScimOptions,
+) -> Result<Vec<(String, Result<ScimReport, ScimError>)>, ScimError> {
+    let targets: Vec<&ScimTargetConfig> = config
+        .scim
+        .iter()
+        .filter(|t| only.is_none_or(|n| n == t.name))
+        .collect();
+    if targets.is_empty() {
+        return Err(ScimError::Config(ConfigError::Invalid(match only {
+            Some(n) => {
+                let names: Vec<&str> = config.scim.iter().map(|t| t.name.as_str()).collect();
+                format!(
+                    "no [[scim]] target is named {n:?} (configured: {})",
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            }
+            None => "no [[scim]] target is configured: add one to orgsync.toml (see the \
+                     README's \"Provision apps over SCIM\")"
+                .into(),
+        })));
+    }
+    let dir = read_for(google, config, &targets).await?;
+    let mut out = Vec::new();
+    for t in targets {
+        let result = sync_target(&dir, config, t, store, opts, Utc::now).await;
+        out.push((t.name.clone(), result));
+    }
+    Ok(out)
+}

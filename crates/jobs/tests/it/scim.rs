@@ -1,0 +1,568 @@
+//! `orgsync scim sync` against a real, independent SCIM server (scim2-server), with the
+//! directory in the emulator. After each step the server's state, read through its own
+//! HTTP API, is compared with the directory field by field.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use orgsync_core::scim::ScimDeprovision;
+use orgsync_core::scope::ScopeRules;
+use orgsync_emulator::EmulatorConfig;
+use orgsync_jobs::config::ScimTargetConfig;
+use orgsync_jobs::scim::{ScimError, ScimOptions, ScimReport, sync};
+use orgsync_testkit::scim::{ScimServer, TOKEN};
+use serde_json::{Value, json};
+
+use crate::common::Env;
+
+const ENTERPRISE: &str = orgsync_core::scim::ENTERPRISE;
+
+struct Scim {
+    env: Env,
+    server: ScimServer,
+    _dir: tempfile::TempDir,
+}
+
+impl Scim {
+    async fn start(users: usize, groups: &[&str]) -> Scim {
+        let mut env = Env::start(EmulatorConfig::for_tests(users)).await;
+        // The tests change group membership as the admin: delegate the group scope too
+        // (before the admin client's first token).
+        {
+            let mut oauth = env.emulator.emulator.oauth.write();
+            let client = oauth.service_accounts[0].account.client_email.clone();
+            let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
+            scopes.push(orgsync_wire::scopes::DIRECTORY_GROUP);
+            assert!(oauth.set_delegated_scopes(&client, &scopes));
+        }
+        let server = ScimServer::spawn().await;
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("app.token");
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+        let domain = env.domain.clone();
+        env.config.scim = vec![ScimTargetConfig {
+            name: "app".into(),
+            url: server.base.clone(),
+            token_file: Some(token_file),
+            groups: groups.iter().map(|g| format!("{g}@{domain}")).collect(),
+            ..ScimTargetConfig::default()
+        }];
+        Scim {
+            env,
+            server,
+            _dir: dir,
+        }
+    }
+
+    async fn try_sync(&self, opts: ScimOptions) -> Result<ScimReport, ScimError> {
+        let client = self.env.client();
+        let mut results = sync(
+            &client,
+            &self.env.config,
+            self.env.store.as_ref(),
+            None,
+            opts,
+        )
+        .await
+        .expect("directory read");
+        results.remove(0).1
+    }
+
+    async fn sync(&self) -> ScimReport {
+        let report = self
+            .try_sync(ScimOptions::default())
+            .await
+            .expect("scim sync");
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert!(report.outage.is_none(), "{:?}", report.outage);
+        report
+    }
+
+    /// The server's users by externalId.
+    async fn server_users(&self) -> BTreeMap<String, Value> {
+        self.server
+            .users()
+            .await
+            .into_iter()
+            .filter_map(|u| Some((u["externalId"].as_str()?.to_string(), u)))
+            .collect()
+    }
+
+    /// Every directory user is on the server with the fields mapped from the directory,
+    /// active exactly when the directory's user is; no user is there twice.
+    async fn assert_matches_directory(&self) {
+        self.assert_matches_directory_except(&BTreeSet::new()).await;
+    }
+
+    /// As [`Self::assert_matches_directory`]; `out_of_scope` (directory ids) and people
+    /// gone from the directory must be on the server inactive.
+    async fn assert_matches_directory_except(&self, out_of_scope: &BTreeSet<String>) {
+        let directory = self.env.users().await;
+        let ids: BTreeSet<String> = directory.values().filter_map(|u| u.id.clone()).collect();
+        for u in self.server.users().await {
+            let x = u["externalId"].as_str().unwrap_or_default().to_string();
+            if out_of_scope.contains(&x) || (!x.is_empty() && !ids.contains(&x)) {
+                assert_eq!(u["active"], false, "{} must be deactivated", u["userName"]);
+            }
+        }
+        let server = self.server.users().await;
+        let by_external: BTreeMap<String, &Value> = server
+            .iter()
+            .filter_map(|u| Some((u["externalId"].as_str()?.to_string(), u)))
+            .collect();
+        let names: BTreeSet<String> = server
+            .iter()
+            .map(|u| u["userName"].as_str().unwrap().to_lowercase())
+            .collect();
+        assert_eq!(
+            names.len(),
+            server.len(),
+            "a userName is on the server twice"
+        );
+        let by_email: BTreeMap<String, String> = directory
+            .values()
+            .map(|u| {
+                (
+                    u.primary_email.clone().unwrap().to_lowercase(),
+                    u.id.clone().unwrap(),
+                )
+            })
+            .collect();
+        for user in directory.values() {
+            let id = user.id.as_deref().unwrap();
+            if out_of_scope.contains(id) {
+                continue;
+            }
+            let email = user.primary_email.as_deref().unwrap();
+            let inactive = user.suspended == Some(true) || user.archived == Some(true);
+            let Some(s) = by_external.get(id) else {
+                assert!(inactive, "{email} is not on the server");
+                continue;
+            };
+            assert_eq!(s["userName"], email, "{email}");
+            assert_eq!(s["active"], !inactive, "{email} active");
+            let name = user.name.as_ref().unwrap();
+            assert_eq!(s["name"]["givenName"].as_str(), name.given_name.as_deref());
+            assert_eq!(
+                s["name"]["familyName"].as_str(),
+                name.family_name.as_deref()
+            );
+            assert_eq!(s["emails"][0]["value"], email);
+            let org = user.primary_organization();
+            assert_eq!(
+                s["title"].as_str(),
+                org.and_then(|o| o.title.as_deref()),
+                "{email} title"
+            );
+            assert_eq!(
+                s[ENTERPRISE]["department"].as_str(),
+                org.and_then(|o| o.department.as_deref()),
+                "{email} department"
+            );
+            // The manager is the manager's SCIM id.
+            let manager = orgsync_core::scim::manager_email(user)
+                .and_then(|m| by_email.get(&m))
+                .and_then(|mid| by_external.get(mid))
+                .map(|m| m["id"].clone());
+            assert_eq!(
+                s[ENTERPRISE]["manager"]["value"].as_str(),
+                manager.as_ref().and_then(Value::as_str),
+                "{email} manager"
+            );
+        }
+    }
+
+    /// Each configured group is on the server once, with exactly the directory's
+    /// flattened members that have a SCIM user.
+    async fn assert_groups_match(&self) {
+        let client = self.env.client();
+        let users = self.server_users().await;
+        let groups = self.server.groups().await;
+        let directory_groups: BTreeMap<String, String> =
+            futures::TryStreamExt::try_collect::<Vec<_>>(
+                client.directory().groups_list(Default::default()),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g: orgsync_wire::directory::Group| (g.email.to_lowercase(), g.id.unwrap()))
+            .collect();
+        for email in &self.env.config.scim[0].groups {
+            let directory = client.directory();
+            let mut members: Vec<String> = Vec::new();
+            let mut stream = std::pin::pin!(directory.members_list(email, true, None));
+            while let Some(m) = futures::TryStreamExt::try_next(&mut stream).await.unwrap() {
+                if m.kind_of_member.as_deref() == Some("USER") || m.kind_of_member.is_none() {
+                    members.push(m.id.unwrap());
+                }
+            }
+            let want: BTreeSet<String> = members
+                .iter()
+                .filter_map(|id| users.get(id))
+                .map(|u| u["id"].as_str().unwrap().to_string())
+                .collect();
+            let group_id = &directory_groups[&email.to_lowercase()];
+            let found: Vec<&Value> = groups
+                .iter()
+                .filter(|g| g["externalId"].as_str() == Some(group_id.as_str()))
+                .collect();
+            assert_eq!(found.len(), 1, "{email}: {found:?}");
+            let got: BTreeSet<String> = found[0]["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| m["value"].as_str().unwrap().to_string())
+                .collect();
+            assert!(!want.is_empty(), "{email} has no provisioned member");
+            assert_eq!(got, want, "{email} members");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_first_sync_provisions_users_managers_and_nested_groups_and_the_next_writes_nothing() {
+    let scim = Scim::start(300, &["engineering", "sales", "all-staff"]).await;
+    let report = scim.sync().await;
+    let selected = report.selected;
+    assert!(selected > 250, "{selected}");
+    assert_eq!(
+        report.users.created + report.users.not_created_inactive,
+        selected,
+        "{report:?}"
+    );
+    assert_eq!(report.groups.created, 3);
+    assert!(
+        report.groups.members_not_provisioned > 0,
+        "suspended members"
+    );
+    scim.assert_matches_directory().await;
+    scim.assert_groups_match().await;
+
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+    assert_eq!(again.users.unchanged, report.users.created);
+    assert_eq!(again.groups.unchanged, 3);
+    // The no-change run lists and writes nothing.
+    let writes: u64 = again
+        .calls
+        .iter()
+        .filter(|(k, _)| !k.starts_with("GET"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(writes, 0, "{:?}", again.calls);
+}
+
+/// People who already have accounts in the app (created by hand or by another tool) are
+/// adopted, never duplicated: by `userName` in any case. An account another provider owns
+/// (a different `externalId`) is a conflict, reported and left alone, and so is an
+/// account no directory user matches.
+#[tokio::test]
+async fn existing_accounts_are_adopted_by_user_name_in_any_case_and_never_duplicated() {
+    let scim = Scim::start(60, &[]).await;
+    let members = scim.env.member_emails().await;
+    let (adoptee, theirs) = (&members[1], &members[2]);
+    let hand = scim
+        .server
+        .post(
+            "Users",
+            &json!({
+                "schemas": [orgsync_core::scim::USER_SCHEMA],
+                "userName": adoptee.to_uppercase(),
+                "displayName": "Made by hand",
+            }),
+        )
+        .await;
+    let other = scim
+        .server
+        .post(
+            "Users",
+            &json!({
+                "schemas": [orgsync_core::scim::USER_SCHEMA],
+                "userName": theirs,
+                "externalId": "okta-00u1",
+            }),
+        )
+        .await;
+    let breakglass = scim
+        .server
+        .post(
+            "Users",
+            &json!({
+                "schemas": [orgsync_core::scim::USER_SCHEMA],
+                "userName": "break-glass@elsewhere.example",
+            }),
+        )
+        .await;
+
+    let report = scim.sync().await;
+    assert_eq!(report.users.adopted, 1, "{report:#?}");
+    assert_eq!(report.conflicts.len(), 1);
+    assert_eq!(report.conflicts[0].user_name, *theirs);
+    assert_eq!(
+        report.users.unmanaged, 2,
+        "the conflict and the break-glass account"
+    );
+    let users = scim.server.users().await;
+    let find = |id: &Value| users.iter().find(|u| u["id"] == *id).unwrap().clone();
+    // Adopted in place: same SCIM id, now with the directory's id and fields.
+    let adopted = find(&hand["id"]);
+    let directory_id = scim.env.user_by_email(adoptee).await.id.unwrap();
+    assert_eq!(adopted["externalId"], directory_id.as_str());
+    // userName is not case-exact (RFC 7643 §4.1.1): the account keeps the case it has.
+    assert!(
+        adopted["userName"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case(adoptee)
+    );
+    assert_ne!(adopted["displayName"], "Made by hand");
+    // Never touched.
+    assert_eq!(find(&other["id"])["externalId"], "okta-00u1");
+    assert_eq!(find(&breakglass["id"]), breakglass);
+    let names: BTreeSet<String> = users
+        .iter()
+        .map(|u| u["userName"].as_str().unwrap().to_lowercase())
+        .collect();
+    assert_eq!(names.len(), users.len(), "a duplicate userName");
+
+    // Removing the break-glass account's twin from the directory would not matter; the
+    // next run changes nothing and still leaves both alone.
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+    assert_eq!(again.conflicts.len(), 1);
+}
+
+/// Renames keep the SCIM id; a suspension deactivates; moving out of the scope and
+/// leaving the directory deactivate (the default) and the guard lets a few through;
+/// group membership follows adds and removals; each step ends with the server equal to
+/// the directory.
+#[tokio::test]
+async fn renames_suspensions_scope_moves_leavers_and_membership_changes_are_applied_in_place() {
+    let mut scim = Scim::start(120, &["engineering", "sales"]).await;
+    let directory = scim.env.users().await;
+    let org_units: BTreeSet<String> = directory
+        .values()
+        .filter_map(|u| u.org_unit_path.clone())
+        .filter(|ou| ou != "/")
+        .collect();
+    // People at the root (the admin) are outside this scope.
+    let mut out_of_scope: BTreeSet<String> = directory
+        .values()
+        .filter(|u| u.org_unit_path.as_deref() == Some("/"))
+        .filter_map(|u| u.id.clone())
+        .collect();
+    scim.env.config.scim[0].users = Some(ScopeRules {
+        org_units: org_units.into_iter().collect(),
+        ..ScopeRules::default()
+    });
+    scim.sync().await;
+    scim.assert_matches_directory_except(&out_of_scope).await;
+    let before = scim.server_users().await;
+
+    let members = scim.env.member_emails().await;
+    let active: Vec<&String> = members
+        .iter()
+        .filter(|e| {
+            before
+                .values()
+                .any(|u| u["userName"] == e.as_str() && u["active"] == true)
+        })
+        .collect();
+    let (renamed, suspended, moved, leaver) = (active[0], active[1], active[2], active[3]);
+    let domain = scim.env.domain.clone();
+    let renamed_user = scim
+        .env
+        .update_user(renamed, |u| {
+            u.primary_email = Some(format!("renamed.person@{domain}"));
+        })
+        .await;
+    scim.env
+        .update_user(suspended, |u| u.suspended = Some(true))
+        .await;
+    let moved_user = scim
+        .env
+        .update_user(moved, |u| u.org_unit_path = Some("/Contractors".into()))
+        .await;
+    let leaver_id = scim.env.user_by_email(leaver).await.id.unwrap();
+    scim.env.delete_user(leaver).await;
+
+    let report = scim.sync().await;
+    assert_eq!(report.users.deactivated, 3, "{:#?}", report.changes);
+    assert_eq!(report.users.updated, 1, "{:#?}", report.changes);
+    assert_eq!(report.users.created, 0);
+    let after = scim.server_users().await;
+    let renamed_id = renamed_user.id.clone().unwrap();
+    assert_eq!(
+        after[&renamed_id]["id"], before[&renamed_id]["id"],
+        "same SCIM id"
+    );
+    assert_eq!(
+        after[&renamed_id]["userName"],
+        format!("renamed.person@{domain}").as_str()
+    );
+    assert_eq!(after[&leaver_id]["active"], false);
+    out_of_scope.insert(moved_user.id.unwrap());
+    scim.assert_matches_directory_except(&out_of_scope).await;
+
+    // Membership: one joins sales, one leaves engineering.
+    let groups_client = &scim.env.admin;
+    let engineering = format!("engineering@{domain}");
+    let sales = format!("sales@{domain}");
+    let engineer = {
+        let mut stream = std::pin::pin!(groups_client.directory().members_list(
+            &engineering,
+            true,
+            None
+        ));
+        let mut ids = Vec::new();
+        while let Some(m) = futures::TryStreamExt::try_next(&mut stream).await.unwrap() {
+            ids.push(m.id.unwrap());
+        }
+        let active_ids: BTreeSet<String> = after
+            .iter()
+            .filter(|(_, u)| u["active"] == true)
+            .map(|(k, _)| k.clone())
+            .collect();
+        ids.into_iter().find(|id| active_ids.contains(id)).unwrap()
+    };
+    // Nested: engineering's members come through its unit groups; remove the person
+    // from the unit group that holds them.
+    let unit_groups: Vec<orgsync_wire::directory::Group> =
+        futures::TryStreamExt::try_collect(groups_client.directory().groups_list(
+            orgsync_client::directory::GroupsListParams {
+                user_key: Some(engineer.clone()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    for g in &unit_groups {
+        if g.email != engineering && !g.email.starts_with("all-staff") {
+            let _ = groups_client
+                .directory()
+                .members_delete(&g.email, &engineer)
+                .await;
+        }
+    }
+    groups_client
+        .directory()
+        .members_insert(&sales, &renamed_user.primary_email.clone().unwrap())
+        .await
+        .unwrap();
+    let report = scim.sync().await;
+    assert!(report.groups.members_added >= 1, "{report:#?}");
+    assert!(report.groups.members_removed >= 1, "{report:#?}");
+    scim.assert_groups_match().await;
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+}
+
+/// A run that would deactivate most of the users orgsync manages (a scope typo, a
+/// directory read gone wrong) stops before writing; `--force` applies it.
+#[tokio::test]
+async fn the_guard_stops_mass_deprovisioning_and_force_applies_it() {
+    let mut scim = Scim::start(80, &[]).await;
+    scim.sync().await;
+    let active_before = scim
+        .server
+        .users()
+        .await
+        .iter()
+        .filter(|u| u["active"] == true)
+        .count();
+    scim.env.config.scim[0].users = Some(ScopeRules {
+        org_units: vec!["/Engineering/Platform".into()],
+        ..ScopeRules::default()
+    });
+    let err = scim
+        .try_sync(ScimOptions::default())
+        .await
+        .expect_err("the guard must stop");
+    let ScimError::Guard { reason, report, .. } = err else {
+        panic!("not a guard stop: {err}");
+    };
+    assert!(reason.contains("users orgsync manages"), "{reason}");
+    assert!(report.users.deactivated > active_before / 2);
+    let still = scim
+        .server
+        .users()
+        .await
+        .iter()
+        .filter(|u| u["active"] == true)
+        .count();
+    assert_eq!(still, active_before, "nothing may be written");
+
+    let forced = scim
+        .try_sync(ScimOptions {
+            force: true,
+            ..ScimOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        forced.guard,
+        Some(orgsync_core::GuardVerdict::Forced { .. })
+    ));
+    assert_eq!(forced.users.deactivated, report.users.deactivated);
+}
+
+/// `deprovision = "delete"` deletes leavers from the app instead.
+#[tokio::test]
+async fn leavers_are_deleted_when_the_policy_says_delete() {
+    let mut scim = Scim::start(40, &[]).await;
+    scim.env.config.scim[0].deprovision = ScimDeprovision::Delete;
+    scim.sync().await;
+    let members = scim.env.member_emails().await;
+    let leaver_id = scim.env.user_by_email(&members[3]).await.id.unwrap();
+    scim.env.delete_user(&members[3]).await;
+    let report = scim.sync().await;
+    assert_eq!(report.users.deleted, 1, "{:#?}", report.changes);
+    assert!(!scim.server_users().await.contains_key(&leaver_id));
+}
+
+/// An app that lost its data (restarted empty, re-installed) gets everything created
+/// again exactly once; the stale links are dropped.
+#[tokio::test]
+async fn a_server_restarted_empty_gets_everything_recreated_once() {
+    let mut scim = Scim::start(60, &["sales"]).await;
+    let first = scim.sync().await;
+    scim.server.restart_empty().await;
+    assert!(scim.server.users().await.is_empty());
+    let report = scim.sync().await;
+    assert_eq!(report.users.created, first.users.created, "{report:#?}");
+    assert_eq!(report.groups.created, 1);
+    scim.assert_matches_directory().await;
+    scim.assert_groups_match().await;
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+}
+
+/// `plan` (a dry run) lists every operation and sends nothing but reads.
+#[tokio::test]
+async fn a_dry_run_lists_every_operation_and_writes_nothing() {
+    let scim = Scim::start(50, &["sales", "engineering"]).await;
+    let plan = scim
+        .try_sync(ScimOptions {
+            dry_run: true,
+            ..ScimOptions::default()
+        })
+        .await
+        .unwrap();
+    assert!(plan.users.created > 40);
+    assert_eq!(plan.groups.created, 2);
+    let creates = plan.changes.iter().filter(|c| c.action == "create").count();
+    assert_eq!(creates, plan.users.created + 2);
+    assert!(scim.server.users().await.is_empty());
+    assert!(scim.server.groups().await.is_empty());
+    assert!(
+        plan.calls.keys().all(|k| k.starts_with("GET")),
+        "{:?}",
+        plan.calls
+    );
+    // The same run for real does what the plan said.
+    let real = scim.sync().await;
+    assert_eq!(real.users.created, plan.users.created);
+    assert_eq!(
+        real.groups.members_not_provisioned,
+        plan.groups.members_not_provisioned
+    );
+}
