@@ -194,8 +194,11 @@ impl ScimUser {
     }
 
     /// Whether `self` and `other` agree on `attr`, as a server would judge it.
-    fn same(&self, other: &ScimUser, attr: Attr) -> bool {
+    /// `userName` is compared without case unless `user_name_exact` (servers that compare
+    /// it case-sensitively, `user_name_case = "lower"`).
+    fn same(&self, other: &ScimUser, attr: Attr, user_name_exact: bool) -> bool {
         match attr {
+            Attr::UserName if user_name_exact => self.user_name == other.user_name,
             Attr::UserName => self.user_name.to_lowercase() == other.user_name.to_lowercase(),
             Attr::Emails => normalised(&self.emails, true) == normalised(&other.emails, true),
             Attr::PhoneNumbers => {
@@ -516,6 +519,14 @@ pub enum ScimDeprovision {
     Delete,
 }
 
+/// How users are planned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsersPlanOptions {
+    pub deprovision: ScimDeprovision,
+    /// Rewrite a `userName` that differs only in case (`user_name_case = "lower"`).
+    pub user_name_exact: bool,
+}
+
 /// How a directory user was matched to a resource orgsync had no link to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -626,12 +637,18 @@ impl UsersPlan {
     }
 }
 
-fn diff(desired: &ScimUser, observed: &ScimUser, skip: &[Attr]) -> Vec<Change> {
+/// The changes that make `observed` what `desired` says, attribute by attribute.
+pub fn diff(
+    desired: &ScimUser,
+    observed: &ScimUser,
+    skip: &[Attr],
+    user_name_exact: bool,
+) -> Vec<Change> {
     Attr::ALL
         .iter()
         .copied()
         .filter(|a| !skip.contains(a))
-        .filter(|a| !desired.same(observed, *a))
+        .filter(|a| !desired.same(observed, *a, user_name_exact))
         .map(|attr| Change {
             attr,
             value: desired.value(attr),
@@ -648,8 +665,9 @@ pub fn plan_users(
     desired: &[DesiredUser],
     observed: &[ObservedUser],
     links: &BTreeMap<String, String>,
-    deprovision: ScimDeprovision,
+    opts: &UsersPlanOptions,
 ) -> UsersPlan {
+    let deprovision = opts.deprovision;
     let mut plan = UsersPlan::default();
     let by_id: HashMap<&str, &ObservedUser> = observed.iter().map(|o| (o.id.as_str(), o)).collect();
     let mut by_external: HashMap<&str, &ObservedUser> = HashMap::new();
@@ -749,7 +767,7 @@ pub fn plan_users(
                 if !manager_known {
                     attrs.manager = o.attrs.manager.clone();
                 }
-                let changes = diff(&attrs, &o.attrs, skip);
+                let changes = diff(&attrs, &o.attrs, skip, opts.user_name_exact);
                 if changes.is_empty() {
                     plan.unchanged += 1;
                 } else {
@@ -1129,7 +1147,7 @@ mod tests {
             version: None,
         };
         let links = BTreeMap::from([("1".to_string(), "s1".to_string())]);
-        let plan = plan_users(&[d], &[o], &links, ScimDeprovision::Deactivate);
+        let plan = plan_users(&[d], &[o], &links, &UsersPlanOptions::default());
         assert!(plan.ops.is_empty(), "{:?}", plan.ops);
         assert_eq!(plan.unchanged, 1);
     }

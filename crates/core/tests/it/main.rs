@@ -3,3 +3,4 @@
 //! here (`tests/it/<module>.rs`), never a new file directly under `tests/`.
 
 mod planner_props;
+mod scim_props;

@@ -27,7 +27,8 @@ use orgsync_client::directory::GroupsListParams;
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
 use orgsync_core::scim::{
     Conflict, DesiredGroup, DesiredUser, GROUP_SCHEMA, GroupOp, GroupsPlan, ObservedGroup,
-    ObservedUser, ScimUser, UserOp, UsersPlan, desired_user, plan_groups, plan_users,
+    ObservedUser, ScimUser, UserOp, UsersPlan, UsersPlanOptions, desired_user, plan_groups,
+    plan_users,
 };
 use orgsync_scim::{Features, Resource, ScimClient};
 use orgsync_store::Store;
@@ -538,14 +539,7 @@ async fn update_user(
         Err(e) if e.status() == Some(412) => {
             let fresh = client.get(Resource::Users, id).await?;
             let current = ScimUser::from_resource(&fresh);
-            let changes: Vec<orgsync_core::scim::Change> = orgsync_core::scim::Attr::ALL
-                .iter()
-                .filter(|a| attrs.value(**a) != current.value(**a))
-                .map(|a| orgsync_core::scim::Change {
-                    attr: *a,
-                    value: attrs.value(*a),
-                })
-                .collect();
+            let changes = orgsync_core::scim::diff(attrs, &current, &[], true);
             let version = fresh.pointer("/meta/version").and_then(Value::as_str);
             Ok((
                 write_user(client, id, attrs, &changes, version).await?,
@@ -583,14 +577,7 @@ async fn create_user(
             let Some(existing) = existing else {
                 return Err(e);
             };
-            let changes: Vec<orgsync_core::scim::Change> = orgsync_core::scim::Attr::ALL
-                .iter()
-                .filter(|a| attrs.value(**a) != existing.attrs.value(**a))
-                .map(|a| orgsync_core::scim::Change {
-                    attr: *a,
-                    value: attrs.value(*a),
-                })
-                .collect();
+            let changes = orgsync_core::scim::diff(attrs, &existing.attrs, &[], false);
             if changes.is_empty() {
                 return Ok(existing);
             }
@@ -1172,7 +1159,11 @@ pub async fn sync_target(
         .into_iter()
         .collect();
 
-    let plan = plan_users(&desired, &observed_list, &links, target.deprovision);
+    let plan_opts = UsersPlanOptions {
+        deprovision: target.deprovision,
+        user_name_exact: target.user_name_case == orgsync_core::scim::UserNameCase::Lower,
+    };
+    let plan = plan_users(&desired, &observed_list, &links, &plan_opts);
     report.users.unchanged = plan.unchanged;
     report.users.unmanaged = plan.unmanaged;
     report.users.not_created_inactive = plan.not_created_inactive;
@@ -1288,7 +1279,7 @@ pub async fn sync_target(
     .await?;
     if report.outage.is_none() {
         let now_observed: Vec<ObservedUser> = observed.values().cloned().collect();
-        let second = plan_users(&desired, &now_observed, &links, target.deprovision);
+        let second = plan_users(&desired, &now_observed, &links, &plan_opts);
         let second: UsersPlan = UsersPlan {
             // Only what the first pass could not do; a conflict or a failure above is
             // already reported.
