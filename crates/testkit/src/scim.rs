@@ -204,3 +204,117 @@ impl ScimServer {
         assert!(resp.status().is_success(), "DELETE: {}", resp.status());
     }
 }
+
+/// A proxy in front of a [`ScimServer`] that answers chosen requests itself: the faults
+/// scim2-server cannot make (429 with `Retry-After`, 5xx). Only to inject faults; every
+/// other request reaches the real server unchanged.
+pub struct FaultProxy {
+    pub base: String,
+    faults: std::sync::Arc<std::sync::Mutex<Faults>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct Faults {
+    /// Answer the next `remaining` requests with `status` (and `Retry-After: 1` on 429).
+    remaining: usize,
+    status: u16,
+    /// Every `every`-th request (0: never) is answered with 500.
+    every: usize,
+    seen: usize,
+    injected: usize,
+}
+
+impl FaultProxy {
+    pub async fn start(upstream: &str) -> FaultProxy {
+        use axum::body::Body;
+        use axum::extract::Request;
+        use axum::response::Response;
+        let faults = std::sync::Arc::new(std::sync::Mutex::new(Faults::default()));
+        let upstream = upstream.trim_end_matches('/').to_string();
+        let http = reqwest::Client::new();
+        let f = faults.clone();
+        let app = axum::Router::new().fallback(move |req: Request| {
+            let (f, http, upstream) = (f.clone(), http.clone(), upstream.clone());
+            async move {
+                let fault = {
+                    let mut f = f.lock().unwrap();
+                    f.seen += 1;
+                    let fault = if f.remaining > 0 {
+                        f.remaining -= 1;
+                        Some(f.status)
+                    } else if f.every > 0 && f.seen % f.every == 0 {
+                        Some(500)
+                    } else {
+                        None
+                    };
+                    if fault.is_some() {
+                        f.injected += 1;
+                    }
+                    fault
+                };
+                if let Some(status) = fault {
+                    let mut resp = Response::builder().status(status);
+                    if status == 429 {
+                        resp = resp.header("retry-after", "1");
+                    }
+                    return resp
+                        .header("content-type", "application/scim+json")
+                        .body(Body::from(format!(
+                            r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"{status}","detail":"injected"}}"#
+                        )))
+                        .unwrap();
+                }
+                let (parts, body) = req.into_parts();
+                let path = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str().trim_start_matches("/v2"))
+                    .unwrap_or("/")
+                    .to_string();
+                let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+                let mut out = http.request(parts.method, format!("{upstream}{path}"));
+                for (k, v) in &parts.headers {
+                    if k != "host" && k != "content-length" {
+                        out = out.header(k, v);
+                    }
+                }
+                let answer = out.body(bytes).send().await.unwrap();
+                let mut resp = Response::builder().status(answer.status().as_u16());
+                for (k, v) in answer.headers() {
+                    if k != "content-length" && k != "transfer-encoding" {
+                        resp = resp.header(k, v);
+                    }
+                }
+                resp.body(Body::from(answer.bytes().await.unwrap())).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        FaultProxy {
+            base: format!("http://127.0.0.1:{port}/v2/"),
+            faults,
+            _task: task,
+        }
+    }
+
+    /// Answer the next `n` requests with `status`.
+    pub fn fail_next(&self, n: usize, status: u16) {
+        let mut f = self.faults.lock().unwrap();
+        f.remaining = n;
+        f.status = status;
+    }
+
+    /// Answer every `n`-th request with 500 (0 turns it off).
+    pub fn fail_every(&self, n: usize) {
+        self.faults.lock().unwrap().every = n;
+    }
+
+    /// Faults injected so far.
+    pub fn injected(&self) -> usize {
+        self.faults.lock().unwrap().injected
+    }
+}

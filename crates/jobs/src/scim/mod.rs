@@ -839,7 +839,13 @@ async fn apply_group_ops(
                     display_name,
                     members,
                 } => {
-                    let chunk = client.quirks.members_per_patch.max(1);
+                    // Members beyond one PATCH's worth follow in PATCHes; a server
+                    // without PATCH gets them all in the POST.
+                    let chunk = if client.features.patch {
+                        client.quirks.members_per_patch.max(1)
+                    } else {
+                        usize::MAX
+                    };
                     let first = &members[..members.len().min(chunk)];
                     let id = match client
                         .create(
@@ -867,7 +873,11 @@ async fn apply_group_ops(
                             let add: Vec<String> = want.difference(&g.members).cloned().collect();
                             let remove: Vec<String> =
                                 g.members.difference(&want).cloned().collect();
-                            group_members(client, &g.id, &add, &remove).await?;
+                            if client.features.patch {
+                                group_members(client, &g.id, &add, &remove).await?;
+                            } else {
+                                put_group(client, &g.id, &directory_id, desired).await?;
+                            }
                             done.link = Some((directory_id.clone(), g.id.clone()));
                             done.line = Some(group_line(
                                 "adopt",

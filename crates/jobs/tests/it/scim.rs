@@ -566,3 +566,118 @@ async fn a_dry_run_lists_every_operation_and_writes_nothing() {
         plan.groups.members_not_provisioned
     );
 }
+
+/// 429 (with `Retry-After`) and 500 answers for a while are retried; the run converges
+/// with no failure and no duplicate (ssosync #13 was not retrying).
+#[tokio::test]
+async fn a_server_answering_429_and_500_for_a_while_is_retried_and_the_run_converges() {
+    let mut scim = Scim::start(60, &["sales"]).await;
+    let proxy = orgsync_testkit::scim::FaultProxy::start(&scim.server.base).await;
+    scim.env.config.scim[0].url = proxy.base.clone();
+    proxy.fail_next(4, 429);
+    proxy.fail_every(9);
+    let report = scim.sync().await;
+    assert!(proxy.injected() >= 10, "{} faults", proxy.injected());
+    assert!(report.users.created > 50);
+    scim.assert_matches_directory().await;
+    scim.assert_groups_match().await;
+    proxy.fail_every(0);
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+}
+
+/// One application that is down fails only its own target: the other is provisioned,
+/// and the down one reports an outage (exit 1 in the CLI) after its retry budget.
+#[tokio::test]
+async fn an_app_that_is_down_fails_only_its_own_target() {
+    let mut scim = Scim::start(30, &[]).await;
+    let mut down = ScimServer::spawn().await;
+    down.stop().await;
+    let mut second = scim.env.config.scim[0].clone();
+    second.name = "down".into();
+    second.url = down.base.clone();
+    scim.env.config.scim.push(second);
+    scim.env.config.google.retry_budget_secs = Some(2);
+    let client = scim.env.client();
+    let started = std::time::Instant::now();
+    let results = sync(
+        &client,
+        &scim.env.config,
+        scim.env.store.as_ref(),
+        None,
+        ScimOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(results.len(), 2);
+    let ok = results[0].1.as_ref().expect("the app that is up");
+    assert!(ok.users.created > 20);
+    let Err(ScimError::Server(e)) = &results[1].1 else {
+        panic!("the down app must fail: {:?}", results[1].1);
+    };
+    assert!(e.is_outage(), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    scim.assert_matches_directory().await;
+}
+
+/// A server whose `ServiceProviderConfig` says it has no PATCH gets whole resources by
+/// PUT: users and group members alike, and converges the same way.
+#[tokio::test]
+async fn a_server_without_patch_is_written_with_put() {
+    let dir = tempfile::tempdir().unwrap();
+    let spc = dir.path().join("spc.json");
+    std::fs::write(
+        &spc,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": false},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": 200},
+            "changePassword": {"supported": false},
+            "sort": {"supported": false},
+            "etag": {"supported": false},
+            "authenticationSchemes": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut scim = Scim::start(40, &["sales"]).await;
+    scim.server =
+        ScimServer::spawn_with(&["--service-provider-config", spc.to_str().unwrap()]).await;
+    scim.env.config.scim[0].url = scim.server.base.clone();
+    let first = scim.sync().await;
+    assert!(!first.features.unwrap().patch);
+    let members = scim.env.member_emails().await;
+    let domain = scim.env.domain.clone();
+    scim.env
+        .update_user(&members[0], |u| {
+            u.primary_email = Some(format!("put.renamed@{domain}"))
+        })
+        .await;
+    scim.env
+        .admin
+        .directory()
+        .members_insert(&format!("sales@{domain}"), &members[1])
+        .await
+        .unwrap();
+    let report = scim.sync().await;
+    assert!(
+        report.calls.get("PUT Users").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        report.calls
+    );
+    assert!(
+        report.calls.get("PUT Groups").copied().unwrap_or(0) >= 1,
+        "{:?}",
+        report.calls
+    );
+    assert!(
+        !report.calls.keys().any(|k| k.starts_with("PATCH")),
+        "{:?}",
+        report.calls
+    );
+    scim.assert_matches_directory().await;
+    scim.assert_groups_match().await;
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+}
