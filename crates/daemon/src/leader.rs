@@ -5,7 +5,8 @@
 //! another instance takes over on its next tick (failover within `leader_lease` +
 //! `leader_tick`). On graceful shutdown the lease is released at once.
 //!
-//! Duties, each tick: keep one channel per event type ([`crate::channels::ensure`]), and
+//! Duties, each tick: keep one channel per event type ([`crate::channels::ensure`]), run
+//! the full contacts and SCIM runs when due ([`crate::contacts`], [`crate::scim`]), and
 //! run the full reconcile when it is due — on becoming leader (so every start repairs what
 //! was missed while nobody listened) and every `reconcile_interval_secs` after the last
 //! one, a schedule kept in the store so a restart does not reset it. The reconcile runs in
@@ -43,6 +44,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     let ttl = Duration::from_std(shared.tuning.leader_lease).unwrap_or(Duration::seconds(30));
     let reconciling = Arc::new(AtomicBool::new(false));
     let contacts_running = Arc::new(AtomicBool::new(false));
+    let scim_running = Arc::new(AtomicBool::new(false));
     let mut was_leader = false;
     while !cancel.is_cancelled() {
         let now = shared.now();
@@ -109,6 +111,17 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                     // Cleared when the task ends, or is aborted.
                     let _flag = ClearOnDrop(flag);
                     crate::contacts::run_reconcile(&s, trigger).await;
+                });
+            }
+            if !scim_running.load(Ordering::SeqCst)
+                && crate::scim::due(&shared).await
+                && !scim_running.swap(true, Ordering::SeqCst)
+            {
+                let s = shared.clone();
+                let flag = scim_running.clone();
+                shared.spawn_contacts(async move {
+                    let _flag = ClearOnDrop(flag);
+                    crate::scim::run_full(&s).await;
                 });
             }
         }

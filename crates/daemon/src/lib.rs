@@ -29,6 +29,7 @@ pub mod clock;
 pub mod contacts;
 pub mod leader;
 pub mod metrics;
+pub mod scim;
 pub mod server;
 pub mod sink;
 pub mod status;
@@ -200,7 +201,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Run `work` as a contacts task of this daemon.
+    /// Run `work` as a long task of this daemon (a contacts or SCIM run), aborted on
+    /// shutdown.
     pub(crate) fn spawn_contacts(
         &self,
         work: impl std::future::Future<Output = ()> + Send + 'static,

@@ -219,6 +219,7 @@ async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: By
     jobs.extend(crate::contacts::job_for_notification(
         &shared, &user_id, now,
     ));
+    jobs.extend(crate::scim::jobs_for_notification(&shared, &user_id, now));
     match shared.store.record_notification(&received, &jobs).await {
         Ok(true) => {
             shared.metrics.notification_received(resource_state);

@@ -31,6 +31,8 @@ pub enum JobError {
     UnknownKind(String),
     #[error("contacts run: {}", orgsync_jobs::error::chain_text(.0))]
     Contacts(#[source] orgsync_jobs::contacts::ContactsError),
+    #[error("SCIM: {0}")]
+    Scim(#[source] orgsync_jobs::scim::ScimError),
 }
 
 fn lease(d: Duration) -> chrono::Duration {
@@ -130,6 +132,9 @@ async fn fail(shared: &Shared, worker: &str, job: &Job, error: JobError) {
 }
 
 async fn process(shared: &Shared, worker: &str, job: Job) {
+    if job.kind == crate::scim::JOB_SCIM_USER {
+        return process_scim(shared, worker, job).await;
+    }
     let result = match job.kind.as_str() {
         JOB_REFRESH_USER => {
             let key = job
@@ -180,6 +185,43 @@ async fn process(shared: &Shared, worker: &str, job: Job) {
             }
         }
         Err(error) => fail(shared, worker, &job, error).await,
+    }
+}
+
+/// A `scim.user` job: one user applied to one SCIM app.
+async fn process_scim(shared: &Shared, worker: &str, job: Job) {
+    match crate::scim::run_job(shared, &job).await {
+        Ok(report) => {
+            let now = shared.now();
+            let lag = (now - job.created_at).num_milliseconds() as f64 / 1000.0;
+            shared.metrics.observe_lag(lag);
+            let changed = report.as_ref().is_some_and(|r| r.total_changes() > 0);
+            shared.metrics.job_finished(if changed {
+                JobResult::Applied
+            } else {
+                JobResult::Unchanged
+            });
+            if let Some(r) = report.filter(|r| r.total_changes() > 0) {
+                let changes = r
+                    .changes
+                    .iter()
+                    .map(|c| AppliedChange {
+                        at: now,
+                        job: JobName::Users,
+                        action: c.action.clone(),
+                        subject: c.name.clone(),
+                        detail: Some(format!("SCIM app '{}': push notification", r.target)),
+                    })
+                    .collect();
+                if let Err(e) = runs::add_changes(shared.store.as_ref(), changes).await {
+                    tracing::warn!(job = job.id, error = %e, "cannot add the change to the status page's list");
+                }
+            }
+            if let Err(e) = shared.store.complete_job(job.id, worker).await {
+                tracing::warn!(job = job.id, error = %e, "cannot complete job; it will run again");
+            }
+        }
+        Err(e) => fail(shared, worker, &job, JobError::Scim(e)).await,
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod common;
 mod contacts;
+mod scim;
 mod serve;
 mod sink_and_instances;
 mod status_page;

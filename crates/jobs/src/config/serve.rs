@@ -53,6 +53,10 @@ pub struct ServeConfig {
     /// edited in their books), seconds. On start it runs at once if the last complete
     /// run is older than this.
     pub contacts_reconcile_interval_secs: u64,
+    /// The full SCIM run's interval, seconds (`[[scim]]` targets): the Directory sends no
+    /// push for group membership, so this is how soon a membership change reaches the
+    /// apps. Each run costs one directory read and one listing per app. Default 300.
+    pub scim_interval_secs: u64,
     /// Concurrent job workers.
     pub workers: usize,
     /// Seconds a client has to send a request's headers (and how long an idle keep-alive
@@ -82,6 +86,7 @@ impl Default for ServeConfig {
             contacts: false,
             contacts_batch_secs: 5,
             contacts_reconcile_interval_secs: 24 * 3600,
+            scim_interval_secs: 300,
             workers: 4,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
@@ -125,6 +130,13 @@ impl ServeConfig {
                 self.contacts_reconcile_interval_secs
             ));
         }
+        if self.scim_interval_secs < 30 {
+            return invalid(format!(
+                "serve.scim_interval_secs must be at least 30 (default 300: group membership \
+                 reaches SCIM apps within five minutes), got {}",
+                self.scim_interval_secs
+            ));
+        }
         if self.max_connections == 0 || self.max_connections > MAX_CONNECTIONS_LIMIT {
             return invalid(format!(
                 "serve.max_connections must be between 1 and {MAX_CONNECTIONS_LIMIT} \
@@ -166,7 +178,8 @@ mod tests {
     fn zero_connection_limits_are_rejected_by_name() {
         assert!(ServeConfig::default().validate().is_ok());
         type Set = fn(&mut ServeConfig);
-        let cases: [(&str, Set); 6] = [
+        let cases: [(&str, Set); 7] = [
+            ("serve.scim_interval_secs", |s| s.scim_interval_secs = 29),
             ("serve.header_timeout_secs", |s| s.header_timeout_secs = 0),
             ("serve.contacts_batch_secs", |s| s.contacts_batch_secs = 51),
             ("serve.contacts_reconcile_interval_secs", |s| {

@@ -72,6 +72,10 @@ pub enum ScimError {
     Server(#[source] orgsync_scim::Error),
     #[error("the state store failed: {0}")]
     Store(#[from] orgsync_store::StoreError),
+    /// The server refused an operation (a push-driven refresh reports it as a failure,
+    /// so the job is retried and shows in the failed jobs).
+    #[error("SCIM server refused: {0}")]
+    Refused(String),
     #[error("{reason}")]
     Guard {
         reason: String,
@@ -89,6 +93,7 @@ impl ScimError {
                 temporary: e.is_outage(),
             },
             ScimError::Store(_) => FailureKind::Store,
+            ScimError::Refused(_) => FailureKind::Application { temporary: false },
             ScimError::Guard { .. } => FailureKind::Guard,
         }
     }
@@ -1098,6 +1103,202 @@ fn count_group_plan(plan: &GroupsPlan, counts: &mut GroupCounts) {
     }
 }
 
+/// Who a target provisions. Status is not scope: a suspended or archived person in
+/// scope is deactivated (a fact the directory states), not treated as gone; hiding
+/// someone from the Global Address List says nothing about their apps.
+fn scope_rules(config: &Config, target: &ScimTargetConfig) -> crate::config::ScopeConfig {
+    crate::config::ScopeConfig {
+        include_suspended: true,
+        include_archived: true,
+        include_hidden_from_gal: true,
+        ..target
+            .users
+            .clone()
+            .unwrap_or_else(|| config.users.scope.clone())
+    }
+}
+
+/// A client of the target's server that knows what the server supports.
+async fn client_for(config: &Config, target: &ScimTargetConfig) -> Result<ScimClient, ScimError> {
+    let token = target.token()?;
+    let mut client = ScimClient::new(
+        &target.url,
+        token,
+        target.quirks(),
+        Duration::from_secs(target.timeout_secs),
+    )
+    .map_err(ScimError::Server)?;
+    if let Some(budget) = config.google.retry_budget_secs {
+        client = client.with_retry(orgsync_client::retry::RetryPolicy {
+            max_elapsed: Duration::from_secs(budget),
+            ..Default::default()
+        });
+    }
+    client.discover().await.map_err(ScimError::Server)?;
+    Ok(client)
+}
+
+fn plan_options(target: &ScimTargetConfig) -> UsersPlanOptions {
+    UsersPlanOptions {
+        deprovision: target.deprovision,
+        user_name_exact: target.user_name_case == orgsync_core::scim::UserNameCase::Lower,
+    }
+}
+
+/// Apply one directory user to one target: the work of a push notification. The user
+/// is re-read (`users.get`; a 404 means deleted), its resource found by the stored link,
+/// else by `externalId`, else by `userName`, and the same planner decides, on just this
+/// user. Groups are not touched: the Directory sends no push for membership, and the
+/// scheduled run keeps them.
+pub async fn refresh_user(
+    google: &GoogleClient,
+    config: &Config,
+    target: &ScimTargetConfig,
+    store: &dyn Store,
+    user_key: &str,
+    now: fn() -> DateTime<Utc>,
+) -> Result<ScimReport, ScimError> {
+    let started = Instant::now();
+    let mut report = ScimReport {
+        target: target.name.clone(),
+        url: target.url.clone(),
+        ..ScimReport::default()
+    };
+    let directory = google.directory();
+    let projection = if target.attributes.is_empty() {
+        "basic"
+    } else {
+        "full"
+    };
+    let user = match directory.users_get(user_key, Some(projection), None).await {
+        Ok(u) => Some(u),
+        Err(e) if e.is(orgsync_client::ErrorKind::NotFound) => None,
+        Err(e) => return Err(ScimError::Directory(e)),
+    };
+    report.directory_read = usize::from(user.is_some());
+    let rules = scope_rules(config, target);
+    let dir_id = user
+        .as_ref()
+        .and_then(|u| u.id.clone())
+        .unwrap_or_else(|| user_key.to_string());
+    let mut desired: Vec<DesiredUser> = Vec::new();
+    if let Some(u) = &user {
+        let groups = crate::users::membership_for(google, &config.google, &rules, u)
+            .await
+            .map_err(ScimError::Directory)?;
+        let in_query = crate::users::in_scope_query(google, &config.google, &rules, u)
+            .await
+            .map_err(ScimError::Directory)?;
+        if in_query && rules.selects(u, &groups) {
+            let mut managers = HashMap::new();
+            if let Some(m) = orgsync_core::scim::manager_email(u) {
+                match directory.users_get(&m, Some("basic"), None).await {
+                    Ok(mu) => {
+                        if let Some(id) = mu.id {
+                            managers.insert(m, id);
+                        }
+                    }
+                    Err(e) if e.is(orgsync_client::ErrorKind::NotFound) => {}
+                    Err(e) => return Err(ScimError::Directory(e)),
+                }
+            }
+            desired.extend(desired_user(u, &target.mapping(), &managers));
+        }
+    }
+    report.selected = desired.len();
+
+    let client = client_for(config, target).await?;
+    let scope = users_scope(&target.name);
+    let mut links: BTreeMap<String, String> = BTreeMap::new();
+    let mut observed: Vec<ObservedUser> = Vec::new();
+    let get = |id: String| {
+        let client = &client;
+        async move {
+            match client.get(Resource::Users, &id).await {
+                Ok(r) => Ok(Some(observed_from(&r, &id, &ScimUser::default()))),
+                Err(e) if e.status() == Some(404) => Ok(None),
+                Err(e) => Err(ScimError::Server(e)),
+            }
+        }
+    };
+    if let Some(id) = store.get_sync_state(&scope, &dir_id).await? {
+        links.insert(dir_id.clone(), id.clone());
+        observed.extend(get(id).await?);
+    }
+    if observed.is_empty()
+        && let Some(d) = desired.first()
+    {
+        for (attr, value) in [
+            ("externalId", d.directory_id.as_str()),
+            ("userName", d.attrs.user_name.as_str()),
+        ] {
+            let found = client
+                .find(Resource::Users, attr, value)
+                .await
+                .map_err(ScimError::Server)?;
+            observed.extend(found.iter().filter_map(|r| {
+                let id = r.get("id")?.as_str()?;
+                Some(observed_from(r, id, &ScimUser::default()))
+            }));
+            if !observed.is_empty() {
+                break;
+            }
+        }
+    }
+    // The manager's resource, only to know their SCIM id.
+    if let Some(m) = desired.first().and_then(|d| d.manager_id.clone())
+        && let Some(id) = store.get_sync_state(&scope, &m).await?
+        && let Some(o) = get(id.clone()).await?
+    {
+        links.insert(m, id);
+        observed.push(o);
+    }
+    let mut plan = plan_users(&desired, &observed, &links, &plan_options(target));
+    // Only this user's operations: the manager is here to be referred to, not planned.
+    plan.ops.retain(|op| match op {
+        UserOp::Create { directory_id, .. }
+        | UserOp::Adopt { directory_id, .. }
+        | UserOp::Update { directory_id, .. }
+        | UserOp::Deactivate { directory_id, .. }
+        | UserOp::Delete { directory_id, .. }
+        | UserOp::Forget { directory_id, .. } => *directory_id == dir_id,
+    });
+    report.conflicts = plan.conflicts.clone();
+    report.users.unchanged = plan.unchanged;
+    let mut observed_map: BTreeMap<String, ObservedUser> =
+        observed.into_iter().map(|o| (o.id.clone(), o)).collect();
+    let mut writer = LinkWriter {
+        store,
+        scope,
+        set: Vec::new(),
+        removed: Vec::new(),
+        now,
+    };
+    apply_users(
+        &client,
+        plan,
+        1,
+        &mut observed_map,
+        &mut links,
+        &mut writer,
+        &mut report,
+    )
+    .await?;
+    report.calls = client.calls();
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    if let Some(o) = &report.outage {
+        return Err(ScimError::Server(orgsync_scim::Error::Transport {
+            method: "SCIM".into(),
+            path: target.url.clone(),
+            message: o.clone(),
+        }));
+    }
+    if !report.failures.is_empty() {
+        return Err(ScimError::Refused(report.failures.join("; ")));
+    }
+    Ok(report)
+}
+
 /// Run one target.
 pub async fn sync_target(
     dir: &ScimDirectory,
@@ -1115,35 +1316,11 @@ pub async fn sync_target(
         directory_read: dir.read.users.len(),
         ..ScimReport::default()
     };
-    let token = target.token()?;
-    let mut client = ScimClient::new(
-        &target.url,
-        token,
-        target.quirks(),
-        Duration::from_secs(target.timeout_secs),
-    )
-    .map_err(ScimError::Server)?;
-    if let Some(budget) = config.google.retry_budget_secs {
-        client = client.with_retry(orgsync_client::retry::RetryPolicy {
-            max_elapsed: Duration::from_secs(budget),
-            ..Default::default()
-        });
-    }
-    report.features = Some(client.discover().await.map_err(ScimError::Server)?);
+    let client = client_for(config, target).await?;
+    report.features = Some(client.features);
 
     // Desired users.
-    // Status is not scope: a suspended or archived person in scope is deactivated (a
-    // fact the directory states), not treated as gone; hiding someone from the Global
-    // Address List says nothing about their apps.
-    let rules = crate::config::ScopeConfig {
-        include_suspended: true,
-        include_archived: true,
-        include_hidden_from_gal: true,
-        ..target
-            .users
-            .clone()
-            .unwrap_or_else(|| config.users.scope.clone())
-    };
+    let rules = scope_rules(config, target);
     let mapping = target.mapping();
     let desired: Vec<DesiredUser> = dir
         .read
@@ -1169,10 +1346,7 @@ pub async fn sync_target(
         .into_iter()
         .collect();
 
-    let plan_opts = UsersPlanOptions {
-        deprovision: target.deprovision,
-        user_name_exact: target.user_name_case == orgsync_core::scim::UserNameCase::Lower,
-    };
+    let plan_opts = plan_options(target);
     let plan = plan_users(&desired, &observed_list, &links, &plan_opts);
     report.users.unchanged = plan.unchanged;
     report.users.unmanaged = plan.unmanaged;

@@ -22,6 +22,7 @@ mod reconcile;
 mod welcome;
 
 pub use push::{RefreshOutcome, refresh_user};
+pub(crate) use push::{in_scope_query, membership_for};
 pub use reconcile::{APP_USER_FIELDS, directory_fields, reconcile};
 pub use welcome::{
     WELCOME_CLAIM_STALE_SECS, WELCOME_SCOPE, WelcomeFailure, WelcomeOutcome, WelcomeRecord,

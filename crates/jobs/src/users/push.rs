@@ -155,7 +155,7 @@ pub async fn refresh_user(
 }
 
 /// Membership of the scope's groups for one user (nothing to read without group rules).
-async fn membership_for(
+pub(crate) async fn membership_for(
     client: &GoogleClient,
     _google: &GoogleConfig,
     rules: &ScopeRules,
@@ -180,7 +180,7 @@ async fn membership_for(
 }
 
 /// Whether the scope's Directory `query` (if any) returns this user.
-async fn in_scope_query(
+pub(crate) async fn in_scope_query(
     client: &GoogleClient,
     google: &GoogleConfig,
     rules: &ScopeRules,
