@@ -16,6 +16,7 @@ mod deploy_files;
 mod doctor;
 mod emulator;
 mod mail_calendar;
+mod scim;
 mod users;
 
 /// The binary under test (its path is known only to this crate's tests).
