@@ -6,6 +6,8 @@
 //! `cargo run --release -p orgsync-bench -- contacts` — the contacts sync: calls vs bound, time, RSS.
 //! `cargo run --release -p orgsync-bench -- contacts --quota [--adapt]` — the same under Google's
 //! quota model with the shipped defaults: wall time vs the quota bound, 429s.
+//! `cargo run --release -p orgsync-bench -- scim` — SCIM provisioning into scim2-server: first
+//! sync and no-change requests vs bound, push latency through `serve`.
 //! `cargo run --release -p orgsync-bench -- serve` — users reconcile, change→row latency, pushes/s.
 //! `cargo run --release -p orgsync-bench -- serve --phases contacts` — change→every address book
 //! through the daemon under Google's quota model.
@@ -15,6 +17,7 @@ mod contacts;
 mod contacts_quota;
 mod emulator;
 mod measure;
+mod scim;
 mod serve;
 mod serve_contacts;
 
@@ -32,8 +35,9 @@ async fn main() -> anyhow::Result<()> {
         Some("client") => client::run(&args[1..]).await,
         Some("contacts") => contacts::run(&args[1..]).await,
         Some("serve") => serve::run(&args[1..]).await,
+        Some("scim") => scim::run(&args[1..]).await,
         _ => bail!(
-            "usage: orgsync-bench emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | contacts --quota [--adapt] [--users 2000,10000] [--targets 400,100] [--latency-ms MS] [--quota-minute-secs S] | serve [--phases reconcile,latency,push,connections] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS] [--rounds N] [--conn-count N] [--conn-parallel N] [--contacts-users 300,1000] [--contacts-changes N] [--contacts-burst N]"
+            "usage: orgsync-bench scim [--users N] [--groups N] [--latency-ms MS] [--changes N] | emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | contacts --quota [--adapt] [--users 2000,10000] [--targets 400,100] [--latency-ms MS] [--quota-minute-secs S] | serve [--phases reconcile,latency,push,connections] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS] [--rounds N] [--conn-count N] [--conn-parallel N] [--contacts-users 300,1000] [--contacts-changes N] [--contacts-burst N]"
         ),
     }
 }

@@ -209,6 +209,19 @@ impl Emu {
         Ok(GoogleClient::new(Arc::new(sa), cc))
     }
 
+    /// The admin with the group scope too (the SCIM benchmark adds groups and members;
+    /// the emulator must delegate the scope first).
+    pub(crate) fn admin_with_groups(&self) -> anyhow::Result<GoogleClient> {
+        let config = self.config();
+        let sa = context::service_account(&config)?;
+        let mut cc = context::client_config(&config);
+        cc.scopes.directory = vec![
+            orgsync_wire::scopes::DIRECTORY_USER.into(),
+            orgsync_wire::scopes::DIRECTORY_GROUP.into(),
+        ];
+        Ok(GoogleClient::new(Arc::new(sa), cc))
+    }
+
     /// A client with orgsync's default scopes (contacts included), unpaced: the benchmark
     /// reading address books back.
     pub(crate) fn observer(&self) -> anyhow::Result<GoogleClient> {

@@ -404,6 +404,18 @@ impl Directory {
         })
     }
 
+    /// `groups.insert`: a new group (`email`, `name`, `description`).
+    pub async fn groups_insert(&self, group: &Group) -> Result<Group, Error> {
+        let call = self
+            .call(
+                "directory.groups.insert",
+                Method::POST,
+                "admin/directory/v1/groups".into(),
+            )
+            .json(group)?;
+        self.client.send_json(call).await
+    }
+
     /// `members.insert`: `member_key` (a user's or group's email) joins the group as a
     /// MEMBER.
     pub async fn members_insert(&self, group_key: &str, member_key: &str) -> Result<Member, Error> {
