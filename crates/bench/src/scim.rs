@@ -64,8 +64,10 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
 
     // First sync.
     let t = Instant::now();
+    let cpu = crate::serve::cpu_seconds();
     let first = one(&client, &config, store.as_ref()).await?;
     let wall = t.elapsed();
+    let cpu = crate::serve::cpu_seconds() - cpu;
     let memberships = group_sizes(&client, &all_groups).await?;
     let extra_patches: u64 = memberships
         .iter()
@@ -101,7 +103,8 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
         "  of which manager PATCHes after the creates: {manager_patches}; member PATCHes beyond the POST: {extra_patches}"
     );
     println!(
-        "  wall {:.1} s ({:.1} ms per created resource); peak RSS of orgsync's process {:.0} MiB",
+        "  wall {:.1} s ({:.1} ms per created resource; orgsync's CPU {cpu:.1} s); peak RSS of \
+         orgsync's process {:.0} MiB",
         wall.as_secs_f64(),
         ms(wall) / (first.users.created + first.groups.created).max(1) as f64,
         peak_rss_mib().unwrap_or(f64::NAN)
@@ -111,10 +114,13 @@ pub async fn run(args: &[String]) -> anyhow::Result<()> {
     let t = Instant::now();
     let again = one(&client, &config, store.as_ref()).await?;
     let wall = t.elapsed();
-    let list_pages = 1 + first.users.created.div_ceil(100) + first.groups.created.div_ceil(100);
+    let page = first
+        .features
+        .map_or(100, |f| f.max_results.unwrap_or(100).min(1000));
+    let list_pages = 1 + first.users.created.div_ceil(page) + first.groups.created.div_ceil(page);
     println!(
         "no-change sync: {} changes, {} SCIM requests (bound {list_pages}: ServiceProviderConfig \
-         and 100-resource listing pages), wall {:.1} s",
+         and {page}-resource listing pages), wall {:.1} s",
         again.total_changes(),
         again.calls.values().sum::<u64>(),
         wall.as_secs_f64()

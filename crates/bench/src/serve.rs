@@ -144,7 +144,7 @@ fn loadavg() -> String {
 }
 
 /// User + system CPU time of this process, seconds (`/proc/self/stat`, 100 ticks/s).
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return f64::NAN;
     };

@@ -71,8 +71,10 @@ pub struct Quirks {
     pub member_removal: MemberRemoval,
     /// `Replace`/`Add`/`Remove` instead of the lower-case op names.
     pub capitalized_ops: bool,
-    /// Resources asked for per listing page (`count`).
-    pub page_size: usize,
+    /// Resources asked for per listing page (`count`). `None`: the server's announced
+    /// `filter.maxResults` (at most 1,000), else 100. A server may always return fewer;
+    /// paging follows what it returns.
+    pub page_size: Option<usize>,
 }
 
 impl Default for Quirks {
@@ -81,7 +83,7 @@ impl Default for Quirks {
             members_per_patch: 100,
             member_removal: MemberRemoval::Filter,
             capitalized_ops: false,
-            page_size: 100,
+            page_size: None,
         }
     }
 }
@@ -278,16 +280,11 @@ impl ScimClient {
         }
     }
 
-    /// Every resource of a type, page by page. `excluded`: attributes left out
-    /// (`excludedAttributes`, RFC 7644 §3.4.2.5).
+    /// Every resource of a type, page by page ([`Self::page_size`] asked).
     pub async fn list(&self, resource: Resource) -> Result<Vec<Value>, Error> {
         let mut out: Vec<Value> = Vec::new();
         let mut start = 1usize;
-        let count = self
-            .features
-            .max_results
-            .map_or(self.quirks.page_size, |m| m.min(self.quirks.page_size))
-            .max(1);
+        let count = self.page_size();
         loop {
             let query = [
                 ("startIndex", start.to_string()),
@@ -314,6 +311,17 @@ impl ScimClient {
                 return Ok(out);
             }
         }
+    }
+
+    /// The `count` of a listing page: the configured size, else the server's announced
+    /// maximum (at most 1,000), else 100; never above what the server announces.
+    pub fn page_size(&self) -> usize {
+        let announced = self.features.max_results;
+        match self.quirks.page_size {
+            Some(n) => announced.map_or(n, |m| n.min(m)),
+            None => announced.map_or(100, |m| m.min(1000)),
+        }
+        .max(1)
     }
 
     /// `GET /{resource}?filter=attr eq "value"`: the lookup after a 409.
@@ -614,6 +622,20 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("redacted"), "{shown}");
         assert_eq!(c.base(), "http://127.0.0.1:9/scim/v2/");
+    }
+
+    #[test]
+    fn the_page_size_follows_the_server_unless_configured() {
+        let mut c = client(Quirks::default());
+        assert_eq!(c.page_size(), 100, "nothing announced");
+        c.features.max_results = Some(200);
+        assert_eq!(c.page_size(), 200);
+        c.features.max_results = Some(5000);
+        assert_eq!(c.page_size(), 1000);
+        c.quirks.page_size = Some(50);
+        assert_eq!(c.page_size(), 50);
+        c.features.max_results = Some(20);
+        assert_eq!(c.page_size(), 20, "never above the announced maximum");
     }
 
     #[test]

@@ -151,10 +151,16 @@ pub async fn run(_global: &Global, args: DemoArgs) -> anyhow::Result<Exit> {
             println!("  [{}] {}", if c.ok { "ok" } else { "FAILED" }, c.what);
         }
         println!();
+        println!("{TRY_SCIM}");
         println!("{NEXT_STEP}");
     }
     Ok(if failed { Exit::Partial } else { Exit::Ok })
 }
+
+/// The second job, tried locally: a SCIM app next to the emulator.
+const TRY_SCIM: &str = "Apps too: `orgsync scim sync` provisions the directory's users and groups \
+into any SCIM 2.0 app. Try it locally with scim2-server (`bash scim/setup.sh`): README.md, \
+\"Provision apps over SCIM\".";
 
 /// The demo's last line: where a newcomer goes from the emulator to their own Workspace.
 const NEXT_STEP: &str = "Next: your own Workspace. README.md, \"Use it with your Workspace\", \

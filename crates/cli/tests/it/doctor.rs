@@ -350,8 +350,13 @@ async fn the_demo_passes_and_ends_by_pointing_at_the_workspace_guide() {
         last.contains("\"Use it with your Workspace\"") && last.contains("orgsync doctor"),
         "{last}"
     );
+    assert!(
+        stdout.contains("orgsync scim sync") && stdout.contains("\"Provision apps over SCIM\""),
+        "{stdout}"
+    );
     let readme = include_str!("../../../../README.md");
     assert!(readme.contains("\n## Use it with your Workspace\n"));
+    assert!(readme.contains("\n## Provision apps over SCIM\n"));
 }
 
 /// For `serve`: live push channels pass, and channels that all expired (nobody renewed

@@ -71,8 +71,9 @@ pub struct ScimTargetConfig {
     pub member_removal: MemberRemoval,
     /// `Replace`/`Add`/`Remove` op names (Entra's older gateway).
     pub capitalized_ops: bool,
-    /// Resources per listing page.
-    pub page_size: usize,
+    /// Resources per listing page. Unset: what the server announces (`maxResults`, at
+    /// most 1,000), else 100.
+    pub page_size: Option<usize>,
     /// Seconds one request may take.
     pub timeout_secs: u64,
     /// Requests in flight at once against this server.
@@ -211,7 +212,7 @@ impl ScimTargetConfig {
                 self.max_deprovision_share
             ));
         }
-        if self.members_per_patch == 0 || self.page_size == 0 || self.concurrency == 0 {
+        if self.members_per_patch == 0 || self.page_size == Some(0) || self.concurrency == 0 {
             return bad("members_per_patch, page_size and concurrency must be at least 1".into());
         }
         if self.timeout_secs == 0 {

@@ -220,7 +220,9 @@ impl Scim {
 
 #[tokio::test]
 async fn a_first_sync_provisions_users_managers_and_nested_groups_and_the_next_writes_nothing() {
-    let scim = Scim::start(300, &["engineering", "sales", "all-staff"]).await;
+    let mut scim = Scim::start(300, &["engineering", "sales", "all-staff"]).await;
+    // Pages of 50: the listing must follow them to the end (300 people, 6 pages).
+    scim.env.config.scim[0].page_size = Some(50);
     let report = scim.sync().await;
     let selected = report.selected;
     assert!(selected > 250, "{selected}");
@@ -249,6 +251,7 @@ async fn a_first_sync_provisions_users_managers_and_nested_groups_and_the_next_w
         .map(|(_, v)| v)
         .sum();
     assert_eq!(writes, 0, "{:?}", again.calls);
+    assert!(again.calls["GET Users"] >= 6, "{:?}", again.calls);
 }
 
 /// People who already have accounts in the app (created by hand or by another tool) are
