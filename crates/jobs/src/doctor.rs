@@ -35,10 +35,18 @@ pub enum Job {
     Users,
     Mail,
     Calendar,
+    /// The `[[scim]]` apps: the directory read, and each app's URL and token.
+    Scim,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [Job::Contacts, Job::Users, Job::Mail, Job::Calendar];
+    pub const ALL: [Job; 5] = [
+        Job::Contacts,
+        Job::Users,
+        Job::Mail,
+        Job::Calendar,
+        Job::Scim,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -46,6 +54,7 @@ impl Job {
             Job::Users => "users",
             Job::Mail => "mail",
             Job::Calendar => "calendar",
+            Job::Scim => "scim",
         }
     }
 
@@ -61,6 +70,7 @@ impl Job {
             Job::Users => vec![Api::Directory],
             Job::Mail => vec![Api::Gmail],
             Job::Calendar => vec![Api::Calendar],
+            Job::Scim => vec![Api::Directory],
         }
     }
 
@@ -70,6 +80,9 @@ impl Job {
         let mut jobs = vec![Job::Contacts, Job::Users];
         if !config.mail.report_to.is_empty() || config.mail.welcome.enabled {
             jobs.push(Job::Mail);
+        }
+        if !config.scim.is_empty() {
+            jobs.push(Job::Scim);
         }
         jobs
     }
@@ -91,7 +104,7 @@ pub enum Status {
 pub struct Check {
     /// What was checked, stable for scripts: `config`, `key`, `endpoint`, `scope`,
     /// `admin_subject`, `api.directory`, `api.people`, `api.gmail`, `api.calendar`,
-    /// `login`, `state`, `serve.health`, `serve.channels`.
+    /// `login`, `state`, `serve.health`, `serve.channels`, `scim.<name>`.
     pub id: String,
     pub status: Status,
     /// What was found, in one line.
@@ -193,6 +206,61 @@ const APIS: [Api; 4] = [Api::Directory, Api::People, Api::Gmail, Api::Calendar];
 /// Where domain-wide delegation is granted, for every fix that sends the admin there.
 const DELEGATION_PAGE: &str =
     "Admin console → Security → Access and data control → API controls → Domain-wide delegation";
+
+/// Each `[[scim]]` app: its token readable (and private), its URL a SCIM server that
+/// accepts the token (one `ServiceProviderConfig` and a one-user listing; nothing
+/// written).
+pub async fn check_scim(config: &Config, report: &mut Report) {
+    if !report.jobs.contains(&Job::Scim) {
+        return;
+    }
+    if config.scim.is_empty() {
+        report.skip(
+            "scim",
+            "no [[scim]] app is configured (README.md, \"Provision apps over SCIM\")",
+        );
+        return;
+    }
+    for target in &config.scim {
+        let id = format!("scim.{}", target.name);
+        #[cfg(unix)]
+        if let Some(path) = &target.token_file {
+            use std::os::unix::fs::PermissionsExt as _;
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                report.fail(
+                    &id,
+                    format!(
+                        "the token file {} is readable by others (mode {:o})",
+                        path.display(),
+                        meta.permissions().mode() & 0o777
+                    ),
+                    format!("chmod 600 {}", path.display()),
+                );
+                continue;
+            }
+        }
+        match crate::scim::probe(config, target).await {
+            Ok(features) => report.pass(
+                &id,
+                format!(
+                    "{} answers and accepts the token (PATCH {}, ETags {}, page size {})",
+                    target.url,
+                    if features.patch { "yes" } else { "no: PUT" },
+                    if features.etag { "yes" } else { "no" },
+                    features
+                        .max_results
+                        .map_or("not announced".to_string(), |n| n.to_string())
+                ),
+            ),
+            Err(e) => {
+                let (line, fix) = crate::scim::explain(target, &e);
+                report.fail(&id, line, fix);
+            }
+        }
+    }
+}
 
 /// The key, the endpoint, every scope, the admin subject and one read per API.
 pub async fn check_google(config: &Config, report: &mut Report) {

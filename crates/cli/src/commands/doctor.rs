@@ -36,6 +36,8 @@ pub enum JobArg {
     Mail,
     /// The Calendar agenda.
     Calendar,
+    /// The [[scim]] apps: each URL answers and accepts its token.
+    Scim,
     /// Every job above.
     All,
 }
@@ -51,6 +53,7 @@ fn jobs(args: &[JobArg], config: &config::Config) -> Vec<Job> {
             JobArg::Users => vec![Job::Users],
             JobArg::Mail => vec![Job::Mail],
             JobArg::Calendar => vec![Job::Calendar],
+            JobArg::Scim => vec![Job::Scim],
             JobArg::All => Job::ALL.to_vec(),
         })
         .collect();
@@ -86,6 +89,7 @@ pub async fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<Exit> {
     }
     doctor::check_google(&config, &mut report).await;
     doctor::check_login(&config, &mut report).await;
+    doctor::check_scim(&config, &mut report).await;
     if let Some(store) = check_state(&config.state, &mut report).await {
         doctor::check_serve(&config, store.as_ref(), &mut report).await;
         store.close().await;

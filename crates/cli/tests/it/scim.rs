@@ -145,3 +145,75 @@ async fn a_run_killed_part_way_is_finished_by_the_next_without_duplicates() {
     let third = orgsync(&config, &["scim", "sync", "--json"]).await;
     assert_eq!(json(&third)[0]["report"]["changes"], serde_json::json!([]));
 }
+
+/// `orgsync doctor --job scim`: an app that answers and accepts its token passes with
+/// what it supports; a revoked token, a wrong URL and a token file others can read each
+/// fail with their own fix; nothing is written to the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_scim_app_url_and_token() {
+    let emu = orgsync_testkit::spawn(EmulatorConfig::for_tests(5)).await;
+    let app = ScimServer::spawn().await;
+    let mut wrong_url = app.base.trim_end_matches("v2/").to_string();
+    wrong_url.push_str("nope/");
+    let toml = format!(
+        "[state]\npath = \"state.db\"\n{}{}\n[[scim]]\nname = \"lost\"\nurl = \"{wrong_url}\"\ntoken_file = \"good.token\"\n{}",
+        target("good", &app, "good.token", ""),
+        target("revoked", &app, "revoked.token", ""),
+        target("open", &app, "open.token", ""),
+    );
+    let ConfigDir { dir, config } = ConfigDir::new(&emu, &toml);
+    let write = |name: &str, text: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write("good.token", TOKEN, 0o600);
+    write("revoked.token", "an-old-token", 0o600);
+    write("open.token", TOKEN, 0o644);
+    let out = orgsync(&config, &["doctor", "--job", "scim", "--json"]).await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    let report = json(&out);
+    let check = |id: &str| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+            .clone()
+    };
+    let good = check("scim.good");
+    assert_eq!(good["status"], "pass", "{good}");
+    assert!(
+        good["line"].as_str().unwrap().contains("PATCH yes"),
+        "{good}"
+    );
+    let revoked = check("scim.revoked");
+    assert_eq!(revoked["status"], "fail");
+    assert!(
+        revoked["line"]
+            .as_str()
+            .unwrap()
+            .contains("refused the token"),
+        "{revoked}"
+    );
+    assert!(
+        revoked["fix"].as_str().unwrap().contains("new SCIM token"),
+        "{revoked}"
+    );
+    let open = check("scim.open");
+    assert_eq!(open["status"], "fail");
+    assert!(
+        open["fix"].as_str().unwrap().starts_with("chmod 600"),
+        "{open}"
+    );
+    let lost = check("scim.lost");
+    assert_eq!(lost["status"], "fail");
+    assert!(
+        lost["fix"].as_str().unwrap().contains("SCIM base URL"),
+        "{lost}"
+    );
+    assert!(!out.stdout.contains(TOKEN) && !out.stdout.contains("an-old-token"));
+    assert!(app.users().await.is_empty(), "doctor wrote");
+}

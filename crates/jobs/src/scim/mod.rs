@@ -1145,6 +1145,55 @@ fn plan_options(target: &ScimTargetConfig) -> UsersPlanOptions {
     }
 }
 
+/// What the app supports, having checked that it answers and accepts the token: one
+/// `ServiceProviderConfig` read and a one-user listing (`orgsync doctor`). Writes nothing.
+pub async fn probe(config: &Config, target: &ScimTargetConfig) -> Result<Features, ScimError> {
+    let mut config = config.clone();
+    // doctor answers in seconds: no five-minute retry budget.
+    config.google.retry_budget_secs = Some(5);
+    let client = client_for(&config, target).await?;
+    client
+        .find(Resource::Users, "userName", "orgsync-doctor-probe@invalid")
+        .await
+        .map_err(ScimError::Server)?;
+    Ok(client.features)
+}
+
+/// A failed [`probe`] as a doctor line and its fix.
+pub fn explain(target: &ScimTargetConfig, e: &ScimError) -> (String, String) {
+    let url = &target.url;
+    match e {
+        ScimError::Config(c) => (
+            c.to_string(),
+            "write the app's SCIM bearer token to token_file (chmod 600), or set the variable \
+             token_env names"
+                .into(),
+        ),
+        ScimError::Server(s) if s.is_auth() => (
+            format!("{url} refused the token ({s})"),
+            "the token was revoked, expired or mistyped: create a new SCIM token in the app's \
+             admin settings and write it to token_file"
+                .into(),
+        ),
+        ScimError::Server(s) if s.status() == Some(404) => (
+            format!("{url} has no SCIM Users endpoint ({s})"),
+            "url must be the SCIM base URL the app shows, the one /Users is under (often ending \
+             in /scim/v2)"
+                .into(),
+        ),
+        ScimError::Server(s) if s.is_outage() => (
+            format!("{url} does not answer ({s})"),
+            "check the URL, DNS and that this machine may reach the app (proxy, firewall)".into(),
+        ),
+        other => (
+            format!("{url}: {other}"),
+            "check url and the compatibility switches of this [[scim]] table (README.md, \
+             \"Provision apps over SCIM\")"
+                .into(),
+        ),
+    }
+}
+
 /// Apply one directory user to one target: the work of a push notification. The user
 /// is re-read (`users.get`; a 404 means deleted), its resource found by the stored link,
 /// else by `externalId`, else by `userName`, and the same planner decides, on just this
