@@ -48,10 +48,7 @@ impl Env {
         let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_key(key).unwrap());
         let mut admin_config = context::client_config(&config);
         admin_config.scopes = ApiScopes {
-            directory: vec![
-                orgsync_wire::scopes::DIRECTORY_USER.into(),
-                orgsync_wire::scopes::DIRECTORY_GROUP.into(),
-            ],
+            directory: vec![orgsync_wire::scopes::DIRECTORY_USER.into()],
             ..ApiScopes::default()
         };
         let admin = GoogleClient::new(sa.clone(), admin_config);
@@ -64,6 +61,20 @@ impl Env {
             observer,
             domain,
         }
+    }
+
+    /// A client of the same service account asking for `directory` scopes (which the
+    /// emulator must delegate first), e.g. the group scope to change membership.
+    pub fn client_with_directory_scopes(&self, directory: &[&str]) -> GoogleClient {
+        let key =
+            orgsync_emulator::oauth::service_account_key(&self.emulator.emulator).expect("a key");
+        let sa: Arc<dyn TokenSource> = Arc::new(ServiceAccount::from_key(key).unwrap());
+        let mut config = context::client_config(&self.config);
+        config.scopes = ApiScopes {
+            directory: directory.iter().map(|s| s.to_string()).collect(),
+            ..ApiScopes::default()
+        };
+        GoogleClient::new(sa, config)
     }
 
     pub async fn run(&self, options: &ContactsOptions) -> ContactsReport {

@@ -18,6 +18,8 @@ const ENTERPRISE: &str = orgsync_core::scim::ENTERPRISE;
 
 struct Scim {
     env: Env,
+    /// The admin with the group scope: changes membership.
+    groups_admin: orgsync_client::GoogleClient,
     server: ScimServer,
     _dir: tempfile::TempDir,
 }
@@ -25,8 +27,7 @@ struct Scim {
 impl Scim {
     async fn start(users: usize, groups: &[&str]) -> Scim {
         let mut env = Env::start(EmulatorConfig::for_tests(users)).await;
-        // The tests change group membership as the admin: delegate the group scope too
-        // (before the admin client's first token).
+        // The tests change group membership as the admin: delegate the group scope too.
         {
             let mut oauth = env.emulator.emulator.oauth.write();
             let client = oauth.service_accounts[0].account.client_email.clone();
@@ -46,8 +47,13 @@ impl Scim {
             groups: groups.iter().map(|g| format!("{g}@{domain}")).collect(),
             ..ScimTargetConfig::default()
         }];
+        let groups_admin = env.client_with_directory_scopes(&[
+            orgsync_wire::scopes::DIRECTORY_USER,
+            orgsync_wire::scopes::DIRECTORY_GROUP,
+        ]);
         Scim {
             env,
+            groups_admin,
             server,
             _dir: dir,
         }
@@ -407,7 +413,7 @@ async fn renames_suspensions_scope_moves_leavers_and_membership_changes_are_appl
     scim.assert_matches_directory_except(&out_of_scope).await;
 
     // Membership: one joins sales, one leaves engineering.
-    let groups_client = &scim.env.admin;
+    let groups_client = &scim.groups_admin;
     let engineering = format!("engineering@{domain}");
     let sales = format!("sales@{domain}");
     let engineer = {
@@ -657,8 +663,7 @@ async fn a_server_without_patch_is_written_with_put() {
             u.primary_email = Some(format!("put.renamed@{domain}"))
         })
         .await;
-    scim.env
-        .admin
+    scim.groups_admin
         .directory()
         .members_insert(&format!("sales@{domain}"), &members[1])
         .await
