@@ -57,6 +57,9 @@ pub struct ScimTargetConfig {
     pub users: Option<ScopeConfig>,
     /// Directory groups (emails) pushed as SCIM Groups, nested members flattened.
     pub groups: Vec<String>,
+    /// Also every group a Directory `groups.list` query returns (`email:aws-*`,
+    /// `name:'Team*'`): groups named in the console reach the app without a config change.
+    pub groups_query: Option<String>,
     pub deprovision: ScimDeprovision,
     /// Stop before writing when a run would deprovision more than this share of the
     /// users (or delete more than this share of the groups) orgsync manages there.
@@ -90,6 +93,7 @@ impl Default for ScimTargetConfig {
             token_env: None,
             users: None,
             groups: Vec::new(),
+            groups_query: None,
             deprovision: ScimDeprovision::Deactivate,
             max_deprovision_share: 0.2,
             user_name_case: UserNameCase::Preserve,
@@ -113,6 +117,7 @@ impl std::fmt::Debug for ScimTargetConfig {
             .field("token_file", &self.token_file)
             .field("token_env", &self.token_env)
             .field("groups", &self.groups)
+            .field("groups_query", &self.groups_query)
             .field("deprovision", &self.deprovision)
             .finish_non_exhaustive()
     }

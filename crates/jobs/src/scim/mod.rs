@@ -287,6 +287,8 @@ pub struct ScimDirectory {
     pub read: DirectoryRead,
     /// Group email (lower-case) → (directory id, name, flattened member ids).
     pub groups: HashMap<String, (String, String, BTreeSet<String>)>,
+    /// A target's `groups_query` → the emails (lower-case) of the groups it returned.
+    pub queried: HashMap<String, BTreeSet<String>>,
     /// Manager email (lower-case) → directory id, over every directory user.
     pub managers: HashMap<String, String>,
 }
@@ -314,12 +316,17 @@ pub async fn read_for(
         .iter()
         .filter_map(|u| Some((u.primary_email.as_ref()?.to_lowercase(), u.id.clone()?)))
         .collect();
-    let wanted: BTreeSet<String> = targets
+    let mut wanted: BTreeSet<String> = targets
         .iter()
         .flat_map(|t| t.groups.iter().map(|g| g.trim().to_lowercase()))
         .collect();
     let mut groups = HashMap::new();
-    if !wanted.is_empty() {
+    let mut queried: HashMap<String, BTreeSet<String>> = HashMap::new();
+    let queries: BTreeSet<&String> = targets
+        .iter()
+        .filter_map(|t| t.groups_query.as_ref())
+        .collect();
+    if !wanted.is_empty() || !queries.is_empty() {
         let directory = google.directory();
         let params = GroupsListParams {
             customer: config.google.customer.clone(),
@@ -330,6 +337,19 @@ pub async fn read_for(
             },
             ..GroupsListParams::default()
         };
+        for query in queries {
+            let found: Vec<orgsync_wire::directory::Group> = directory
+                .groups_list(GroupsListParams {
+                    query: Some(query.clone()),
+                    ..params.clone()
+                })
+                .try_collect()
+                .await
+                .map_err(ScimError::Directory)?;
+            let emails: BTreeSet<String> = found.iter().map(|g| g.email.to_lowercase()).collect();
+            wanted.extend(emails.iter().cloned());
+            queried.insert(query.clone(), emails);
+        }
         let all: Vec<orgsync_wire::directory::Group> = directory
             .groups_list(params)
             .try_collect()
@@ -368,6 +388,7 @@ pub async fn read_for(
     Ok(ScimDirectory {
         read,
         groups,
+        queried,
         managers,
     })
 }
@@ -1425,10 +1446,17 @@ pub async fn sync_target(
     }
 
     // Desired groups (members as directory ids).
-    let desired_groups: Vec<DesiredGroup> = target
+    let mut group_emails: BTreeSet<String> = target
         .groups
         .iter()
-        .filter_map(|email| dir.groups.get(&email.trim().to_lowercase()))
+        .map(|g| g.trim().to_lowercase())
+        .collect();
+    if let Some(q) = &target.groups_query {
+        group_emails.extend(dir.queried.get(q).into_iter().flatten().cloned());
+    }
+    let desired_groups: Vec<DesiredGroup> = group_emails
+        .iter()
+        .filter_map(|email| dir.groups.get(email))
         .map(|(id, name, members)| DesiredGroup {
             directory_id: id.clone(),
             display_name: name.clone(),

@@ -689,3 +689,38 @@ async fn a_server_without_patch_is_written_with_put() {
     let again = scim.sync().await;
     assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
 }
+
+/// `groups_query`: every group a Directory `groups.list` query returns is pushed, with the
+/// groups named in `groups`; nothing else.
+#[tokio::test]
+async fn a_groups_query_pushes_every_group_it_returns() {
+    let mut scim = Scim::start(60, &["legal-team"]).await;
+    scim.env.config.scim[0].groups_query = Some("email:sales*".into());
+    let client = scim.env.client();
+    let matched: Vec<orgsync_wire::directory::Group> =
+        futures::TryStreamExt::try_collect(client.directory().groups_list(
+            orgsync_client::directory::GroupsListParams {
+                query: Some("email:sales*".into()),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(!matched.is_empty());
+    let report = scim.sync().await;
+    assert_eq!(report.groups.created, matched.len() + 1, "{report:#?}");
+    let on_server: BTreeSet<String> = scim
+        .server
+        .groups()
+        .await
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap().to_string())
+        .collect();
+    for g in &matched {
+        assert!(
+            on_server.contains(g.name.as_deref().unwrap()),
+            "{on_server:?}"
+        );
+    }
+    assert!(on_server.contains("Legal"), "{on_server:?}");
+}
