@@ -84,7 +84,10 @@ pub(crate) async fn run_full(shared: &Shared) {
         &shared.config,
         shared.store.as_ref(),
         None,
-        ScimOptions::default(),
+        ScimOptions {
+            trigger: orgsync_jobs::runs::Trigger::Schedule,
+            ..ScimOptions::default()
+        },
     )
     .await
     {

@@ -149,6 +149,8 @@ pub struct InstanceView {
 pub struct Jobs {
     pub contacts: JobView,
     pub users: JobView,
+    /// The `[[scim]]` apps' full runs (every target of one run together).
+    pub scim: JobView,
 }
 
 /// One job: its last run (`null`: it never ran) and when its last complete, clean run
@@ -352,6 +354,7 @@ impl Status {
         let jobs = Jobs {
             contacts: job(JobName::Contacts).await,
             users: job(JobName::Users).await,
+            scim: job(JobName::Scim).await,
         };
         let channels = read(store.list_channels()).await.map(|mut all| {
             all.sort_by_key(|c| std::cmp::Reverse(c.created_at));
@@ -723,6 +726,7 @@ pub fn render_html(status: &Status) -> String {
     h.raw("<main>");
     job(&mut h, "contacts", "Contacts job", &status.jobs.contacts);
     job(&mut h, "users", "Users job", &status.jobs.users);
+    job(&mut h, "scim", "SCIM apps", &status.jobs.scim);
     queue(&mut h, &status.queue);
     outbox(&mut h, &status.outbox);
     channels(&mut h, &status.channels);
@@ -1294,6 +1298,10 @@ mod tests {
                 users: JobView {
                     last_run: Section::Ok(Some(run(JobName::Users, RunOutcome::Ok))),
                     last_complete: Section::Unavailable("database is locked".into()),
+                },
+                scim: JobView {
+                    last_run: Section::Ok(Some(run(JobName::Scim, RunOutcome::Partial))),
+                    last_complete: Section::Ok(None),
                 },
             },
             channels: Section::Ok(ChannelsView {

@@ -207,7 +207,7 @@ async fn process_scim(shared: &Shared, worker: &str, job: Job) {
                     .iter()
                     .map(|c| AppliedChange {
                         at: now,
-                        job: JobName::Users,
+                        job: JobName::Scim,
                         action: c.action.clone(),
                         subject: c.name.clone(),
                         detail: Some(format!("SCIM app '{}': push notification", r.target)),

@@ -32,6 +32,8 @@ pub enum JobName {
     Contacts,
     /// Directory → the application's user table (`users sync`, serve's reconcile).
     Users,
+    /// Directory → the `[[scim]]` apps (`scim sync`, serve's scheduled run and pushes).
+    Scim,
 }
 
 impl JobName {
@@ -39,6 +41,7 @@ impl JobName {
         match self {
             JobName::Contacts => "contacts",
             JobName::Users => "users",
+            JobName::Scim => "scim",
         }
     }
 }

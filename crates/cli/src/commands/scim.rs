@@ -72,7 +72,11 @@ pub async fn run(global: &Global, cmd: ScimCommand) -> anyhow::Result<Exit> {
     let client = service_account_client(&config)
         .map_err(|e| CodedError::new(Exit::Config, e.to_string()))?;
     let store = crate::store::open(&config.state).await?;
-    let opts = ScimOptions { dry_run, force };
+    let opts = ScimOptions {
+        dry_run,
+        force,
+        ..ScimOptions::default()
+    };
     let results = sync(&client, &config, store.as_ref(), target.as_deref(), opts).await;
     store.close().await;
     let results = match results {

@@ -99,5 +99,26 @@ async fn joiners_edits_and_suspensions_reach_the_scim_app_through_push() {
         edit_latency < Duration::from_secs(30),
         "an edit took {edit_latency:?}: not through push"
     );
+    // The status page shows the full run on start and the pushed changes.
+    let status: Value = reqwest::get(format!("http://{}/status.json", d.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let run = &status["jobs"]["scim"]["last_run"]["ok"];
+    assert_eq!(run["outcome"], "ok", "{status:#}");
+    assert_eq!(run["trigger"], "schedule", "{run}");
+    assert!(
+        run["counts"]["created"].as_u64().unwrap() >= active as u64,
+        "{run}"
+    );
+    let changes = status["changes"]["ok"].as_array().unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c["job"] == "scim" && c["detail"].as_str().unwrap().contains("push")),
+        "{changes:?}"
+    );
     d.shutdown().await;
 }

@@ -59,6 +59,8 @@ pub struct ScimOptions {
     pub dry_run: bool,
     /// Proceed when the guard would stop.
     pub force: bool,
+    /// What started the run, for its record ([`crate::runs`]).
+    pub trigger: crate::runs::Trigger,
 }
 
 /// Why a target's run failed.
@@ -1758,11 +1760,128 @@ pub async fn sync(
                 .into(),
         })));
     }
-    let dir = read_for(google, config, &targets).await?;
+    let started = Utc::now();
+    let dir = match read_for(google, config, &targets).await {
+        Ok(dir) => dir,
+        Err(e) => {
+            if !opts.dry_run {
+                record(store, opts, started, only.is_none(), &[], Some(&e)).await;
+            }
+            return Err(e);
+        }
+    };
     let mut out = Vec::new();
     for t in targets {
         let result = sync_target(&dir, config, t, store, opts, Utc::now).await;
         out.push((t.name.clone(), result));
     }
+    if !opts.dry_run {
+        record(store, opts, started, only.is_none(), &out, None).await;
+    }
     Ok(out)
+}
+
+/// The run's record and its changes for the status page ([`crate::runs`]): every target
+/// of the run in one record. A store error here is a warning: the record is a display.
+async fn record(
+    store: &dyn Store,
+    opts: ScimOptions,
+    started: DateTime<Utc>,
+    every_target: bool,
+    results: &[(String, Result<ScimReport, ScimError>)],
+    failed: Option<&ScimError>,
+) {
+    use crate::runs::{AppliedChange, JobName, RunFailure, RunOutcome, RunRecord};
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut changes = Vec::new();
+    let mut guard = None;
+    let now = Utc::now();
+    for (name, result) in results {
+        let report = match result {
+            Ok(r) => Some(r),
+            Err(ScimError::Guard { reason, .. }) => {
+                guard.get_or_insert_with(|| reason.clone());
+                failures.push(RunFailure {
+                    subject: format!("scim '{name}'"),
+                    reason: reason.clone(),
+                });
+                None
+            }
+            Err(e) => {
+                failures.push(RunFailure {
+                    subject: format!("scim '{name}'"),
+                    reason: e.to_string(),
+                });
+                None
+            }
+        };
+        let Some(r) = report else { continue };
+        let u = &r.users;
+        let g = &r.groups;
+        for (k, v) in [
+            ("created", u.created),
+            ("adopted", u.adopted),
+            ("updated", u.updated),
+            ("deactivated", u.deactivated),
+            ("reactivated", u.reactivated),
+            ("deleted", u.deleted),
+            ("unchanged", u.unchanged),
+            ("groups_created", g.created),
+            ("groups_deleted", g.deleted),
+            ("members_added", g.members_added),
+            ("members_removed", g.members_removed),
+        ] {
+            *counts.entry(k.to_string()).or_default() += v as u64;
+        }
+        for f in &r.failures {
+            failures.push(RunFailure {
+                subject: format!("scim '{name}'"),
+                reason: f.clone(),
+            });
+        }
+        if let Some(o) = &r.outage {
+            failures.push(RunFailure {
+                subject: format!("scim '{name}'"),
+                reason: format!("stopped: the server stopped answering ({o})"),
+            });
+        }
+        changes.extend(r.changes.iter().map(|c| AppliedChange {
+            at: now,
+            job: JobName::Scim,
+            action: c.action.clone(),
+            subject: c.name.clone(),
+            detail: Some(format!("SCIM app '{name}'")),
+        }));
+    }
+    let outcome = if failed.is_some() {
+        RunOutcome::Failed
+    } else if guard.is_some() {
+        RunOutcome::Guard
+    } else if failures.is_empty() {
+        RunOutcome::Ok
+    } else {
+        RunOutcome::Partial
+    };
+    let record = RunRecord {
+        job: JobName::Scim,
+        trigger: opts.trigger,
+        started_at: started,
+        finished_at: Utc::now(),
+        outcome,
+        counts,
+        failures: Vec::new(),
+        failures_total: 0,
+        message: failed.map(|e| e.to_string()).or(guard),
+        complete: every_target && outcome == RunOutcome::Ok,
+    }
+    .with_failures(failures);
+    if let Err(e) = crate::runs::record_run(store, &record).await {
+        tracing::warn!(error = %e, "cannot record the SCIM run for the status page");
+    }
+    if !changes.is_empty()
+        && let Err(e) = crate::runs::add_changes(store, changes).await
+    {
+        tracing::warn!(error = %e, "cannot add the SCIM changes to the status page's list");
+    }
 }

@@ -258,6 +258,23 @@ async fn a_first_sync_provisions_users_managers_and_nested_groups_and_the_next_w
         .sum();
     assert_eq!(writes, 0, "{:?}", again.calls);
     assert!(again.calls["GET Users"] >= 6, "{:?}", again.calls);
+    // Both runs are on record for the status page; the first one's changes are listed.
+    let run =
+        orgsync_jobs::runs::last_run(scim.env.store.as_ref(), orgsync_jobs::runs::JobName::Scim)
+            .await
+            .unwrap()
+            .unwrap();
+    assert_eq!(run.outcome, orgsync_jobs::runs::RunOutcome::Ok);
+    assert!(run.complete);
+    assert_eq!(run.counts["unchanged"], report.users.created as u64);
+    let changes = orgsync_jobs::runs::recent_changes(scim.env.store.as_ref())
+        .await
+        .unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.job == orgsync_jobs::runs::JobName::Scim && c.action == "create")
+    );
 }
 
 /// People who already have accounts in the app (created by hand or by another tool) are
