@@ -630,8 +630,7 @@ impl UsersPlan {
             .count()
     }
 
-    /// The links after the plan is applied, for ids the plan knows (creates get theirs
-    /// from the server).
+    /// Nothing to send (conflicts and counts aside).
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
     }
@@ -742,7 +741,7 @@ pub fn plan_users(
                     attrs.manager = Some(id.clone());
                     true
                 }
-                None => desired_ids.contains(m.as_str()).then_some(()).is_none(),
+                None => !desired_ids.contains(m.as_str()),
             },
         };
         // A manager orgsync will create in this run gets an id only then: leave the

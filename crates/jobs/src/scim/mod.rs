@@ -679,15 +679,19 @@ pub async fn sync_target(
         };
     }
     if report.outage.is_none() {
+        let counted_updates = report.users.updated;
         let now_observed: Vec<ObservedUser> = observed.values().cloned().collect();
         let second = plan_users(&desired, &now_observed, &links, &plan_opts);
         let second: UsersPlan = UsersPlan {
-            // Only what the first pass could not do; a conflict or a failure above is
-            // already reported.
+            // Only managers the waves could not set (a management cycle); a conflict or
+            // a failure above is already reported and waits for the next run.
             ops: second
                 .ops
                 .into_iter()
-                .filter(|op| matches!(op, UserOp::Update { .. }))
+                .filter(|op| {
+                    matches!(op, UserOp::Update { changes, .. }
+                        if changes.iter().all(|c| c.attr == orgsync_core::scim::Attr::Manager))
+                })
                 .collect(),
             ..UsersPlan::default()
         };
@@ -701,15 +705,8 @@ pub async fn sync_target(
             &mut report,
         )
         .await?;
-        // An update of the second pass changes a user already counted.
-        let mut seen = BTreeSet::new();
-        let mut updated = 0;
-        for line in &report.changes {
-            if line.kind == "user" && !seen.insert(line.name.clone()) && line.action == "update" {
-                updated += 1;
-            }
-        }
-        report.users.updated -= updated.min(report.users.updated);
+        // A manager set after the creates changes a user already counted.
+        report.users.updated = counted_updates;
     }
 
     // Groups.

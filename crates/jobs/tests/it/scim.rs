@@ -741,3 +741,46 @@ async fn a_groups_query_pushes_every_group_it_returns() {
     }
     assert!(on_server.contains("Legal"), "{on_server:?}");
 }
+
+/// Two people who manage each other (a data-entry mistake the Admin console allows): the
+/// waves of creates cannot order them, so both are created and their managers set after;
+/// the first run ends with each pointing at the other, and the next writes nothing.
+#[tokio::test]
+async fn people_who_manage_each_other_are_created_and_linked_in_one_run() {
+    let scim = Scim::start(30, &[]).await;
+    let members = scim.env.member_emails().await;
+    let (a, b) = (&members[4], &members[5]);
+    for (who, manager) in [(a, b), (b, a)] {
+        let manager = manager.clone();
+        scim.env
+            .update_user(who, move |u| {
+                u.extra.insert(
+                    "relations".into(),
+                    json!([{ "type": "manager", "value": manager }]),
+                );
+            })
+            .await;
+    }
+    let report = scim.sync().await;
+    assert!(report.users.created > 20, "{report:#?}");
+    let users = scim.server_users().await;
+    let id_of = |email: &String| {
+        users
+            .values()
+            .find(|u| u["userName"] == email.as_str())
+            .unwrap()["id"]
+            .clone()
+    };
+    let manager_of = |email: &String| {
+        users
+            .values()
+            .find(|u| u["userName"] == email.as_str())
+            .unwrap()[ENTERPRISE]["manager"]["value"]
+            .clone()
+    };
+    assert_eq!(manager_of(a), id_of(b));
+    assert_eq!(manager_of(b), id_of(a));
+    scim.assert_matches_directory().await;
+    let again = scim.sync().await;
+    assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
+}
