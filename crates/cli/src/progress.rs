@@ -51,3 +51,42 @@ impl Progress for Bar {
         }
     }
 }
+
+/// The SCIM run's bar: one per phase of a target (`aws: users`, `aws: groups`), on stderr
+/// and only on a terminal.
+pub fn scim_bar(enabled: bool) -> Option<ScimBar> {
+    (enabled && std::io::stderr().is_terminal()).then(ScimBar::default)
+}
+
+#[derive(Default)]
+pub struct ScimBar(std::sync::Mutex<Option<ProgressBar>>);
+
+impl orgsync_jobs::scim::ScimProgress for ScimBar {
+    fn started(&self, what: &str, operations: usize) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = slot.take() {
+            old.finish_and_clear();
+        }
+        let bar = ProgressBar::new(operations as u64);
+        let style = ProgressStyle::with_template(
+            "{spinner} {msg} {bar:40} {pos}/{len} operations  {elapsed_precise} (eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        *slot = Some(bar);
+    }
+
+    fn done(&self, n: usize) {
+        if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            bar.inc(n as u64);
+        }
+    }
+
+    fn finished(&self) {
+        if let Some(bar) = self.0.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+}

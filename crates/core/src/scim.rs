@@ -595,6 +595,20 @@ pub enum UserOp {
     Forget { directory_id: String, id: String },
 }
 
+impl UserOp {
+    /// The directory user the operation is about.
+    pub fn directory_id(&self) -> &str {
+        match self {
+            UserOp::Create { directory_id, .. }
+            | UserOp::Adopt { directory_id, .. }
+            | UserOp::Update { directory_id, .. }
+            | UserOp::Deactivate { directory_id, .. }
+            | UserOp::Delete { directory_id, .. }
+            | UserOp::Forget { directory_id, .. } => directory_id,
+        }
+    }
+}
+
 /// A `userName` that a resource orgsync does not manage already holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -924,6 +938,21 @@ pub enum GroupOp {
         directory_id: String,
         id: String,
     },
+}
+
+impl GroupOp {
+    /// The directory group the operation is about.
+    pub fn directory_id(&self) -> &str {
+        match self {
+            GroupOp::Create { directory_id, .. }
+            | GroupOp::Adopt { directory_id, .. }
+            | GroupOp::Update { directory_id, .. }
+            | GroupOp::AddMembers { directory_id, .. }
+            | GroupOp::RemoveMembers { directory_id, .. }
+            | GroupOp::Delete { directory_id, .. }
+            | GroupOp::Forget { directory_id, .. } => directory_id,
+        }
+    }
 }
 
 /// A groups plan.

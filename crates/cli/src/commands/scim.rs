@@ -6,7 +6,7 @@
 
 use clap::Subcommand;
 use orgsync_jobs::context::service_account_client;
-use orgsync_jobs::scim::{ScimError, ScimOptions, ScimReport, sync};
+use orgsync_jobs::scim::{NoProgress, ScimError, ScimOptions, ScimProgress, ScimReport, sync_with};
 use serde::Serialize;
 
 use crate::cli::Global;
@@ -77,7 +77,22 @@ pub async fn run(global: &Global, cmd: ScimCommand) -> anyhow::Result<Exit> {
         force,
         ..ScimOptions::default()
     };
-    let results = sync(&client, &config, store.as_ref(), target.as_deref(), opts).await;
+    // A bar on a terminal, never with --json (scripts read stdout; the bar is on stderr,
+    // but a script's terminal is not a person's).
+    let bar = crate::progress::scim_bar(!json && !dry_run);
+    let progress: &dyn ScimProgress = match &bar {
+        Some(b) => b,
+        None => &NoProgress,
+    };
+    let results = sync_with(
+        &client,
+        &config,
+        store.as_ref(),
+        target.as_deref(),
+        opts,
+        progress,
+    )
+    .await;
     store.close().await;
     let results = match results {
         Ok(r) => r,

@@ -291,6 +291,8 @@ async fn apply_user_op(client: &ScimClient, op: UserOp, down: &AtomicBool) -> Do
 }
 
 pub(super) struct LinkWriter<'a> {
+    /// Told of every finished operation (the CLI's progress bar).
+    pub(super) progress: &'a dyn super::ScimProgress,
     pub(super) store: &'a dyn Store,
     pub(super) scope: String,
     pub(super) set: Vec<(String, String)>,
@@ -353,6 +355,7 @@ pub(super) async fn apply_users(
         .map(|op| apply_user_op(client, op, &down))
         .buffer_unordered(concurrency);
     while let Some(done) = results.next().await {
+        writer.progress.done(1);
         if let Some(id) = done.removed_id {
             observed.remove(&id);
         }
@@ -622,16 +625,10 @@ pub(super) async fn apply_groups(
 ) -> Result<(), ScimError> {
     let mut by_group: BTreeMap<String, Vec<GroupOp>> = BTreeMap::new();
     for op in gplan.ops {
-        let key = match &op {
-            GroupOp::Create { directory_id, .. }
-            | GroupOp::Adopt { directory_id, .. }
-            | GroupOp::Update { directory_id, .. }
-            | GroupOp::AddMembers { directory_id, .. }
-            | GroupOp::RemoveMembers { directory_id, .. }
-            | GroupOp::Delete { directory_id, .. }
-            | GroupOp::Forget { directory_id, .. } => directory_id.clone(),
-        };
-        by_group.entry(key).or_default().push(op);
+        by_group
+            .entry(op.directory_id().to_string())
+            .or_default()
+            .push(op);
     }
     let down = AtomicBool::new(false);
     let desired_ref = desired;
@@ -641,6 +638,7 @@ pub(super) async fn apply_groups(
         .map(|ops| apply_group_ops(client_ref, ops, desired_ref, down_ref))
         .buffer_unordered(concurrency);
     while let Some(dones) = results.next().await {
+        writer.progress.done(dones.len());
         for done in dones {
             if let Some((dir_id, id)) = done.link {
                 group_links.insert(dir_id.clone(), id.clone());

@@ -55,6 +55,25 @@ pub fn groups_scope(target: &str) -> String {
     format!("scim.{target}.groups")
 }
 
+/// Told how a run advances: the CLI draws a bar with it on a terminal.
+pub trait ScimProgress: Send + Sync {
+    /// `what` (`aws: users`, `aws: groups`) is about to send `operations` operations.
+    fn started(&self, what: &str, operations: usize);
+    /// `n` more operations finished (applied, refused or skipped).
+    fn done(&self, n: usize);
+    /// The run is over.
+    fn finished(&self);
+}
+
+/// No progress to show (serve, tests, benchmarks).
+pub struct NoProgress;
+
+impl ScimProgress for NoProgress {
+    fn started(&self, _: &str, _: usize) {}
+    fn done(&self, _: usize) {}
+    fn finished(&self) {}
+}
+
 /// Options of one run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ScimOptions {
@@ -416,19 +435,13 @@ pub async fn refresh_user(
     }
     let mut plan = plan_users(&desired, &observed, &links, &plan_options(target));
     // Only this user's operations: the manager is here to be referred to, not planned.
-    plan.ops.retain(|op| match op {
-        UserOp::Create { directory_id, .. }
-        | UserOp::Adopt { directory_id, .. }
-        | UserOp::Update { directory_id, .. }
-        | UserOp::Deactivate { directory_id, .. }
-        | UserOp::Delete { directory_id, .. }
-        | UserOp::Forget { directory_id, .. } => *directory_id == dir_id,
-    });
+    plan.ops.retain(|op| op.directory_id() == dir_id);
     report.conflicts = plan.conflicts.clone();
     report.users.unchanged = plan.unchanged;
     let mut observed_map: BTreeMap<String, ObservedUser> =
         observed.into_iter().map(|o| (o.id.clone(), o)).collect();
     let mut writer = LinkWriter {
+        progress: &NoProgress,
         store,
         scope,
         set: Vec::new(),
@@ -468,6 +481,7 @@ pub async fn sync_target(
     store: &dyn Store,
     opts: ScimOptions,
     now: fn() -> DateTime<Utc>,
+    progress: &dyn ScimProgress,
 ) -> Result<ScimReport, ScimError> {
     let started = Instant::now();
     let mut report = ScimReport {
@@ -612,6 +626,7 @@ pub async fn sync_target(
         .map(|o| (o.id.clone(), o))
         .collect();
     let mut writer = LinkWriter {
+        progress,
         store,
         scope: users_scope(&target.name),
         set: Vec::new(),
@@ -619,6 +634,13 @@ pub async fn sync_target(
         now,
     };
     let concurrency = target.concurrency.max(1);
+    progress.started(
+        &format!("{}: users", target.name),
+        plan.ops
+            .iter()
+            .filter(|op| !matches!(op, UserOp::Forget { .. }))
+            .count(),
+    );
     // Creates go in waves down the management chain: someone whose manager this plan
     // also creates waits for the next wave, when the manager has a SCIM id to refer to,
     // so a first sync costs one POST per person instead of a POST and a PATCH.
@@ -747,7 +769,10 @@ pub async fn sync_target(
                 (g.directory_id.clone(), (g.display_name.clone(), members))
             })
             .collect();
+        let groups_touched: BTreeSet<&str> = gplan.ops.iter().map(|op| op.directory_id()).collect();
+        progress.started(&format!("{}: groups", target.name), groups_touched.len());
         let mut writer = LinkWriter {
+            progress,
             store,
             scope: groups_scope(&target.name),
             set: Vec::new(),
@@ -778,6 +803,18 @@ pub async fn sync(
     store: &dyn Store,
     only: Option<&str>,
     opts: ScimOptions,
+) -> Result<Vec<(String, Result<ScimReport, ScimError>)>, ScimError> {
+    sync_with(google, config, store, only, opts, &NoProgress).await
+}
+
+/// [`sync`], telling `progress` how each target's run advances.
+pub async fn sync_with(
+    google: &GoogleClient,
+    config: &Config,
+    store: &dyn Store,
+    only: Option<&str>,
+    opts: ScimOptions,
+    progress: &dyn ScimProgress,
 ) -> Result<Vec<(String, Result<ScimReport, ScimError>)>, ScimError> {
     let targets: Vec<&ScimTargetConfig> = config
         .scim
@@ -814,9 +851,10 @@ pub async fn sync(
     };
     let mut out = Vec::new();
     for t in targets {
-        let result = sync_target(&dir, config, t, store, opts, Utc::now).await;
+        let result = sync_target(&dir, config, t, store, opts, Utc::now, progress).await;
         out.push((t.name.clone(), result));
     }
+    progress.finished();
     if !opts.dry_run {
         record(store, opts, started, only.is_none(), &out, None).await;
     }

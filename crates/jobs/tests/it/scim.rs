@@ -784,3 +784,50 @@ async fn people_who_manage_each_other_are_created_and_linked_in_one_run() {
     let again = scim.sync().await;
     assert_eq!(again.total_changes(), 0, "{:#?}", again.changes);
 }
+
+/// What the CLI's progress bar is told: each phase with its number of operations, every
+/// finished operation once, and the end.
+#[tokio::test]
+async fn progress_is_told_every_operation_of_a_run() {
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<(Vec<(String, usize)>, usize, usize)>);
+    impl orgsync_jobs::scim::ScimProgress for Recorder {
+        fn started(&self, what: &str, operations: usize) {
+            self.0
+                .lock()
+                .unwrap()
+                .0
+                .push((what.to_string(), operations));
+        }
+        fn done(&self, n: usize) {
+            self.0.lock().unwrap().1 += n;
+        }
+        fn finished(&self) {
+            self.0.lock().unwrap().2 += 1;
+        }
+    }
+    let scim = Scim::start(40, &["sales"]).await;
+    let recorder = Recorder::default();
+    let client = scim.env.client();
+    let mut results = orgsync_jobs::scim::sync_with(
+        &client,
+        &scim.env.config,
+        scim.env.store.as_ref(),
+        None,
+        ScimOptions::default(),
+        &recorder,
+    )
+    .await
+    .unwrap();
+    let report = results.remove(0).1.unwrap();
+    let (phases, done, finished) = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        phases,
+        vec![
+            ("app: users".to_string(), report.users.created),
+            ("app: groups".to_string(), 1)
+        ]
+    );
+    assert_eq!(done, report.users.created + 1);
+    assert_eq!(finished, 1);
+}
