@@ -789,8 +789,10 @@ async fn people_who_manage_each_other_are_created_and_linked_in_one_run() {
 /// finished operation once, and the end.
 #[tokio::test]
 async fn progress_is_told_every_operation_of_a_run() {
+    /// (phases started, operations done, finished calls).
+    type Seen = (Vec<(String, usize)>, usize, usize);
     #[derive(Default)]
-    struct Recorder(std::sync::Mutex<(Vec<(String, usize)>, usize, usize)>);
+    struct Recorder(std::sync::Mutex<Seen>);
     impl orgsync_jobs::scim::ScimProgress for Recorder {
         fn started(&self, what: &str, operations: usize) {
             self.0
