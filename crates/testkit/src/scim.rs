@@ -219,6 +219,8 @@ struct Faults {
     /// Answer the next `remaining` requests with `status` (and `Retry-After: 1` on 429).
     remaining: usize,
     status: u16,
+    /// Only requests of this method to a path starting with this (after `/v2`).
+    only: Option<(String, String)>,
     /// Every `every`-th request (0: never) is answered with 500.
     every: usize,
     seen: usize,
@@ -240,7 +242,11 @@ impl FaultProxy {
                 let fault = {
                     let mut f = f.lock().unwrap();
                     f.seen += 1;
-                    let fault = if f.remaining > 0 {
+                    let path = req.uri().path().trim_start_matches("/v2");
+                    let matches = f.only.as_ref().is_none_or(|(m, p)| {
+                        req.method().as_str() == m && path.starts_with(p.as_str())
+                    });
+                    let fault = if f.remaining > 0 && matches {
                         f.remaining -= 1;
                         Some(f.status)
                     } else if f.every > 0 && f.seen % f.every == 0 {
@@ -306,6 +312,16 @@ impl FaultProxy {
         let mut f = self.faults.lock().unwrap();
         f.remaining = n;
         f.status = status;
+        f.only = None;
+    }
+
+    /// Answer the next `n` requests of `method` to a path starting with `path` (e.g.
+    /// `POST`, `/Groups`) with `status`: a conflict the server itself would not make.
+    pub fn fail_next_matching(&self, n: usize, status: u16, method: &str, path: &str) {
+        let mut f = self.faults.lock().unwrap();
+        f.remaining = n;
+        f.status = status;
+        f.only = Some((method.to_string(), path.to_string()));
     }
 
     /// Answer every `n`-th request with 500 (0 turns it off).

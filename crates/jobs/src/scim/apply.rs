@@ -453,7 +453,14 @@ async fn apply_group_ops(
                             let found = client
                                 .find(Resource::Groups, "displayName", &display_name)
                                 .await?;
-                            let Some(g) = found.iter().find_map(ObservedGroup::from_resource)
+                            // Only a group no other provider owns: one with another
+                            // `externalId` stays theirs, and the 409 is reported.
+                            let Some(g) = found
+                                .iter()
+                                .filter_map(ObservedGroup::from_resource)
+                                .find(|g| {
+                                    g.external_id.as_deref().is_none_or(|x| x == directory_id)
+                                })
                             else {
                                 return Err(e);
                             };

@@ -833,3 +833,39 @@ async fn progress_is_told_every_operation_of_a_run() {
     assert_eq!(done, report.users.created + 1);
     assert_eq!(finished, 1);
 }
+
+/// A group whose `displayName` another provider's group holds (its own `externalId`):
+/// the planner does not adopt it, and when the server refuses the create with 409 the
+/// foreign group is still not taken over: the failure is reported and it stays as it was.
+#[tokio::test]
+async fn a_group_name_held_by_another_provider_is_never_taken_over() {
+    let mut scim = Scim::start(30, &["sales"]).await;
+    let theirs = scim
+        .server
+        .post(
+            "Groups",
+            &json!({
+                "schemas": [orgsync_core::scim::GROUP_SCHEMA],
+                "displayName": "Sales",
+                "externalId": "okta-group-7",
+            }),
+        )
+        .await;
+    let proxy = orgsync_testkit::scim::FaultProxy::start(&scim.server.base).await;
+    scim.env.config.scim[0].url = proxy.base.clone();
+    // Servers that keep displayName unique refuse the create.
+    proxy.fail_next_matching(1, 409, "POST", "/Groups");
+    let report = scim
+        .try_sync(ScimOptions::default())
+        .await
+        .expect("the users go through");
+    assert_eq!(report.groups.created, 0, "{report:#?}");
+    assert_eq!(report.groups.adopted, 0, "{report:#?}");
+    assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+    assert!(report.failures[0].contains("409"), "{:?}", report.failures);
+    let groups = scim.server.groups().await;
+    assert_eq!(groups.len(), 1);
+    assert_eq!(groups[0]["externalId"], "okta-group-7");
+    assert_eq!(groups[0]["id"], theirs["id"]);
+    assert!(groups[0]["members"].as_array().is_none_or(|m| m.is_empty()));
+}
