@@ -9,7 +9,7 @@ import json
 import pytest
 from googleapiclient.errors import HttpError
 
-from conftest import ADMIN, DOMAIN, ORG_USERS, error_json, list_all_users, unique
+from conftest import ADMIN, DOMAIN, ORG_USERS, SCOPE, error_json, list_all_users, unique
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -428,3 +428,67 @@ def test_an_unparsable_fields_selection_is_a_400(directory):
         directory.users().list(customer="my_customer", fields="users(id").execute()
     assert ei.value.resp.status == 400
     assert "Invalid field selection" in str(ei.value)
+
+
+# --- resources.calendars (meeting rooms) ---------------------------------------------
+
+
+def test_calendar_resources_list_page_get_insert_and_delete_as_google_shapes_them(private_emulator):
+    emu = private_emulator(users=60)
+    granted = emu.control("GET", "delegation")[0]["scopes"]
+    emu.control("PUT", "delegation", {"scopes": granted + [SCOPE + "admin.directory.resource.calendar"]})
+    svc = emu.directory(scopes=[SCOPE + "admin.directory.resource.calendar"])
+    calendars = svc.resources().calendars()
+
+    # Paging with list_next, as an integrator pages: every room once, in resourceId order.
+    rooms, req, pages = [], calendars.list(customer="my_customer", maxResults=1), 0
+    while req is not None:
+        resp = req.execute()
+        assert resp["kind"] == "admin#directory#resources#calendars#calendarResourcesList"
+        rooms.extend(resp.get("items", []))
+        pages += 1
+        req = calendars.list_next(req, resp)
+    assert len(rooms) >= 2 and pages == len(rooms), (len(rooms), pages)
+    ids = [r["resourceId"] for r in rooms]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    room = rooms[0]
+    assert room["kind"] == "admin#directory#resources#calendars#CalendarResource"
+    assert room["resourceEmail"].endswith("@resource.calendar.google.com")
+    assert room["resourceCategory"] == "CONFERENCE_ROOM"
+    assert isinstance(room["capacity"], int)
+    assert room["generatedResourceName"].endswith(f"{room['resourceName']} ({room['capacity']})")
+
+    got = calendars.get(customer="my_customer", calendarResourceId=room["resourceId"]).execute()
+    assert got == room
+
+    # orderBy and query, as the reference describes them.
+    by_capacity = calendars.list(customer="my_customer", orderBy="capacity desc").execute()["items"]
+    caps = [r["capacity"] for r in by_capacity]
+    assert caps == sorted(caps, reverse=True)
+    hq = calendars.list(customer="my_customer", query="buildingId=HQ").execute()["items"]
+    assert hq and all(r["buildingId"] == "HQ" for r in hq)
+    with pytest.raises(HttpError) as bad:
+        calendars.list(customer="my_customer", query="nonsense=1").execute()
+    assert_legacy_error(bad.value, 400)
+
+    made = calendars.insert(
+        customer="my_customer",
+        body={"resourceId": "conf-room-1", "resourceName": "Conformance", "capacity": 5, "buildingId": "HQ", "floorName": "3"},
+    ).execute()
+    assert made["resourceEmail"].endswith("@resource.calendar.google.com")
+    assert made["generatedResourceName"] == "HQ-3-Conformance (5)"
+    with pytest.raises(HttpError) as dup:
+        calendars.insert(customer="my_customer", body={"resourceId": "conf-room-1", "resourceName": "Again"}).execute()
+    assert_legacy_error(dup.value, 409, "duplicate")
+    with pytest.raises(HttpError) as missing:
+        calendars.insert(customer="my_customer", body={"resourceName": "No id"}).execute()
+    assert_legacy_error(missing.value, 400)
+    calendars.delete(customer="my_customer", calendarResourceId="conf-room-1").execute()
+    with pytest.raises(HttpError) as gone:
+        calendars.get(customer="my_customer", calendarResourceId="conf-room-1").execute()
+    assert_legacy_error(gone.value, 404)
+
+    # The read scope alone reads; writing needs the full scope.
+    ro = emu.directory(scopes=[SCOPE + "admin.directory.resource.calendar.readonly"])
+    emu.control("PUT", "delegation", {"scopes": granted + [SCOPE + "admin.directory.resource.calendar.readonly"]})
+    assert ro.resources().calendars().list(customer="my_customer").execute()["items"]

@@ -874,7 +874,45 @@ pub fn generate(config: &EmulatorConfig, now_ms: i64) -> DirectoryState {
         });
     }
     generate_groups(&mut state, &placed, &mut rng);
+    generate_rooms(&mut state, placed.len(), &mut rng);
     state
+}
+
+/// Meeting rooms (`resources.calendars`): one per 25 people, at least two, across three
+/// buildings and their floors, with capacities from 2 to 20.
+fn generate_rooms(state: &mut DirectoryState, people: usize, rng: &mut StdRng) {
+    use orgsync_wire::directory::CalendarResource;
+    const BUILDINGS: &[(&str, u32)] = &[("HQ", 6), ("Annex", 3), ("Lab", 2)];
+    const NAMES: &[&str] = &[
+        "Ada", "Babbage", "Curie", "Darwin", "Euler", "Faraday", "Gauss", "Hopper", "Turing",
+        "Noether", "Lovelace", "Meitner", "Newton", "Pascal", "Raman", "Tesla",
+    ];
+    let rooms = (people / 25).max(2);
+    for i in 0..rooms {
+        let (building, floors) = BUILDINGS[i % BUILDINGS.len()];
+        let floor = rng.random_range(1..=floors);
+        let capacity = *[2, 4, 6, 8, 10, 12, 20]
+            .get(rng.random_range(0..7))
+            .unwrap_or(&6);
+        let name = format!("{} {}", NAMES[i % NAMES.len()], i / NAMES.len() + 1);
+        let id = format!("room-{i:05}");
+        state.resources.insert(
+            id.clone(),
+            CalendarResource {
+                resource_id: id,
+                resource_name: name,
+                resource_type: Some("Meeting room".into()),
+                resource_category: Some("CONFERENCE_ROOM".into()),
+                capacity: Some(capacity),
+                building_id: Some(building.into()),
+                floor_name: Some(floor.to_string()),
+                user_visible_description: Some(format!(
+                    "{building}, floor {floor}, {capacity} seats"
+                )),
+                ..CalendarResource::default()
+            },
+        );
+    }
 }
 
 /// One group per org unit (managers are OWNERs), one per department nesting its unit

@@ -8,6 +8,10 @@ pub const DIRECTORY_GROUP_READONLY: &str =
     "https://www.googleapis.com/auth/admin.directory.group.readonly";
 pub const DIRECTORY_GROUP_MEMBER_READONLY: &str =
     "https://www.googleapis.com/auth/admin.directory.group.member.readonly";
+pub const DIRECTORY_RESOURCE_CALENDAR: &str =
+    "https://www.googleapis.com/auth/admin.directory.resource.calendar";
+pub const DIRECTORY_RESOURCE_CALENDAR_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.resource.calendar.readonly";
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 pub const CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
 pub const CONTACTS_READONLY: &str = "https://www.googleapis.com/auth/contacts.readonly";

@@ -14,6 +14,7 @@ pub mod groups;
 pub mod photos;
 pub mod push;
 pub mod query;
+pub mod resources;
 pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -79,6 +80,8 @@ struct DirectoryData {
     version_counter: u64,
     #[serde(default)]
     message_counter: u64,
+    #[serde(default)]
+    resources: BTreeMap<String, orgsync_wire::directory::CalendarResource>,
 }
 
 /// Sort orders of `users.list`.
@@ -123,6 +126,8 @@ pub struct DirectoryState {
     photos: HashMap<String, photos::StoredPhoto>,
     version_counter: u64,
     message_counter: u64,
+    /// Calendar resources (rooms) by `resourceId` (`resources.calendars`).
+    pub(crate) resources: BTreeMap<String, orgsync_wire::directory::CalendarResource>,
     #[serde(skip)]
     idx: Index,
 }
@@ -139,6 +144,7 @@ impl From<DirectoryData> for DirectoryState {
             photos: d.photos,
             version_counter: d.version_counter,
             message_counter: d.message_counter,
+            resources: d.resources,
             idx: Index::default(),
         };
         s.rebuild_index();
@@ -562,6 +568,14 @@ pub fn routes() -> Router<Arc<Emulator>> {
         .route(
             "/admin/directory/v1/groups/{groupKey}/members",
             get(groups::members_list).post(groups::members_insert),
+        )
+        .route(
+            "/admin/directory/v1/customer/{customer}/resources/calendars",
+            get(resources::list).post(resources::insert),
+        )
+        .route(
+            "/admin/directory/v1/customer/{customer}/resources/calendars/{calendarResourceId}",
+            get(resources::get).delete(resources::delete),
         )
         .route(
             "/admin/directory/v1/groups/{groupKey}/members/{memberKey}",
