@@ -136,6 +136,9 @@ async fn one_org(n: usize, latency_ms: u64, changes: usize, burst: usize) -> any
     let emu = Emu::start(&format!("contacts-{n}"), n, 0).await?;
     let mut config = emu.config();
     config.serve.contacts = true;
+    // The shipped default: pace to the quotas. (`emulator_config` turns pacing off for
+    // an emulator without quotas; this one enforces Google's, as Google does.)
+    config.google.quotas.pace = true;
     for (key, n) in overrides() {
         let (metric, scope) = key
             .rsplit_once('.')
