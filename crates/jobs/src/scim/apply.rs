@@ -292,15 +292,31 @@ async fn apply_user_op(client: &ScimClient, op: UserOp, down: &AtomicBool) -> Do
 
 pub(super) struct LinkWriter<'a> {
     /// Told of every finished operation (the CLI's progress bar).
-    pub(super) progress: &'a dyn super::ScimProgress,
-    pub(super) store: &'a dyn Store,
-    pub(super) scope: String,
-    pub(super) set: Vec<(String, String)>,
-    pub(super) removed: Vec<String>,
-    pub(super) now: fn() -> DateTime<Utc>,
+    progress: &'a dyn super::ScimProgress,
+    store: &'a dyn Store,
+    scope: String,
+    set: Vec<(String, String)>,
+    removed: Vec<String>,
+    now: fn() -> DateTime<Utc>,
 }
 
-impl LinkWriter<'_> {
+impl<'a> LinkWriter<'a> {
+    pub(super) fn new(
+        store: &'a dyn Store,
+        scope: String,
+        now: fn() -> DateTime<Utc>,
+        progress: &'a dyn super::ScimProgress,
+    ) -> Self {
+        LinkWriter {
+            progress,
+            store,
+            scope,
+            set: Vec::new(),
+            removed: Vec::new(),
+            now,
+        }
+    }
+
     fn link(&mut self, dir: String, id: String) {
         self.removed.retain(|d| *d != dir);
         self.set.push((dir, id));

@@ -178,6 +178,7 @@ pub async fn read_for(
             },
             ..GroupsListParams::default()
         };
+        let mut known: Vec<orgsync_wire::directory::Group> = Vec::new();
         for query in queries {
             let found: Vec<orgsync_wire::directory::Group> = directory
                 .groups_list(GroupsListParams {
@@ -190,20 +191,29 @@ pub async fn read_for(
             let emails: BTreeSet<String> = found.iter().map(|g| g.email.to_lowercase()).collect();
             wanted.extend(emails.iter().cloned());
             queried.insert(query.clone(), emails);
+            known.extend(found);
         }
-        let all: Vec<orgsync_wire::directory::Group> = directory
-            .groups_list(params)
-            .try_collect()
-            .await
-            .map_err(ScimError::Directory)?;
-        for email in &wanted {
-            let group = all.iter().find(|g| {
+        let find = |groups: &'_ [orgsync_wire::directory::Group], email: &str| {
+            groups.iter().position(|g| {
                 g.email.eq_ignore_ascii_case(email)
                     || g.aliases
                         .iter()
                         .flatten()
                         .any(|a| a.eq_ignore_ascii_case(email))
-            });
+            })
+        };
+        // The queries' answers already hold their groups: the whole list is read only
+        // for groups named in `groups` that no query returned.
+        if wanted.iter().any(|e| find(&known, e).is_none()) {
+            let all: Vec<orgsync_wire::directory::Group> = directory
+                .groups_list(params)
+                .try_collect()
+                .await
+                .map_err(ScimError::Directory)?;
+            known.extend(all);
+        }
+        for email in &wanted {
+            let group = find(&known, email).map(|i| &known[i]);
             let Some(group) = group else {
                 return Err(ScimError::Config(ConfigError::Invalid(format!(
                     "scim groups: {email} is not a group of this directory (check the address; \
@@ -440,14 +450,7 @@ pub async fn refresh_user(
     report.users.unchanged = plan.unchanged;
     let mut observed_map: BTreeMap<String, ObservedUser> =
         observed.into_iter().map(|o| (o.id.clone(), o)).collect();
-    let mut writer = LinkWriter {
-        progress: &NoProgress,
-        store,
-        scope,
-        set: Vec::new(),
-        removed: Vec::new(),
-        now,
-    };
+    let mut writer = LinkWriter::new(store, scope, now, &NoProgress);
     apply_users(
         &client,
         plan,
@@ -458,8 +461,7 @@ pub async fn refresh_user(
         &mut report,
     )
     .await?;
-    report.calls = client.calls();
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.finish(&client, started);
     if let Some(o) = &report.outage {
         return Err(ScimError::Server(orgsync_scim::Error::Transport {
             method: "SCIM".into(),
@@ -541,8 +543,7 @@ pub async fn sync_target(
     {
         count_user_plan(&plan, &mut report.users);
         report.changes = planned_user_lines(&plan);
-        report.calls = client.calls();
-        report.duration_ms = started.elapsed().as_millis() as u64;
+        report.finish(&client, started);
         return Err(ScimError::Guard {
             reason,
             what_to_check,
@@ -615,8 +616,7 @@ pub async fn sync_target(
         }
         count_group_plan(&gplan, &mut report.groups);
         report.changes.extend(planned_group_lines(&gplan));
-        report.calls = client.calls();
-        report.duration_ms = started.elapsed().as_millis() as u64;
+        report.finish(&client, started);
         return Ok(report);
     }
 
@@ -625,14 +625,7 @@ pub async fn sync_target(
         .into_iter()
         .map(|o| (o.id.clone(), o))
         .collect();
-    let mut writer = LinkWriter {
-        progress,
-        store,
-        scope: users_scope(&target.name),
-        set: Vec::new(),
-        removed: Vec::new(),
-        now,
-    };
+    let mut writer = LinkWriter::new(store, users_scope(&target.name), now, progress);
     let concurrency = target.concurrency.max(1);
     progress.started(
         &format!("{}: users", target.name),
@@ -747,8 +740,7 @@ pub async fn sync_target(
                 reason: reason.clone(),
                 what_to_check: what_to_check.clone(),
             });
-            report.calls = client.calls();
-            report.duration_ms = started.elapsed().as_millis() as u64;
+            report.finish(&client, started);
             return Err(ScimError::Guard {
                 reason: format!("{reason} (users were applied)"),
                 what_to_check,
@@ -771,14 +763,7 @@ pub async fn sync_target(
             .collect();
         let groups_touched: BTreeSet<&str> = gplan.ops.iter().map(|op| op.directory_id()).collect();
         progress.started(&format!("{}: groups", target.name), groups_touched.len());
-        let mut writer = LinkWriter {
-            progress,
-            store,
-            scope: groups_scope(&target.name),
-            set: Vec::new(),
-            removed: Vec::new(),
-            now,
-        };
+        let mut writer = LinkWriter::new(store, groups_scope(&target.name), now, progress);
         apply_groups(
             &client,
             gplan,
@@ -790,8 +775,7 @@ pub async fn sync_target(
         )
         .await?;
     }
-    report.calls = client.calls();
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.finish(&client, started);
     Ok(report)
 }
 

@@ -82,6 +82,16 @@ pub struct ScimReport {
 }
 
 impl ScimReport {
+    /// The run's requests and duration, as it ends (however it ends).
+    pub(super) fn finish(
+        &mut self,
+        client: &orgsync_scim::ScimClient,
+        started: std::time::Instant,
+    ) {
+        self.calls = client.calls();
+        self.duration_ms = started.elapsed().as_millis() as u64;
+    }
+
     pub fn total_changes(&self) -> usize {
         let u = &self.users;
         let g = &self.groups;
