@@ -11,8 +11,8 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE};
 use futures::Stream;
 use orgsync_wire::directory::{
-    Channel, GROUPS_MAX_PAGE, Group, Groups, Member, Members, USERS_MAX_PAGE, User, UserMakeAdmin,
-    UserPhoto, UserUndelete, Users,
+    CalendarResource, CalendarResources, Channel, GROUPS_MAX_PAGE, Group, Groups, Member, Members,
+    USERS_MAX_PAGE, User, UserMakeAdmin, UserPhoto, UserUndelete, Users,
 };
 use reqwest::Method;
 
@@ -341,6 +341,36 @@ impl Directory {
             Err(e) if e.is(ErrorKind::NotFound) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// `resources.calendars.list` of `customer` (`None`: `my_customer`), 500 per page
+    /// (the most Google serves), to the end: the meeting rooms and other resources.
+    pub fn calendar_resources_pages(
+        &self,
+        customer: Option<&str>,
+    ) -> impl Stream<Item = Result<CalendarResources, Error>> + Send + 'static {
+        let this = self.clone();
+        let path = format!(
+            "admin/directory/v1/customer/{}/resources/calendars",
+            encode_segment(customer.unwrap_or("my_customer"))
+        );
+        pages(self.client.clone(), move |token| {
+            this.call(
+                "directory.resources.calendars.list",
+                Method::GET,
+                path.clone(),
+            )
+            .query("maxResults", "500")
+            .query_opt("pageToken", token)
+        })
+    }
+
+    /// [`Self::calendar_resources_pages`], resource by resource.
+    pub fn calendar_resources_list(
+        &self,
+        customer: Option<&str>,
+    ) -> impl Stream<Item = Result<CalendarResource, Error>> + Send + 'static {
+        items(self.calendar_resources_pages(customer))
     }
 
     /// `groups.list`, page by page (200 per page).

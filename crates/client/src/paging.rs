@@ -167,6 +167,11 @@ use orgsync_wire::{calendar, directory, gmail, people};
 impl_page!(directory::Users, directory::User, users);
 impl_page!(directory::Groups, directory::Group, groups);
 impl_page!(directory::Members, directory::Member, members);
+impl_page!(
+    directory::CalendarResources,
+    directory::CalendarResource,
+    items
+);
 impl_page!(people::ListConnectionsResponse, people::Person, connections);
 impl_page!(
     people::ListContactGroupsResponse,

@@ -47,8 +47,7 @@ pub fn fresh_creates_landed(
 /// and, per colleague found, a reference into the directory.
 pub struct FreshCheck<'d> {
     directory: &'d DesiredDirectory,
-    target_id: String,
-    group: String,
+    target: TargetUser,
     expected: usize,
     skipped: BTreeSet<String>,
     resource_names: HashSet<u64>,
@@ -70,16 +69,15 @@ impl<'d> FreshCheck<'d> {
         directory: &'d DesiredDirectory,
         skipped: BTreeSet<String>,
     ) -> Option<Self> {
-        let group = target.managed_group.clone()?;
+        target.managed_group.as_ref()?;
         let expected = directory
             .contacts
-            .keys()
-            .filter(|id| **id != target.directory_id && !skipped.contains(*id))
+            .iter()
+            .filter(|(id, d)| directory.receives(target, id, d) && !skipped.contains(*id))
             .count();
         Some(FreshCheck {
             directory,
-            target_id: target.directory_id.clone(),
-            group,
+            target: target.clone(),
             expected,
             skipped,
             resource_names: HashSet::with_capacity(expected),
@@ -123,12 +121,15 @@ impl<'d> FreshCheck<'d> {
         else {
             return false;
         };
-        if id == self.target_id || self.skipped.contains(id) {
+        if self.skipped.contains(id) {
             return false;
         }
-        let Some((id, _)) = self.directory.contacts.get_key_value(id) else {
+        let Some((id, d)) = self.directory.contacts.get_key_value(id) else {
             return false;
         };
+        if !self.directory.receives(&self.target, id, d) {
+            return false;
+        }
         if !self.found.insert(id.as_str()) {
             return false;
         }
@@ -139,8 +140,16 @@ impl<'d> FreshCheck<'d> {
         if !markers::are_exactly(entries, id, hash, tokens, None) {
             return false;
         }
+        // My Contacts, and of the managed groups exactly the ones planned.
         let in_group = |g: &str| c.groups.iter().any(|x| x == g);
-        in_group(MY_CONTACTS) && in_group(&self.group)
+        let wanted = self.target.groups_for(d);
+        in_group(MY_CONTACTS)
+            && self
+                .target
+                .managed_group
+                .iter()
+                .chain(self.target.labels.values())
+                .all(|g| in_group(g) == wanted.contains(&g.as_str()))
     }
 
     /// `Some(personal contacts seen)` when every planned create was seen as planned.

@@ -52,6 +52,29 @@ pub struct MappingOptions {
     /// empty, like the phone options.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub custom_fields: Vec<CustomField>,
+    /// Also put each colleague in a label of their department or org unit, named
+    /// `<label_prefix> · <value>` ([`department_label`]). Left out when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_by: Option<LabelBy>,
+    /// The main label's name, which department labels start with.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub label_prefix: String,
+}
+
+/// What `label_by` groups colleagues by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelBy {
+    /// The primary organisation's department.
+    Department,
+    /// The org unit path, without its leading slash (`Sales/EMEA`); none at the root.
+    OrgUnit,
+}
+
+/// The name of the label for `value` under the main label `prefix`:
+/// `Company directory · Engineering`.
+pub fn department_label(prefix: &str, value: &str) -> String {
+    format!("{} · {}", prefix.trim(), value.trim())
 }
 
 /// `customSchemas.<schema>.<field>` → the contact's `userDefined` entry `label`, or its
@@ -170,6 +193,8 @@ impl Default for MappingOptions {
             phone_format: PhoneFormat::AsIs,
             phone_region: None,
             custom_fields: Vec::new(),
+            label_by: None,
+            label_prefix: String::new(),
         }
     }
 }
@@ -212,6 +237,16 @@ pub struct DesiredContact {
     /// writes are tracked separately (`orgsync.photo`).
     #[serde(skip)]
     pub photo_etag: Option<String>,
+    /// The shared list (`[[contacts.shared_lists]]` name) this contact comes from;
+    /// `None` for a directory user. A list's contacts go to the targets of that list
+    /// only, and into its label instead of the main one. Not serialised when `None`, so
+    /// directory contacts keep their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
+    /// Names of the extra managed labels this contact is in (a department label, a
+    /// shared list's label and the extra labels of its row). Not serialised when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 impl DesiredContact {
@@ -473,7 +508,22 @@ pub fn desired_contact(user: &User, opts: &MappingOptions) -> Option<DesiredCont
         } else {
             None
         },
+        list: None,
+        labels: group_label(user, opts).into_iter().collect(),
     })
+}
+
+/// The `label_by` label of `user`: none when unset, or when the user has no department
+/// or sits at the root org unit.
+fn group_label(user: &User, opts: &MappingOptions) -> Option<String> {
+    let value = match opts.label_by? {
+        LabelBy::Department => clean(
+            user.primary_organization()
+                .and_then(|o| o.department.as_deref()),
+        )?,
+        LabelBy::OrgUnit => clean(user.org_unit_path.as_deref().map(|p| p.trim_matches('/')))?,
+    };
+    Some(department_label(&opts.label_prefix, &value))
 }
 
 fn push_unique(

@@ -28,6 +28,23 @@ pub const STATE_LEFT: &str = "left";
 /// Etag of the last photo the executor uploaded.
 pub const PHOTO: &str = "orgsync.photo";
 
+/// The `orgsync.id` of a shared list's contact: `list:<list name>:<key>`. Directory
+/// ids are digits, so the two namespaces cannot meet.
+pub fn list_id(list: &str, key: &str) -> String {
+    format!("{LIST_ID_PREFIX}{list}:{key}")
+}
+
+const LIST_ID_PREFIX: &str = "list:";
+
+/// Whether an `orgsync.id` names a shared list's contact (see [`list_id`]).
+pub fn is_list_id(id: &str) -> bool {
+    id.starts_with(LIST_ID_PREFIX)
+}
+
+/// `orgsync.label` on an extra managed label (a department's, a shared list's): the
+/// label's name as orgsync made it. The main label has none.
+pub const LABEL: &str = "orgsync.label";
+
 /// A contact is managed when it carries `orgsync.source = orgsync` **and** a non-empty
 /// `orgsync.id`. An `orgsync.id` alone does not make a contact ours.
 pub fn is_managed(p: &Person) -> bool {

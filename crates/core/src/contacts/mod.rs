@@ -51,14 +51,16 @@
 
 pub mod estimate;
 pub mod landed;
+pub mod lists;
 pub mod mapping;
 pub mod markers;
 pub mod plan;
 
 pub use landed::{FreshCheck, MarkedContact, fresh_creates_landed};
 pub use mapping::{
-    CustomField, DesiredContact, DesiredOrganization, MAPPING_VERSION, MappingOptions, PhoneFormat,
-    TypedValue, desired_contact, format_phone, is_phone_region, people_phone_type,
+    CustomField, DesiredContact, DesiredOrganization, LabelBy, MAPPING_VERSION, MappingOptions,
+    PhoneFormat, TypedValue, department_label, desired_contact, format_phone, is_phone_region,
+    people_phone_type,
 };
 pub use plan::{
     ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, PersonalDuplicates, PhotoWrite,

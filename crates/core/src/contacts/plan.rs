@@ -93,13 +93,53 @@ impl Default for PlanOptions {
 }
 
 /// The member whose address book is planned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetUser {
     /// Directory id: this person never receives their own contact.
     pub directory_id: String,
     pub email: String,
     /// Resource name of this user's managed contact group, when it exists.
     pub managed_group: Option<String>,
+    /// The shared lists this person receives (their contacts are planned for them;
+    /// other lists' contacts in the book are removed).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub lists: BTreeSet<String>,
+    /// The extra managed labels in this book: label name → resource name. A label that
+    /// is not here is neither joined nor left (the executor creates every label the
+    /// book's contacts need before planning).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl TargetUser {
+    /// Every managed group of this book: the main one and the extra labels.
+    fn managed_groups(&self) -> BTreeSet<&str> {
+        self.managed_group
+            .as_deref()
+            .into_iter()
+            .chain(self.labels.values().map(String::as_str))
+            .collect()
+    }
+
+    /// The managed groups `d` belongs in here: the main group for a directory user,
+    /// and each of its labels this book has.
+    pub fn groups_for(&self, d: &DesiredContact) -> Vec<&str> {
+        let main = self.managed_group.as_deref().filter(|_| d.list.is_none());
+        main.into_iter()
+            .chain(
+                d.labels
+                    .iter()
+                    .filter_map(|l| self.labels.get(l).map(String::as_str)),
+            )
+            .collect()
+    }
+}
+
+/// The managed groups of one book, and those one contact belongs in.
+#[derive(Clone, Copy)]
+struct Groups<'a> {
+    managed: &'a BTreeSet<&'a str>,
+    wanted: &'a [&'a str],
 }
 
 /// The desired contact of every selected source user, computed once per run.
@@ -119,6 +159,10 @@ pub struct DesiredDirectory {
     /// most likely a misspelt name (Google does not say), reported once per run.
     pub custom_fields_unseen: Vec<String>,
     digest: String,
+    /// How many contacts are in each label, by shared list.
+    labels_by_list: BTreeMap<Option<String>, BTreeMap<String, usize>>,
+    /// How many contacts, by shared list (`None`: directory contacts).
+    count_by_list: BTreeMap<Option<String>, usize>,
 }
 
 impl DesiredDirectory {
@@ -160,20 +204,8 @@ impl DesiredDirectory {
         }
         let prepared: BTreeMap<String, Prepared> = contacts
             .iter()
-            .map(|(id, d)| {
-                let p = Prepared {
-                    hash: d.hash(),
-                    tokens: desired_tokens(d),
-                    new_json: std::sync::OnceLock::new(),
-                };
-                (id.clone(), p)
-            })
+            .map(|(id, d)| (id.clone(), Prepared::of(d)))
             .collect();
-        let hashes: BTreeMap<&String, &String> =
-            prepared.iter().map(|(id, p)| (id, &p.hash)).collect();
-        let photos: Vec<(&String, &Option<String>)> =
-            contacts.iter().map(|(id, d)| (id, &d.photo_etag)).collect();
-        let digest = stable_hash(&(MAPPING_VERSION, mapping, &hashes, photos));
         let custom_fields_unseen = mapping
             .custom_fields
             .iter()
@@ -181,15 +213,100 @@ impl DesiredDirectory {
             .filter(|(_, seen)| !**seen)
             .map(|(cf, _)| format!("{}.{}", cf.schema, cf.field))
             .collect();
-        DesiredDirectory {
+        let mut directory = DesiredDirectory {
             contacts,
             prepared,
             mapping: mapping.clone(),
             read_count,
             phones_kept_as_written,
             custom_fields_unseen,
-            digest,
+            digest: String::new(),
+            labels_by_list: BTreeMap::new(),
+            count_by_list: BTreeMap::new(),
+        };
+        directory.settle();
+        directory
+    }
+
+    /// Add the contacts of shared lists (each with [`DesiredContact::list`] set and an
+    /// id in the list namespace, see [`markers::list_id`]). A contact whose id is
+    /// already there replaces it.
+    pub fn add_list_contacts(&mut self, contacts: impl IntoIterator<Item = DesiredContact>) {
+        for d in contacts {
+            debug_assert!(d.list.is_some() && markers::is_list_id(&d.directory_id));
+            self.prepared
+                .insert(d.directory_id.clone(), Prepared::of(&d));
+            self.contacts.insert(d.directory_id.clone(), d);
         }
+        self.settle();
+    }
+
+    /// Recompute the digest and the labels per list after the contacts changed.
+    fn settle(&mut self) {
+        let hashes: BTreeMap<&String, &String> =
+            self.prepared.iter().map(|(id, p)| (id, &p.hash)).collect();
+        let photos: Vec<(&String, &Option<String>)> = self
+            .contacts
+            .iter()
+            .map(|(id, d)| (id, &d.photo_etag))
+            .collect();
+        self.digest = stable_hash(&(MAPPING_VERSION, &self.mapping, &hashes, photos));
+        let mut labels: BTreeMap<Option<String>, BTreeMap<String, usize>> = BTreeMap::new();
+        let mut counts: BTreeMap<Option<String>, usize> = BTreeMap::new();
+        for d in self.contacts.values() {
+            *counts.entry(d.list.clone()).or_default() += 1;
+            if !d.labels.is_empty() {
+                let of_list = labels.entry(d.list.clone()).or_default();
+                for l in &d.labels {
+                    *of_list.entry(l.clone()).or_default() += 1;
+                }
+            }
+        }
+        self.labels_by_list = labels;
+        self.count_by_list = counts;
+    }
+
+    /// Whether `target` receives the contact `d` (keyed `id`): everyone but themself,
+    /// and a shared list's contacts only for that list's targets.
+    pub fn receives(&self, target: &TargetUser, id: &str, d: &DesiredContact) -> bool {
+        id != target.directory_id && d.list.as_ref().is_none_or(|l| target.lists.contains(l))
+    }
+
+    /// How many contacts `target` receives.
+    pub fn desired_count(&self, target: &TargetUser) -> usize {
+        let count =
+            |list: Option<&String>| self.count_by_list.get(&list.cloned()).copied().unwrap_or(0);
+        let lists: usize = target.lists.iter().map(|l| count(Some(l))).sum();
+        let own = self
+            .contacts
+            .get(&target.directory_id)
+            .is_some_and(|d| d.list.is_none());
+        (count(None) + lists).saturating_sub(usize::from(own))
+    }
+
+    /// Whether any contact is in an extra label (`label_by`, shared lists).
+    pub fn has_labels(&self) -> bool {
+        !self.labels_by_list.is_empty()
+    }
+
+    /// The names of every extra label the contacts `target` receives are in: the labels
+    /// the executor must make sure exist in that book before planning.
+    /// A label only the target themself would be in is not needed.
+    pub fn labels_for(&self, target: &TargetUser) -> BTreeSet<&str> {
+        let own = self
+            .contacts
+            .get(&target.directory_id)
+            .filter(|d| d.list.is_none());
+        self.labels_by_list
+            .iter()
+            .filter(|(list, _)| list.as_ref().is_none_or(|l| target.lists.contains(l)))
+            .flat_map(|(list, names)| {
+                names.iter().filter_map(move |(name, n)| {
+                    let mine = list.is_none() && own.is_some_and(|d| d.labels.contains(name));
+                    (*n > usize::from(mine)).then_some(name.as_str())
+                })
+            })
+            .collect()
     }
 
     /// No selected source user (an empty or failed read, or a scope selecting nobody).
@@ -213,6 +330,20 @@ impl DesiredDirectory {
         let p = self.prepared.get(directory_id)?;
         let marks = markers::build(&d.directory_id, &p.hash, &p.tokens, None);
         Some(d.new_person_with_markers(Some(managed_group), marks))
+    }
+
+    /// The contact a create writes for source `directory_id` into `target`'s book: in My
+    /// Contacts and each managed group it belongs in there.
+    pub fn new_person_for(&self, directory_id: &str, target: &TargetUser) -> Option<Person> {
+        let d = self.contacts.get(directory_id)?;
+        let p = self.prepared.get(directory_id)?;
+        let marks = markers::build(&d.directory_id, &p.hash, &p.tokens, None);
+        let mut person = d.new_person_with_markers(None, marks);
+        person.memberships = std::iter::once(MY_CONTACTS)
+            .chain(target.groups_for(d))
+            .map(Membership::group)
+            .collect();
+        Some(person)
     }
 
     /// [`Self::new_person`] as a JSON object **without** `memberships`, serialised once
@@ -259,6 +390,16 @@ struct Prepared {
     new_json: std::sync::OnceLock<String>,
 }
 
+impl Prepared {
+    fn of(d: &DesiredContact) -> Self {
+        Prepared {
+            hash: d.hash(),
+            tokens: desired_tokens(d),
+            new_json: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// A desired contact with its precomputed hash and fingerprints.
 #[derive(Clone, Copy)]
 struct Want<'a> {
@@ -274,13 +415,20 @@ struct Want<'a> {
 /// directory digest, the target (self-exclusion, managed group) and the plan options.
 /// If it equals the hash stored after the last successful sync and the People sync
 /// token reports no change, the executor can skip the user: one read, no writes.
+/// The extra labels' resource names are left out: a label the person deletes shows as
+/// a change to the contacts that were in it.
 pub fn view_hash(target: &TargetUser, directory: &DesiredDirectory, opts: &PlanOptions) -> String {
-    stable_hash(&(
+    let base = (
         directory.digest(),
         &target.directory_id,
         &target.managed_group,
         opts,
-    ))
+    );
+    if target.lists.is_empty() {
+        stable_hash(&base)
+    } else {
+        stable_hash(&(base, &target.lists))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -683,7 +831,7 @@ fn is_orgsync_key(c: &ClientData) -> bool {
 }
 
 /// `base` with the managed fields replaced by `d` and everything else kept.
-fn merge(base: &Person, w: Want<'_>, group: Option<&str>) -> Person {
+fn merge(base: &Person, w: Want<'_>, groups: Groups<'_>) -> Person {
     let d = w.d;
     let own = Ownership::new(base, Some(w));
     let mut p = base.clone();
@@ -744,7 +892,7 @@ fn merge(base: &Person, w: Want<'_>, group: Option<&str>) -> Person {
         photo.as_deref(),
     ));
 
-    p.memberships = merge_memberships(base, group, true);
+    p.memberships = merge_memberships(base, groups);
     keep_unchanged_fields(base, p, !hash_is_current(base, w))
 }
 
@@ -752,9 +900,10 @@ fn hash_is_current(p: &Person, w: Want<'_>) -> bool {
     p.client_data_value(markers::HASH) == Some(w.hash)
 }
 
-/// Memberships: everything not ours kept; My Contacts always; the managed group when
-/// `join` (and known), removed when not `join`.
-fn merge_memberships(base: &Person, group: Option<&str>, join: bool) -> Vec<Membership> {
+/// Memberships: everything not in a managed group kept; My Contacts always; the
+/// managed groups of `groups.wanted` joined, the other managed groups left. With no
+/// managed group known, every existing membership is kept.
+fn merge_memberships(base: &Person, groups: Groups<'_>) -> Vec<Membership> {
     let mut out: Vec<Membership> = Vec::new();
     let mut seen = BTreeSet::new();
     let mut has_my_contacts = false;
@@ -763,7 +912,7 @@ fn merge_memberships(base: &Person, group: Option<&str>, join: bool) -> Vec<Memb
             out.push(m.clone());
             continue;
         };
-        if Some(name.as_str()) == group {
+        if groups.managed.contains(name.as_str()) {
             continue;
         }
         if name == MY_CONTACTS {
@@ -776,9 +925,10 @@ fn merge_memberships(base: &Person, group: Option<&str>, join: bool) -> Vec<Memb
     if !has_my_contacts {
         out.insert(0, Membership::group(MY_CONTACTS));
     }
-    // With the group unknown (`None`), every existing membership was kept above.
-    if join && let Some(g) = group {
-        out.push(Membership::group(g));
+    for g in groups.wanted {
+        if seen.insert(g.to_string()) {
+            out.push(Membership::group(*g));
+        }
     }
     out
 }
@@ -817,7 +967,7 @@ fn keep_unchanged_fields(base: &Person, mut p: Person, strict_names: bool) -> Pe
 
 /// A kept leaver: label appended to the family name (once), `orgsync.state = left`,
 /// out of the managed group, still in My Contacts.
-fn relabel(base: &Person, group: Option<&str>, label: &str) -> Person {
+fn relabel(base: &Person, managed: &BTreeSet<&str>, label: &str) -> Person {
     let mut p = base.clone();
     let already = base.client_data_value(markers::STATE) == Some(markers::STATE_LEFT);
     if !already {
@@ -838,13 +988,19 @@ fn relabel(base: &Person, group: Option<&str>, label: &str) -> Person {
         p.client_data
             .push(ClientData::new(markers::STATE, markers::STATE_LEFT));
     }
-    p.memberships = merge_memberships(base, group, false);
+    p.memberships = merge_memberships(
+        base,
+        Groups {
+            managed,
+            wanted: &[],
+        },
+    );
     keep_unchanged_fields(base, p, true)
 }
 
 /// How much the person added to a managed contact (used to pick the keeper among
 /// duplicates).
-fn personal_additions(p: &Person, w: Option<Want<'_>>, group: Option<&str>) -> usize {
+fn personal_additions(p: &Person, w: Option<Want<'_>>, managed: &BTreeSet<&str>) -> usize {
     let own = Ownership::new(p, w);
     p.email_addresses.iter().filter(|e| !own.email(e)).count()
         + p.phone_numbers.iter().filter(|e| !own.phone(e)).count()
@@ -866,7 +1022,7 @@ fn personal_additions(p: &Person, w: Option<Want<'_>>, group: Option<&str>) -> u
         + p.memberships
             .iter()
             .filter_map(group_name)
-            .filter(|g| g != MY_CONTACTS && Some(g.as_str()) != group)
+            .filter(|g| g != MY_CONTACTS && !managed.contains(g.as_str()))
             .count()
 }
 
@@ -954,12 +1110,12 @@ fn absorb(keeper: &mut Person, other: &Person, w: Option<Want<'_>>) {
 fn pick_keeper<'a>(
     mut list: Vec<&'a Person>,
     w: Option<Want<'_>>,
-    group: Option<&str>,
+    managed: &BTreeSet<&str>,
 ) -> (&'a Person, Vec<&'a Person>) {
     list.sort_by(|a, b| {
         let score = |p: &Person| {
             (
-                personal_additions(p, w, group),
+                personal_additions(p, w, managed),
                 w.is_some_and(|w| hash_is_current(p, w)),
             )
         };
@@ -1008,7 +1164,7 @@ fn plan_photo(plan: &mut UserPlan, id: &str, d: &DesiredContact, existing: Optio
 /// merging would change nothing. Equivalent to `merge` + `changed_fields` being empty
 /// (checked by a `debug_assert!` that the property tests exercise), but without cloning
 /// the contact: a no-change run over 5,000 colleagues is mostly this.
-fn in_sync(p: &Person, w: Want<'_>, group: Option<&str>) -> bool {
+fn in_sync(p: &Person, w: Want<'_>, groups: Groups<'_>) -> bool {
     let d = w.d;
     if !hash_is_current(p, w) {
         return false;
@@ -1105,9 +1261,13 @@ fn in_sync(p: &Person, w: Want<'_>, group: Option<&str>) -> bool {
     if ours_orgs != want_orgs {
         return false;
     }
-    // Memberships: My Contacts, and the managed group when known.
-    let groups: BTreeSet<String> = p.memberships.iter().filter_map(group_name).collect();
-    groups.contains(MY_CONTACTS) && group.is_none_or(|g| groups.contains(g))
+    // Memberships: My Contacts, and of the managed groups exactly the wanted ones.
+    let have: BTreeSet<String> = p.memberships.iter().filter_map(group_name).collect();
+    have.contains(MY_CONTACTS)
+        && groups
+            .managed
+            .iter()
+            .all(|g| have.contains(*g) == groups.wanted.contains(g))
 }
 
 /// Plan one target's address book. Pure: same inputs, same plan.
@@ -1117,7 +1277,7 @@ pub fn plan_user(
     observed: &[Person],
     opts: &PlanOptions,
 ) -> UserPlan {
-    let group = target.managed_group.as_deref();
+    let managed_groups = target.managed_groups();
     let mut plan = UserPlan {
         target_email: target.email.clone(),
         target_id: target.directory_id.clone(),
@@ -1164,9 +1324,14 @@ pub fn plan_user(
 
     // 3. Selected sources.
     for (id, d) in &directory.contacts {
-        if *id == target.directory_id {
+        if !directory.receives(target, id, d) {
             continue;
         }
+        let wanted = target.groups_for(d);
+        let group = Groups {
+            managed: &managed_groups,
+            wanted: &wanted,
+        };
         match managed.remove(id.as_str()) {
             None if skip
                 && d.emails
@@ -1197,7 +1362,7 @@ pub fn plan_user(
             }
             Some(list) => {
                 let w = directory.want(id, d);
-                let (keeper, dups) = pick_keeper(list, Some(w), group);
+                let (keeper, dups) = pick_keeper(list, Some(w), &managed_groups);
                 let mut base = keeper.clone();
                 for dup in &dups {
                     absorb(&mut base, dup, Some(w));
@@ -1221,7 +1386,14 @@ pub fn plan_user(
         .map(|(id, list)| (id.to_string(), list))
         .chain(orphans.into_iter().map(|p| (String::new(), vec![p])));
     for (id, list) in leavers {
-        match opts.leavers {
+        // A shared list's contact that left its list (or whose list this person no
+        // longer receives) goes: "former colleague" does not describe a supplier.
+        let policy = if markers::is_list_id(&id) {
+            LeaverPolicy::Delete
+        } else {
+            opts.leavers
+        };
+        match policy {
             LeaverPolicy::Delete => {
                 plan.deletes.extend(
                     list.iter()
@@ -1229,14 +1401,14 @@ pub fn plan_user(
                 );
             }
             LeaverPolicy::Keep => {
-                let (keeper, dups) = pick_keeper(list, None, group);
+                let (keeper, dups) = pick_keeper(list, None, &managed_groups);
                 let mut base = keeper.clone();
                 for dup in &dups {
                     absorb(&mut base, dup, None);
                     plan.duplicates_merged
                         .push(dup.resource_name.clone().unwrap_or_default());
                 }
-                let relabelled = relabel(&base, group, &directory.mapping.leaver_label);
+                let relabelled = relabel(&base, &managed_groups, &directory.mapping.leaver_label);
                 match update_of(&id, keeper, relabelled, true) {
                     Some(u) => plan.relabels.push(u),
                     None => plan.unchanged += 1,

@@ -4,3 +4,4 @@
 
 mod planner_props;
 mod scim_props;
+mod shared_lists;

@@ -30,7 +30,7 @@ use proptest::test_runner::FileFailurePersistence;
 /// `planner_props.proptest-regressions` next to this file. Proptest's default looks for
 /// `proptest-regressions/planner_props.txt` beside the nearest `main.rs`, which is not
 /// where the file has always been.
-fn cases(n: u32) -> ProptestConfig {
+pub(crate) fn cases(n: u32) -> ProptestConfig {
     ProptestConfig {
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
             "proptest-regressions",
@@ -44,7 +44,13 @@ const GROUP: &str = "contactGroups/managed1";
 // ---------------------------------------------------------------------------------
 // Helpers
 
-fn user(id: &str, email: &str, given: &str, family: &str, phones: &[(&str, &str)]) -> User {
+pub(crate) fn user(
+    id: &str,
+    email: &str,
+    given: &str,
+    family: &str,
+    phones: &[(&str, &str)],
+) -> User {
     User {
         id: Some(id.into()),
         primary_email: Some(email.into()),
@@ -110,10 +116,11 @@ fn target(id: &str) -> TargetUser {
         directory_id: id.into(),
         email: format!("{id}@x.com"),
         managed_group: Some(GROUP.into()),
+        ..Default::default()
     }
 }
 
-fn personal(rn: &str, email: Option<&str>, phone: Option<&str>) -> Person {
+pub(crate) fn personal(rn: &str, email: Option<&str>, phone: Option<&str>) -> Person {
     Person {
         resource_name: Some(rn.into()),
         etag: Some(format!("etag-{rn}")),
@@ -144,13 +151,13 @@ fn personal(rn: &str, email: Option<&str>, phone: Option<&str>) -> Person {
 
 /// An in-memory address book that applies plans like the People API would.
 #[derive(Debug, Clone, Default)]
-struct Book {
-    contacts: BTreeMap<String, Person>,
+pub(crate) struct Book {
+    pub(crate) contacts: BTreeMap<String, Person>,
     next: u64,
 }
 
 impl Book {
-    fn insert(&mut self, mut p: Person) -> String {
+    pub(crate) fn insert(&mut self, mut p: Person) -> String {
         self.next += 1;
         let rn = format!("people/c{}", self.next);
         p.resource_name = Some(rn.clone());
@@ -159,16 +166,17 @@ impl Book {
         rn
     }
 
-    fn list(&self) -> Vec<Person> {
+    pub(crate) fn list(&self) -> Vec<Person> {
         self.contacts.values().cloned().collect()
     }
 
-    fn apply(&mut self, plan: &UserPlan, dir: &DesiredDirectory, t: &TargetUser) {
-        let group = t.managed_group.as_deref().unwrap_or(GROUP);
+    pub(crate) fn apply(&mut self, plan: &UserPlan, dir: &DesiredDirectory, t: &TargetUser) {
         for c in &plan.creates {
-            let p = dir
-                .new_person(&c.directory_id, group)
-                .expect("a create of a known source");
+            let p = match &t.managed_group {
+                Some(_) => dir.new_person_for(&c.directory_id, t),
+                None => dir.new_person(&c.directory_id, GROUP),
+            }
+            .expect("a create of a known source");
             self.insert(p);
         }
         for u in plan.updates.iter().chain(&plan.relabels) {
@@ -205,7 +213,7 @@ impl Book {
         }
     }
 
-    fn managed_by_id(&self) -> BTreeMap<String, Vec<&Person>> {
+    pub(crate) fn managed_by_id(&self) -> BTreeMap<String, Vec<&Person>> {
         let mut m: BTreeMap<String, Vec<&Person>> = BTreeMap::new();
         for p in self.contacts.values() {
             if let Some(id) = markers::managed_id(p) {
@@ -1411,6 +1419,7 @@ fn build(s: &Scenario) -> Built {
         directory_id: target_id,
         email: "target@x.com".into(),
         managed_group: group,
+        ..Default::default()
     };
     let opts = PlanOptions {
         leavers: s.leavers,

@@ -22,10 +22,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+mod lists;
 mod mail;
 mod scim;
 mod serve;
 
+pub use lists::{ListSource, SharedListConfig};
 pub use mail::{AuthConfig, MailConfig, WelcomeConfig};
 pub use scim::{ScimAttributeConfig, ScimTargetConfig};
 pub use serve::{ServeConfig, SinkConfig};
@@ -207,6 +209,11 @@ pub struct ContactsConfig {
     /// `skip` (default): no copy of a colleague the person already saved themselves (a
     /// personal contact with the colleague's email); `add`: copy anyway.
     pub personal_duplicates: orgsync_core::contacts::PersonalDuplicates,
+    /// `department` or `org_unit`: each colleague also goes in a label such as
+    /// "Company directory · Engineering". Unset: the main label only.
+    pub label_by: Option<orgsync_core::contacts::LabelBy>,
+    /// `[[contacts.shared_lists]]`: suppliers, rooms and other non-colleagues.
+    pub shared_lists: Vec<SharedListConfig>,
     /// Stop before writing when a run would delete more than this share of the
     /// contacts orgsync manages (0.2 = 20%).
     pub max_delete_share: f64,
@@ -234,6 +241,8 @@ impl Default for ContactsConfig {
             phone_region: None,
             custom_fields: Vec::new(),
             personal_duplicates: orgsync_core::contacts::PersonalDuplicates::Skip,
+            label_by: None,
+            shared_lists: Vec::new(),
             max_delete_share: 0.2,
             concurrency: None,
             max_concurrency: 128,
@@ -658,6 +667,18 @@ fn resolve_relative(table: &mut toml::Table, dir: &Path) {
     if dir.as_os_str().is_empty() {
         return;
     }
+    if let Some(toml::Value::Array(lists)) = table
+        .get_mut("contacts")
+        .and_then(|c| c.get_mut("shared_lists"))
+    {
+        for list in lists.iter_mut() {
+            if let Some(toml::Value::String(p)) = list.get_mut("file")
+                && Path::new(p.as_str()).is_relative()
+            {
+                *p = dir.join(p.as_str()).to_string_lossy().into_owned();
+            }
+        }
+    }
     if let Some(toml::Value::Array(targets)) = table.get_mut("scim") {
         for target in targets.iter_mut() {
             if let Some(toml::Value::String(p)) = target.get_mut("token_file")
@@ -921,6 +942,7 @@ impl Config {
                  US, DE, FR…)"
             )));
         }
+        lists::validate_all(&self.contacts.shared_lists, &self.contacts.group_name)?;
         self.mail.validate()?;
         self.serve.validate()?;
         scim::validate_all(&self.scim)?;

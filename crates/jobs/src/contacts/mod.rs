@@ -43,6 +43,7 @@
 //! when asked not to wait. `plan` and `--dry-run` write nothing and take no lease.
 
 pub mod lease;
+mod lists;
 mod photos;
 mod report;
 mod target;
@@ -93,6 +94,18 @@ pub enum ContactsError {
     },
     #[error("recording the run's sources")]
     Encode(#[source] serde_json::Error),
+    /// A shared list that cannot be used as configured (a bad CSV row, an unknown
+    /// label): nothing was written.
+    #[error("shared list {list:?}: {problem}")]
+    List { list: String, problem: String },
+    /// A shared list's source could not be read from Google.
+    #[error("shared list {list:?}: {doing}")]
+    ListRead {
+        list: String,
+        doing: String,
+        #[source]
+        source: orgsync_client::Error,
+    },
 }
 
 impl ContactsError {
@@ -102,6 +115,8 @@ impl ContactsError {
             ContactsError::UnknownTarget { .. } => FailureKind::Config,
             ContactsError::Lease(e) => e.kind(),
             ContactsError::Store { .. } | ContactsError::Encode(_) => FailureKind::Store,
+            ContactsError::List { .. } => FailureKind::Config,
+            ContactsError::ListRead { source, .. } => FailureKind::Google(source.kind()),
         }
     }
 
@@ -225,6 +240,8 @@ impl ContactsOptions {
 pub(crate) struct Target {
     pub id: Option<String>,
     pub primary_email: Option<String>,
+    /// The shared lists this person receives.
+    pub lists: BTreeSet<String>,
 }
 
 /// What the contact mapping reads of a directory user ([`orgsync_core::contacts::mapping`]:
@@ -288,6 +305,12 @@ pub fn mapping_options(config: &Config) -> MappingOptions {
         phone_format: config.contacts.phone_format,
         phone_region: config.contacts.phone_region.clone(),
         custom_fields: config.contacts.custom_fields.clone(),
+        label_by: config.contacts.label_by,
+        label_prefix: if config.contacts.label_by.is_some() {
+            config.contacts.group_name.clone()
+        } else {
+            String::new()
+        },
         ..MappingOptions::default()
     }
 }
@@ -476,10 +499,20 @@ async fn run_unleased(
 ) -> Result<ContactsReport, ContactsError> {
     let started = Instant::now();
     let contacts = &config.contacts;
+    let mapping = mapping_options(config);
+    // The lists first: a bad file or label stops the run before the directory read.
+    let list_contacts = lists::read_all(client, config, &mapping).await?;
+    let mut scopes = vec![&contacts.sources, &contacts.targets];
+    scopes.extend(
+        contacts
+            .shared_lists
+            .iter()
+            .filter_map(|l| l.targets.as_ref()),
+    );
     let read = read_directory(
         client,
         &config.google,
-        &[&contacts.sources, &contacts.targets],
+        &scopes,
         "basic",
         Some(&directory_fields()),
         &contacts
@@ -497,6 +530,12 @@ async fn run_unleased(
         .map(|u| Target {
             id: u.id.clone(),
             primary_email: u.primary_email.clone(),
+            lists: contacts
+                .shared_lists
+                .iter()
+                .filter(|l| l.targets.as_ref().is_none_or(|t| read.selects(t, u)))
+                .map(|l| l.name.clone())
+                .collect(),
         })
         .collect();
     targets.sort_by(|a, b| a.primary_email.cmp(&b.primary_email));
@@ -542,14 +581,21 @@ async fn run_unleased(
     // both whole in memory.
     let mut read = read;
     let users = std::mem::take(&mut read.users);
-    let directory = DesiredDirectory::build_from(
+    let mut directory = DesiredDirectory::build_from(
         users
             .into_iter()
             .filter(|u| read.selects(&contacts.sources, u)),
         directory_users,
-        &mapping_options(config),
+        &mapping,
     );
     drop(read);
+    // The lists' contacts are judged by the guard like colleagues.
+    source_ids.extend(list_contacts.iter().map(|d| d.directory_id.clone()));
+    source_ids.sort_unstable();
+    source_ids.dedup();
+    if !list_contacts.is_empty() {
+        directory.add_list_contacts(list_contacts);
+    }
     if !directory.custom_fields_unseen.is_empty() {
         tracing::warn!(
             fields = %directory.custom_fields_unseen.join(", "),
@@ -756,6 +802,7 @@ async fn former_targets(
                 former.to_empty.push(Target {
                     id: Some(id.to_owned()),
                     primary_email: u.primary_email.clone().or(Some(stored_email)),
+                    lists: BTreeSet::new(),
                 });
             } else {
                 former.to_forget.push(id.to_owned());

@@ -43,8 +43,8 @@ pub(super) async fn process(ctx: &RunCtx, user: &super::Target) -> UserOutcome {
         );
     };
     let result = match (ctx.mode, ctx.dry_run) {
-        (Mode::Plan, _) | (Mode::Sync, true) => plan_only(ctx, id, email).await,
-        (Mode::Sync, false) => sync_with_retry(ctx, id, email).await,
+        (Mode::Plan, _) | (Mode::Sync, true) => plan_only(ctx, id, email, &user.lists).await,
+        (Mode::Sync, false) => sync_with_retry(ctx, id, email, &user.lists).await,
         (Mode::Undo, dry_run) => undo(ctx, id, email, dry_run).await,
     };
     result.unwrap_or_else(|e| {
@@ -129,10 +129,15 @@ fn is_kind(e: &UserError, kind: ErrorKind) -> bool {
     client_error(e).is_some_and(|c| c.is(kind))
 }
 
-async fn sync_with_retry(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcome> {
+async fn sync_with_retry(
+    ctx: &RunCtx,
+    id: &str,
+    email: &str,
+    lists: &BTreeSet<String>,
+) -> UserResult<UserOutcome> {
     let mut attempt = 1;
     loop {
-        match sync_user(ctx, id, email, attempt > 1).await {
+        match sync_user(ctx, id, email, lists, attempt > 1).await {
             Err(e)
                 if STALE_ETAG_RETRY.allows_another(attempt)
                     && is_kind(&e, ErrorKind::PreconditionFailed) =>
@@ -145,13 +150,20 @@ async fn sync_with_retry(ctx: &RunCtx, id: &str, email: &str) -> UserResult<User
     }
 }
 
-/// Desired contacts this target receives (everyone selected but themself).
-fn desired_count(ctx: &RunCtx, id: &str) -> usize {
-    let n = ctx.directory.contacts.len();
-    if ctx.directory.contacts.contains_key(id) {
-        n - 1
-    } else {
-        n
+/// The planner's view of a target: who they are, which shared lists they receive and
+/// their main group (the extra labels are filled in by [`ensure_labels`]).
+fn target_user(
+    id: &str,
+    email: &str,
+    lists: &BTreeSet<String>,
+    managed_group: Option<String>,
+) -> TargetUser {
+    TargetUser {
+        directory_id: id.to_string(),
+        email: email.to_string(),
+        managed_group,
+        lists: lists.clone(),
+        labels: BTreeMap::new(),
     }
 }
 
@@ -159,9 +171,14 @@ async fn sync_user(
     ctx: &RunCtx,
     id: &str,
     email: &str,
+    lists: &BTreeSet<String>,
     force_full: bool,
 ) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
+    // Everyone selected but themself, and the lists they receive.
+    let desired_count = ctx
+        .directory
+        .desired_count(&target_user(id, email, lists, None));
     let state = ctx
         .store
         .get_contacts_state(id)
@@ -176,15 +193,11 @@ async fn sync_user(
         && st.sync_token.is_some()
         && let Some(stored_hash) = &st.view_hash
     {
-        let target = TargetUser {
-            directory_id: id.to_string(),
-            email: email.to_string(),
-            managed_group: st.managed_group.clone(),
-        };
+        let target = target_user(id, email, lists, st.managed_group.clone());
         if view_of(ctx, &target) == *stored_hash {
             let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
             out.path = Some(ReadPath::Unread);
-            out.unchanged = desired_count(ctx, id);
+            out.unchanged = desired_count;
             return Ok(out);
         }
     }
@@ -194,11 +207,7 @@ async fn sync_user(
         && let Some(st) = &state
         && let (Some(token), Some(stored_hash)) = (&st.sync_token, &st.view_hash)
     {
-        let target = TargetUser {
-            directory_id: id.to_string(),
-            email: email.to_string(),
-            managed_group: st.managed_group.clone(),
-        };
+        let target = target_user(id, email, lists, st.managed_group.clone());
         if view_of(ctx, &target) == *stored_hash {
             match people
                 .connections_list_all(ConnectionsParams::incremental(ctx.read_mask(), token))
@@ -217,7 +226,7 @@ async fn sync_user(
                     .await?;
                     let mut out = UserOutcome::new(email, id, UserStatus::Unchanged);
                     out.path = Some(ReadPath::Incremental);
-                    out.unchanged = desired_count(ctx, id);
+                    out.unchanged = desired_count;
                     out.personal = personal;
                     return Ok(out);
                 }
@@ -239,14 +248,12 @@ async fn sync_user(
     // one its last full run used), and a renamed label waits for the scheduled run.
     let view_same = ctx.changed_only
         || known.as_ref().is_some_and(|k| {
-            let t = TargetUser {
-                directory_id: id.to_string(),
-                email: email.to_string(),
-                managed_group: Some(k.clone()),
-            };
+            let t = target_user(id, email, lists, Some(k.clone()));
             state.as_ref().and_then(|s| s.view_hash.as_deref()) == Some(view_of(ctx, &t).as_str())
         });
     let mut listing = None;
+    // Every contact group of the book, when a step had to list them.
+    let mut groups_seen = None;
     // Held from a whole-book read until its listing is dropped after planning.
     let mut reading = None;
     if let Some(known) = known.as_ref().filter(|_| view_same) {
@@ -258,19 +265,22 @@ async fn sync_user(
         {
             listing = Some((l, known.clone()));
         } else {
-            let (group, _) = ensure_group(ctx, &people, false).await?;
-            listing = Some((l, group));
+            let main = ensure_group(ctx, &people, false).await?;
+            groups_seen = main.listed;
+            listing = Some((l, main.resource_name));
         }
     }
     let (group, fresh, observed, token) = match listing {
         Some((l, group)) => (group, false, l.people, l.next_sync_token),
         None => {
-            let (group, group_is_new) = ensure_group(ctx, &people, state.is_none()).await?;
+            let main = ensure_group(ctx, &people, state.is_none()).await?;
+            let (group, group_is_new) = (main.resource_name, main.created);
+            groups_seen = main.listed;
             // Nothing of ours can be in an address book whose managed group did not
             // exist and of which we have no record: read after writing, not before.
             // Skipping personal duplicates needs the person's own contacts first: their
             // addresses only, one small read.
-            if group_is_new && desired_count(ctx, id) <= CONTACTS_PER_USER_CAP / 2 {
+            if group_is_new && desired_count <= CONTACTS_PER_USER_CAP / 2 {
                 let own = if ctx.plan_options.personal_duplicates == PersonalDuplicates::Skip {
                     people
                         .connections_list_all(ConnectionsParams::new("emailAddresses"))
@@ -288,11 +298,8 @@ async fn sync_user(
             }
         }
     };
-    let target = TargetUser {
-        directory_id: id.to_string(),
-        email: email.to_string(),
-        managed_group: Some(group.clone()),
-    };
+    let mut target = target_user(id, email, lists, Some(group.clone()));
+    let stale_labels = ensure_labels(ctx, &people, &mut target, groups_seen, true).await?;
 
     // 3. Plan, guard, apply.
     let plan = plan_user(&target, &ctx.directory, &observed, &ctx.plan_options);
@@ -325,7 +332,16 @@ async fn sync_user(
     // Only a refresh from a token needs the names written; a fresh book is checked by
     // its markers, and a book read in full again needs none.
     let remember = token.is_some();
-    let mut photo_result = apply(ctx, &people, &group, plan, &mut written, remember).await?;
+    let mut photo_result = apply(ctx, &people, &target, plan, &mut written, remember).await?;
+    // Labels nothing is in any more go after the writes: deleting a group edits its
+    // members, which would have made the planned updates' etags stale.
+    for rn in stale_labels {
+        match people.contact_groups_delete(&rn, false).await {
+            Ok(()) => {}
+            Err(e) if e.is(ErrorKind::NotFound) => {}
+            Err(e) => return Err(e).doing("deleting a label orgsync no longer uses"),
+        }
+    }
 
     // 4. Refresh the token past our own writes, verify, record.
     let verified = match token {
@@ -357,7 +373,7 @@ async fn sync_user(
                 count(&mut out, &repair);
                 let mut repaired = HashSet::new();
                 let repaired_photos =
-                    apply(ctx, &people, &group, repair, &mut repaired, false).await?;
+                    apply(ctx, &people, &target, repair, &mut repaired, false).await?;
                 // The repair retried every photo still missing its marker.
                 photo_result.uploaded += repaired_photos.uploaded;
                 photo_result.failed = repaired_photos.failed;
@@ -374,7 +390,7 @@ async fn sync_user(
     if out.writes() > 0 || out.photos > 0 {
         out.status = UserStatus::Changed;
     }
-    out.unchanged = desired_count(ctx, id).saturating_sub(out.created + out.updated);
+    out.unchanged = desired_count.saturating_sub(out.created + out.updated);
     record(ctx, id, email, token, clean.then_some(view), Some(group)).await?;
     Ok(out)
 }
@@ -482,7 +498,7 @@ fn count(out: &mut UserOutcome, plan: &UserPlan) {
 async fn apply(
     ctx: &RunCtx,
     people: &People,
-    group: &str,
+    target: &TargetUser,
     mut plan: UserPlan,
     written: &mut HashSet<String>,
     remember: bool,
@@ -527,13 +543,30 @@ async fn apply(
         } else {
             WRITE_READ_MASK
         };
-        for chunk in plan.creates.chunks(BATCH_CREATE_MAX) {
+        // A batch shares its memberships: creates go in runs of the same labels (one
+        // run in a book without extra labels; one per department or list with them).
+        let mut by_groups: BTreeMap<Vec<&str>, Vec<&str>> = BTreeMap::new();
+        for c in &plan.creates {
+            let Some(d) = ctx.directory.contacts.get(&c.directory_id) else {
+                continue;
+            };
+            let mut groups = vec![MY_CONTACTS];
+            groups.extend(target.groups_for(d));
+            by_groups.entry(groups).or_default().push(&c.directory_id);
+        }
+        let mut chunks: Vec<(&[&str], &[&str])> = Vec::new();
+        for (groups, ids) in &by_groups {
+            for chunk in ids.chunks(BATCH_CREATE_MAX) {
+                chunks.push((groups, chunk));
+            }
+        }
+        for (groups, chunk) in chunks {
             let batch: Vec<NewContactJson<'_>> = chunk
                 .iter()
-                .filter_map(|c| {
+                .filter_map(|id| {
                     Some(NewContactJson {
-                        marker: &c.directory_id,
-                        person: ctx.directory.new_person_json(&c.directory_id)?,
+                        marker: id,
+                        person: ctx.directory.new_person_json(id)?,
                     })
                 })
                 .collect();
@@ -541,7 +574,7 @@ async fn apply(
                 continue;
             }
             let created = people
-                .create_contacts_json(&batch, &[MY_CONTACTS, group], MARKER_KEY, read_mask)
+                .create_contacts_json(&batch, groups, MARKER_KEY, read_mask)
                 .await
                 .doing("creating contacts")?;
             for c in created {
@@ -619,29 +652,48 @@ async fn record(
 
 // ---- the managed group -------------------------------------------------------------
 
-fn is_our_group(g: &ContactGroup) -> bool {
+fn is_ours(g: &ContactGroup) -> bool {
     g.client_data.iter().any(|c| {
         c.key.as_deref() == Some(markers::SOURCE)
             && c.value.as_deref() == Some(markers::SOURCE_VALUE)
     }) && !g.metadata.as_ref().and_then(|m| m.deleted).unwrap_or(false)
 }
 
-async fn find_group(people: &People) -> UserResult<Option<ContactGroup>> {
-    let groups: Vec<ContactGroup> = people
+/// The `orgsync.label` of an extra managed label: the name orgsync gave it.
+fn label_key(g: &ContactGroup) -> Option<&str> {
+    g.client_data
+        .iter()
+        .find(|c| c.key.as_deref() == Some(markers::LABEL))
+        .and_then(|c| c.value.as_deref())
+}
+
+/// The main managed group: ours, and not an extra label.
+fn is_our_group(g: &ContactGroup) -> bool {
+    is_ours(g) && label_key(g).is_none()
+}
+
+async fn list_groups(people: &People) -> UserResult<Vec<ContactGroup>> {
+    people
         .contact_groups_list(Some(GROUP_FIELDS))
         .try_collect()
         .await
-        .doing("listing contact groups")?;
-    Ok(groups.into_iter().find(is_our_group))
+        .doing("listing contact groups")
 }
 
-fn new_group(name: &str) -> ContactGroup {
+fn new_group(name: &str, label: Option<&str>) -> ContactGroup {
+    let mut client_data = vec![GroupClientData {
+        key: Some(markers::SOURCE.to_string()),
+        value: Some(markers::SOURCE_VALUE.to_string()),
+    }];
+    if let Some(label) = label {
+        client_data.push(GroupClientData {
+            key: Some(markers::LABEL.to_string()),
+            value: Some(label.to_string()),
+        });
+    }
     ContactGroup {
         name: Some(name.to_string()),
-        client_data: vec![GroupClientData {
-            key: Some(markers::SOURCE.to_string()),
-            value: Some(markers::SOURCE_VALUE.to_string()),
-        }],
+        client_data,
         ..ContactGroup::default()
     }
 }
@@ -653,27 +705,48 @@ fn conflict_message(name: &str) -> String {
     )
 }
 
-/// The managed group's resource name, creating the group if needed; `true` when it was
-/// created by this call.
-async fn ensure_group(ctx: &RunCtx, people: &People, no_state: bool) -> UserResult<(String, bool)> {
+fn label_conflict_message(name: &str) -> String {
+    format!(
+        "this address book already has a contact group named {name:?} that orgsync did not \
+         create; rename that label in Google Contacts, or rename the department or shared list \
+         it collides with"
+    )
+}
+
+/// The main group, found or made.
+struct MainGroup {
+    resource_name: String,
+    /// Created by this call.
+    created: bool,
+    /// Every group of the book, when they were listed to find it.
+    listed: Option<Vec<ContactGroup>>,
+}
+
+/// The managed group's resource name, creating the group if needed.
+async fn ensure_group(ctx: &RunCtx, people: &People, no_state: bool) -> UserResult<MainGroup> {
     if no_state {
         // A user orgsync never synced: creating first costs one call when the group is
         // new, and a Conflict tells us it exists.
         match people
-            .contact_groups_create(new_group(&ctx.group_name), Some(GROUP_FIELDS))
+            .contact_groups_create(new_group(&ctx.group_name, None), Some(GROUP_FIELDS))
             .await
         {
             Ok(g) => {
-                return g
+                let resource_name = g
                     .resource_name
-                    .map(|rn| (rn, true))
-                    .doing("contactGroups.create returned no resourceName");
+                    .doing("contactGroups.create returned no resourceName")?;
+                return Ok(MainGroup {
+                    resource_name,
+                    created: true,
+                    listed: None,
+                });
             }
             Err(e) if e.is(ErrorKind::Conflict) => {}
             Err(e) => return Err(e).doing("creating the managed contact group"),
         }
     }
-    if let Some(g) = find_group(people).await? {
+    let groups = list_groups(people).await?;
+    if let Some(g) = groups.iter().find(|g| is_our_group(g)) {
         let rn = g
             .resource_name
             .clone()
@@ -682,7 +755,7 @@ async fn ensure_group(ctx: &RunCtx, people: &People, no_state: bool) -> UserResu
             // `group_name` changed in the config: rename, keep the members.
             let renamed = ContactGroup {
                 name: Some(ctx.group_name.clone()),
-                ..g
+                ..g.clone()
             };
             people
                 .contact_groups_update(renamed, Some("name"), Some(GROUP_FIELDS))
@@ -698,20 +771,105 @@ async fn ensure_group(ctx: &RunCtx, people: &People, no_state: bool) -> UserResu
                     }
                 })?;
         }
-        return Ok((rn, false));
+        return Ok(MainGroup {
+            resource_name: rn,
+            created: false,
+            listed: Some(groups),
+        });
     }
     match people
-        .contact_groups_create(new_group(&ctx.group_name), Some(GROUP_FIELDS))
+        .contact_groups_create(new_group(&ctx.group_name, None), Some(GROUP_FIELDS))
         .await
     {
-        Ok(g) => g
-            .resource_name
-            .map(|rn| (rn, false))
-            .doing("contactGroups.create returned no resourceName"),
+        Ok(g) => Ok(MainGroup {
+            resource_name: g
+                .resource_name
+                .doing("contactGroups.create returned no resourceName")?,
+            created: false,
+            listed: Some(groups),
+        }),
         Err(e) if e.is(ErrorKind::Conflict) => {
             Err(UserError::Plain(conflict_message(&ctx.group_name)))
         }
         Err(e) => Err(e).doing("creating the managed contact group"),
+    }
+}
+
+/// Fill `target.labels` with the extra labels (departments, shared lists) its contacts
+/// are in, creating the missing ones when `write`. Returns the extra labels of orgsync's
+/// that no contact needs any more, for the caller to delete after its writes (none
+/// when not `write`). `listed`: the book's groups, when a step already listed them; a
+/// book that needs no extra label is listed only then, which is when a change of
+/// configuration can have left labels behind (the view changed).
+async fn ensure_labels(
+    ctx: &RunCtx,
+    people: &People,
+    target: &mut TargetUser,
+    listed: Option<Vec<ContactGroup>>,
+    write: bool,
+) -> UserResult<Vec<String>> {
+    let needed = ctx.directory.labels_for(target);
+    let groups = match listed {
+        Some(groups) => groups,
+        None if needed.is_empty() => return Ok(Vec::new()),
+        None => list_groups(people).await?,
+    };
+    let mut ours: BTreeMap<String, ContactGroup> = BTreeMap::new();
+    for g in groups {
+        if is_ours(&g)
+            && let Some(key) = label_key(&g)
+            && g.resource_name.is_some()
+        {
+            ours.insert(key.to_string(), g);
+        }
+    }
+    let mut labels = BTreeMap::new();
+    for name in needed {
+        match ours.remove(name) {
+            Some(g) => {
+                let rn = g.resource_name.clone().unwrap_or_default();
+                if write && g.name.as_deref() != Some(name) {
+                    // Renamed in Google Contacts: orgsync's name comes back.
+                    let renamed = ContactGroup {
+                        name: Some(name.to_string()),
+                        ..g
+                    };
+                    people
+                        .contact_groups_update(renamed, Some("name"), Some(GROUP_FIELDS))
+                        .await
+                        .map_err(|e| label_error(e, name))?;
+                }
+                labels.insert(name.to_string(), rn);
+            }
+            None if write => {
+                let g = people
+                    .contact_groups_create(new_group(name, Some(name)), Some(GROUP_FIELDS))
+                    .await
+                    .map_err(|e| label_error(e, name))?;
+                let rn = g
+                    .resource_name
+                    .doing("contactGroups.create returned no resourceName")?;
+                labels.insert(name.to_string(), rn);
+            }
+            // A plan: the label would be made; nothing can be in it yet.
+            None => {}
+        }
+    }
+    target.labels = labels;
+    if !write {
+        return Ok(Vec::new());
+    }
+    Ok(ours.into_values().filter_map(|g| g.resource_name).collect())
+}
+
+fn label_error(e: ClientError, name: &str) -> UserError {
+    if e.is(ErrorKind::Conflict) {
+        UserError::Plain(label_conflict_message(name))
+    } else {
+        UserError::Google {
+            doing: "creating or renaming a label",
+            source: Box::new(e),
+        }
     }
 }
 
@@ -730,14 +888,20 @@ fn display_name(p: &Person) -> String {
         .unwrap_or_default()
 }
 
-async fn plan_only(ctx: &RunCtx, id: &str, email: &str) -> UserResult<UserOutcome> {
+async fn plan_only(
+    ctx: &RunCtx,
+    id: &str,
+    email: &str,
+    lists: &BTreeSet<String>,
+) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
-    let group = find_group(&people).await?.and_then(|g| g.resource_name);
-    let target = TargetUser {
-        directory_id: id.to_string(),
-        email: email.to_string(),
-        managed_group: group,
-    };
+    let groups = list_groups(&people).await?;
+    let group = groups
+        .iter()
+        .find(|g| is_our_group(g))
+        .and_then(|g| g.resource_name.clone());
+    let mut target = target_user(id, email, lists, group);
+    ensure_labels(ctx, &people, &mut target, Some(groups), false).await?;
     let observed: Vec<Person> = people
         .connections_list(ConnectionsParams::new(ctx.read_mask()))
         .try_collect()
@@ -853,7 +1017,13 @@ pub(super) async fn empty_former(ctx: &RunCtx, user: &super::Target) -> UserOutc
 
 async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> UserResult<UserOutcome> {
     let people = ctx.client.people(email);
-    let group = find_group(&people).await?.and_then(|g| g.resource_name);
+    // The main group and the extra labels: every group orgsync made.
+    let groups: Vec<String> = list_groups(&people)
+        .await?
+        .into_iter()
+        .filter(is_ours)
+        .filter_map(|g| g.resource_name)
+        .collect();
     let mut ours = Vec::new();
     let mut personal = 0;
     let mut listing =
@@ -872,7 +1042,7 @@ async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> UserResult<
     out.personal = personal;
     out.managed = ours.len();
     out.deleted = ours.len();
-    if !ours.is_empty() || group.is_some() {
+    if !ours.is_empty() || !groups.is_empty() {
         out.status = UserStatus::Changed;
     }
     if dry_run {
@@ -884,7 +1054,7 @@ async fn undo(ctx: &RunCtx, id: &str, email: &str, dry_run: bool) -> UserResult<
             .await
             .doing("deleting orgsync's contacts")?;
     }
-    if let Some(group) = group {
+    for group in groups {
         match people.contact_groups_delete(&group, false).await {
             Ok(()) => {}
             Err(e) if e.is(ErrorKind::NotFound) => {}
