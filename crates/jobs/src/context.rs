@@ -52,8 +52,17 @@ pub fn client_config(config: &Config) -> ClientConfig {
         Some(base) => Endpoints::emulator(base),
         None => Endpoints::default(),
     };
+    let mut scopes = orgsync_client::ApiScopes::default();
+    // Meeting rooms as a shared list read `resources.calendars`, whose scope an admin
+    // delegates only for this (a token asking for an undelegated scope is refused).
+    if config.contacts.shared_lists.iter().any(|l| l.rooms) {
+        scopes
+            .directory
+            .push(orgsync_wire::scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY.into());
+    }
     ClientConfig {
         endpoints,
+        scopes,
         quotas: quota_limits(&config.google.quotas),
         retry: retry_policy(config),
         admin_subject: config.google.admin_subject.clone(),

@@ -534,6 +534,14 @@ async fn run_unleased(
                 .shared_lists
                 .iter()
                 .filter(|l| l.targets.as_ref().is_none_or(|t| read.selects(t, u)))
+                // The person a label is copied from has those contacts already.
+                .filter(|l| {
+                    l.from_user.as_deref().is_none_or(|from| {
+                        !u.primary_email
+                            .as_deref()
+                            .is_some_and(|e| e.eq_ignore_ascii_case(from.trim()))
+                    })
+                })
                 .map(|l| l.name.clone())
                 .collect(),
         })

@@ -6,5 +6,6 @@
 mod common;
 mod contacts;
 mod scim;
+mod shared_lists;
 mod users;
 mod welcome;
