@@ -345,6 +345,16 @@ async fn the_demo_passes_and_ends_by_pointing_at_the_workspace_guide() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The shared supplier list and the department labels are shown and checked.
+    assert!(
+        stdout.contains("[ok] ") && stdout.contains("label \"Suppliers\" holds the 4 suppliers"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("department labels Company directory · "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("[FAILED]"), "{stdout}");
     let last = stdout.lines().last().unwrap_or_default();
     assert!(
         last.contains("\"Use it with your Workspace\"") && last.contains("orgsync doctor"),
