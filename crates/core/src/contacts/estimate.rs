@@ -32,6 +32,9 @@ pub struct BookWork {
     pub contacts_read: u64,
     /// The managed label must be created first.
     pub new_group: bool,
+    /// Extra labels (departments, shared lists) to create in this book. Each is one
+    /// group write, and starts a batch of its own: a batch of creates shares its labels.
+    pub new_labels: u64,
     /// A new book's personal contacts are read before the creates
     /// (`personal_duplicates = "skip"`): one more `connections.list`.
     pub personal_read: bool,
@@ -49,10 +52,13 @@ impl BookWork {
                 "people.contactGroups.list",
                 u64::from(self.new_group || self.creates + self.updates + self.deletes > 0),
             ),
-            ("people.contactGroups.create", u64::from(self.new_group)),
+            (
+                "people.contactGroups.create",
+                u64::from(self.new_group) + self.new_labels,
+            ),
             (
                 "people.people.batchCreateContacts",
-                self.creates.div_ceil(BATCH_CREATE),
+                self.creates.div_ceil(BATCH_CREATE) + self.new_labels.min(self.creates),
             ),
             (
                 "people.people.batchUpdateContacts",
@@ -231,6 +237,30 @@ mod tests {
         .units();
         assert_eq!(fresh[&Metric::PeopleGroupRead], 1);
         assert_eq!(fresh[&Metric::PeopleDeleteGroupWrite], 1);
+    }
+
+    #[test]
+    fn each_new_label_costs_a_group_write_and_a_batch_of_its_own() {
+        let plain = BookWork {
+            creates: 10,
+            new_group: true,
+            ..BookWork::default()
+        };
+        let labelled = BookWork {
+            new_labels: 12,
+            ..plain
+        };
+        let (p, l) = (plain.units(), labelled.units());
+        assert_eq!(l[&Metric::PeopleDeleteGroupWrite], 13);
+        // One batch of 10 becomes at most 11 (10 labels' worth, plus the first).
+        assert_eq!(
+            l[&Metric::PeopleWrite] - p[&Metric::PeopleWrite],
+            10 * cost_of("people.people.batchCreateContacts", 0)
+                .into_iter()
+                .find(|(m, _)| *m == Metric::PeopleWrite)
+                .unwrap()
+                .1
+        );
     }
 
     fn google(m: Metric, s: Scope) -> Option<u64> {

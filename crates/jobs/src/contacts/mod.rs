@@ -651,6 +651,7 @@ async fn run_unleased(
     if options.mode == Mode::Sync && !options.dry_run {
         let books = books_before(
             &*store,
+            &directory,
             &targets,
             &source_ids,
             previous.as_deref(),
@@ -935,6 +936,7 @@ pub fn fill_the_project(client: &GoogleClient, max: usize, targets: usize) -> us
 /// that joined or left since the last complete run.
 async fn books_before(
     store: &dyn Store,
+    directory: &DesiredDirectory,
     targets: &[Target],
     source_ids: &[String],
     previous: Option<&[String]>,
@@ -971,9 +973,15 @@ async fn books_before(
                     ..BookWork::default()
                 }
             } else {
+                let target = orgsync_core::contacts::TargetUser {
+                    directory_id: id.to_string(),
+                    lists: t.lists.clone(),
+                    ..Default::default()
+                };
                 BookWork {
-                    creates: source_ids.len() as u64,
+                    creates: directory.desired_count(&target) as u64,
                     new_group: true,
+                    new_labels: directory.labels_for(&target).len() as u64,
                     personal_read: skip,
                     ..BookWork::default()
                 }
@@ -992,6 +1000,7 @@ fn books_planned(users: &[UserOutcome]) -> Vec<BookWork> {
             deletes: (u.deleted + u.duplicates_merged) as u64,
             contacts_read: 0,
             new_group: u.managed == 0 && u.created > 0,
+            new_labels: 0,
             personal_read: false,
         })
         .collect()
