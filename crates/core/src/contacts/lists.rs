@@ -303,8 +303,12 @@ fn contact(
 
 /// A meeting room as a contact in list `list`: its name, its calendar address (so
 /// a phone or mail client completes it), and building, floor and capacity shown as the
-/// organisation's department and title. `None` for a resource with no name.
+/// organisation's department and title. `None` for a resource with no name, and for
+/// one of category `OTHER` (a projector, a car: not something to call).
 pub fn room_contact(list: &str, r: &CalendarResource) -> Option<DesiredContact> {
+    if r.resource_category.as_deref() == Some("OTHER") {
+        return None;
+    }
     let name = r
         .generated_resource_name
         .as_deref()

@@ -170,6 +170,11 @@ fn a_room_becomes_a_contact_with_its_address_place_and_capacity() {
     assert_eq!(org.department.as_deref(), Some("HQ, 2"));
     assert_eq!(org.title.as_deref(), Some("Meeting room, 8 seats"));
     assert_eq!(d.labels, ["Rooms"]);
+    let projector = CalendarResource {
+        resource_category: Some("OTHER".into()),
+        ..room("p1", "Projector", None)
+    };
+    assert!(room_contact("Rooms", &projector).is_none());
 }
 
 #[test]

@@ -1206,6 +1206,71 @@ contacts = true
     }
 
     #[test]
+    fn shared_lists_load_with_their_file_beside_the_config_and_label_by() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[contacts]\nlabel_by = \"org_unit\"\n\
+             [[contacts.shared_lists]]\nname = \"Suppliers\"\nfile = \"suppliers.csv\"\n\
+             targets = { org_units = [\"/Ops\"] }\n\
+             [[contacts.shared_lists]]\nname = \"Rooms\"\nrooms = true\n",
+        );
+        let c = load_from(Some(&path), &[]).unwrap().config;
+        assert_eq!(
+            c.contacts.label_by,
+            Some(orgsync_core::contacts::LabelBy::OrgUnit)
+        );
+        let lists = &c.contacts.shared_lists;
+        assert_eq!(
+            lists[0].source(),
+            ListSource::File(&dir.path().join("suppliers.csv"))
+        );
+        assert_eq!(lists[0].targets.as_ref().unwrap().org_units, ["/Ops"]);
+        assert_eq!(lists[1].source(), ListSource::Rooms);
+    }
+
+    #[test]
+    fn a_shared_list_without_exactly_one_source_or_a_usable_name_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (body, says) in [
+            ("name = \"S\"\n", "exactly one source"),
+            (
+                "name = \"S\"\nfile = \"a.csv\"\nrooms = true\n",
+                "exactly one source",
+            ),
+            ("name = \"S\"\nfrom_user = \"r@x.com\"\n", "from_label"),
+            (
+                "name = \"S\"\nfrom_label = \"X\"\nrooms = true\n",
+                "needs from_user",
+            ),
+            (
+                "name = \"S\"\nfrom_user = \"reception\"\nfrom_label = \"X\"\n",
+                "not an email",
+            ),
+            ("name = \"\"\nrooms = true\n", "needs a name"),
+            ("name = \"Company directory\"\nrooms = true\n", "main label"),
+            ("name = \" S\"\nrooms = true\n", "spaces"),
+        ] {
+            let path = write(dir.path(), &format!("[[contacts.shared_lists]]\n{body}"));
+            let err = load_from(Some(&path), &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("contacts.shared_lists[0]") && err.contains(says),
+                "{body}: {err}"
+            );
+        }
+        let path = write(
+            dir.path(),
+            "[[contacts.shared_lists]]\nname = \"S\"\nrooms = true\n\
+             [[contacts.shared_lists]]\nname = \"s\"\nfile = \"x.csv\"\n",
+        );
+        let err = load_from(Some(&path), &[]).unwrap_err().to_string();
+        assert!(
+            err.contains("shared_lists[1]") && err.contains("earlier list"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn out_of_range_share_is_rejected() {
         let err = load_from(None, &env(&[("ORGSYNC__CONTACTS__MAX_DELETE_SHARE", "20")]))
             .unwrap_err()
