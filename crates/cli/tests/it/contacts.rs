@@ -134,6 +134,56 @@ async fn an_unknown_user_or_a_missing_key_is_a_configuration_error() {
     );
 }
 
+/// Issue 16's bad inputs: a bad CSV row, a label the person does not have, someone who is
+/// not a user. Each is exit 2 with the problem named and nothing written.
+#[tokio::test]
+async fn a_bad_shared_list_exits_2_naming_the_problem_and_writes_nothing() {
+    let emu = orgsync_testkit::spawn(EmulatorConfig::for_tests(3)).await;
+    let admin = emu.emulator.config.admin_email();
+    let cases = [
+        (
+            "file = \"vendors.csv\"",
+            vec!["vendors.csv", "line 3", "\"phone\""],
+        ),
+        (
+            &*format!("from_user = \"{admin}\"\nfrom_label = \"Vendors\""),
+            vec!["no label \"Vendors\"", "from_label"],
+        ),
+        (
+            "from_user = \"nobody@nowhere.example\"\nfrom_label = \"Vendors\"",
+            vec!["nobody@nowhere.example", "not suspended"],
+        ),
+    ];
+    for (source, says) in cases {
+        let ConfigDir { dir, config } = ConfigDir::new(
+            &emu,
+            &format!(
+                "[state]\npath = \"state.db\"\n[[contacts.shared_lists]]\nname = \"Suppliers\"\n{source}\n"
+            ),
+        );
+        std::fs::write(
+            dir.path().join("vendors.csv"),
+            "key,given_name,phone\na,Ann,+1 555 0100\nb,Bob,call me\n",
+        )
+        .unwrap();
+        let out = orgsync(&config, &["contacts", "sync"], &[]).await;
+        assert_eq!(out.code, 2, "{source}: {}", out.stderr);
+        for s in says {
+            assert!(
+                out.stderr.contains(s),
+                "{source}: wants {s:?} in {}",
+                out.stderr
+            );
+        }
+        let managed = orgsync_testkit::books::managed_of(
+            &orgsync_testkit::emulator::admin_client(&emu),
+            &admin,
+        )
+        .await;
+        assert!(managed.is_empty(), "{source}: something was written");
+    }
+}
+
 // ---- one writing run at a time (the contacts-run lease) ---------------------------------
 
 /// The lease as the store shows it, read without writing (`None` until a run holds it).
