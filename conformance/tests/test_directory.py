@@ -492,3 +492,52 @@ def test_calendar_resources_list_page_get_insert_and_delete_as_google_shapes_the
     ro = emu.directory(scopes=[SCOPE + "admin.directory.resource.calendar.readonly"])
     emu.control("PUT", "delegation", {"scopes": granted + [SCOPE + "admin.directory.resource.calendar.readonly"]})
     assert ro.resources().calendars().list(customer="my_customer").execute()["items"]
+
+
+def test_schemas_list_get_insert_and_delete_as_google_shapes_them(private_emulator):
+    emu = private_emulator(users=8)
+    granted = emu.control("GET", "delegation")[0]["scopes"]
+    emu.control("PUT", "delegation", {"scopes": granted + [SCOPE + "admin.directory.userschema"]})
+    schemas = emu.directory(scopes=[SCOPE + "admin.directory.userschema"]).schemas()
+
+    # The generated org defines the schemas its users carry.
+    listed = schemas.list(customerId="my_customer").execute()
+    assert listed["kind"] == "admin#directory#schemas"
+    names = sorted(s["schemaName"] for s in listed["schemas"])
+    assert names == ["EmployeeInfo", "Roles"], names
+    roles = next(s for s in listed["schemas"] if s["schemaName"] == "Roles")
+    assert roles["kind"] == "admin#directory#schema" and roles["schemaId"]
+    assert {f["fieldName"]: f["fieldType"] for f in roles["fields"]} == {
+        "admin": "BOOL", "billing": "BOOL", "support": "BOOL"}
+    assert all(f["kind"] == "admin#directory#schema#fieldspec" and f["fieldId"] for f in roles["fields"])
+    # By name or by id.
+    assert schemas.get(customerId="my_customer", schemaKey="Roles").execute() == roles
+    assert schemas.get(customerId="my_customer", schemaKey=roles["schemaId"]).execute() == roles
+
+    made = schemas.insert(customerId="my_customer", body={
+        "schemaName": "Privacy",
+        "fields": [{"fieldName": "HideFromContacts", "fieldType": "BOOL"}],
+    }).execute()
+    assert made["schemaId"] and made["fields"][0]["fieldId"]
+    assert made["fields"][0]["readAccessType"] == "ALL_DOMAIN_USERS"
+    with pytest.raises(HttpError) as dup:
+        schemas.insert(customerId="my_customer", body={
+            "schemaName": "Privacy", "fields": [{"fieldName": "x", "fieldType": "BOOL"}]}).execute()
+    assert_legacy_error(dup.value, 409, "duplicate")
+    with pytest.raises(HttpError) as bad_type:
+        schemas.insert(customerId="my_customer", body={
+            "schemaName": "Bad", "fields": [{"fieldName": "x", "fieldType": "TEXT"}]}).execute()
+    assert_legacy_error(bad_type.value, 400)
+    schemas.delete(customerId="my_customer", schemaKey="Privacy").execute()
+    with pytest.raises(HttpError) as gone:
+        schemas.get(customerId="my_customer", schemaKey="Privacy").execute()
+    assert_legacy_error(gone.value, 404)
+
+    # The read scope reads; it cannot write.
+    emu.control("PUT", "delegation", {"scopes": granted + [SCOPE + "admin.directory.userschema.readonly"]})
+    ro = emu.directory(scopes=[SCOPE + "admin.directory.userschema.readonly"]).schemas()
+    assert ro.list(customerId="my_customer").execute()["schemas"]
+    with pytest.raises(HttpError) as denied:
+        ro.insert(customerId="my_customer", body={
+            "schemaName": "Nope", "fields": [{"fieldName": "x", "fieldType": "BOOL"}]}).execute()
+    assert denied.value.resp.status == 403

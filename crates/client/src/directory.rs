@@ -12,7 +12,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_
 use futures::Stream;
 use orgsync_wire::directory::{
     CalendarResource, CalendarResources, Channel, GROUPS_MAX_PAGE, Group, Groups, Member, Members,
-    USERS_MAX_PAGE, User, UserMakeAdmin, UserPhoto, UserUndelete, Users,
+    Schemas, USERS_MAX_PAGE, User, UserMakeAdmin, UserPhoto, UserUndelete, Users,
 };
 use reqwest::Method;
 
@@ -363,6 +363,17 @@ impl Directory {
             .query("maxResults", "500")
             .query_opt("pageToken", token)
         })
+    }
+
+    /// `schemas.list` of `customer` (`None`: `my_customer`): every custom schema (the
+    /// categories of custom user attributes) with its fields, in one answer.
+    pub async fn schemas_list(&self, customer: Option<&str>) -> Result<Schemas, Error> {
+        let path = format!(
+            "admin/directory/v1/customer/{}/schemas",
+            encode_segment(customer.unwrap_or("my_customer"))
+        );
+        let call = self.call("directory.schemas.list", Method::GET, path);
+        self.client.send_json(call).await
     }
 
     /// [`Self::calendar_resources_pages`], resource by resource.

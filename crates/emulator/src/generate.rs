@@ -875,6 +875,15 @@ pub fn generate(config: &EmulatorConfig, now_ms: i64) -> DirectoryState {
     }
     generate_groups(&mut state, &placed, &mut rng);
     generate_rooms(&mut state, placed.len(), &mut rng);
+    // The custom attributes every generated user carries (`roles`).
+    state.define_schema(crate::directory::schemas::schema(
+        "Roles",
+        &[("admin", "BOOL"), ("billing", "BOOL"), ("support", "BOOL")],
+    ));
+    state.define_schema(crate::directory::schemas::schema(
+        "EmployeeInfo",
+        &[("jobLevel", "INT64"), ("startDate", "DATE")],
+    ));
     state
 }
 

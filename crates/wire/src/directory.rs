@@ -598,3 +598,59 @@ pub struct CalendarResources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_page_token: Option<String>,
 }
+
+/// A custom schema: a category of custom user attributes (`schemas` resource,
+/// <https://developers.google.com/workspace/admin/directory/reference/rest/v1/schemas>).
+/// Users carry its values under `customSchemas.<schemaName>.<fieldName>`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schema {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_id: Option<String>,
+    #[serde(default)]
+    pub schema_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub fields: Vec<SchemaFieldSpec>,
+}
+
+/// One field of a [`Schema`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaFieldSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_id: Option<String>,
+    #[serde(default)]
+    pub field_name: String,
+    /// `STRING`, `INT64`, `BOOL`, `DOUBLE`, `EMAIL`, `PHONE` or `DATE`.
+    #[serde(default)]
+    pub field_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_valued: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// `ALL_DOMAIN_USERS` or `ADMINS_AND_SELF`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_access_type: Option<String>,
+}
+
+/// `schemas.list`: every custom schema of the customer (no paging).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Schemas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default)]
+    pub schemas: Vec<Schema>,
+}

@@ -12,6 +12,9 @@ pub const DIRECTORY_RESOURCE_CALENDAR: &str =
     "https://www.googleapis.com/auth/admin.directory.resource.calendar";
 pub const DIRECTORY_RESOURCE_CALENDAR_READONLY: &str =
     "https://www.googleapis.com/auth/admin.directory.resource.calendar.readonly";
+pub const DIRECTORY_USERSCHEMA: &str = "https://www.googleapis.com/auth/admin.directory.userschema";
+pub const DIRECTORY_USERSCHEMA_READONLY: &str =
+    "https://www.googleapis.com/auth/admin.directory.userschema.readonly";
 pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 pub const CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
 pub const CONTACTS_READONLY: &str = "https://www.googleapis.com/auth/contacts.readonly";

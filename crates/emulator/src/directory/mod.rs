@@ -15,6 +15,7 @@ pub mod photos;
 pub mod push;
 pub mod query;
 pub mod resources;
+pub mod schemas;
 pub mod users;
 
 use std::collections::{BTreeMap, HashMap};
@@ -82,6 +83,8 @@ struct DirectoryData {
     message_counter: u64,
     #[serde(default)]
     resources: BTreeMap<String, orgsync_wire::directory::CalendarResource>,
+    #[serde(default)]
+    schemas: BTreeMap<String, orgsync_wire::directory::Schema>,
 }
 
 /// Sort orders of `users.list`.
@@ -128,6 +131,8 @@ pub struct DirectoryState {
     message_counter: u64,
     /// Calendar resources (rooms) by `resourceId` (`resources.calendars`).
     pub(crate) resources: BTreeMap<String, orgsync_wire::directory::CalendarResource>,
+    /// Custom schemas by `schemaName` (`schemas`).
+    pub(crate) schemas: BTreeMap<String, orgsync_wire::directory::Schema>,
     #[serde(skip)]
     idx: Index,
 }
@@ -145,6 +150,7 @@ impl From<DirectoryData> for DirectoryState {
             version_counter: d.version_counter,
             message_counter: d.message_counter,
             resources: d.resources,
+            schemas: d.schemas,
             idx: Index::default(),
         };
         s.rebuild_index();
@@ -576,6 +582,14 @@ pub fn routes() -> Router<Arc<Emulator>> {
         .route(
             "/admin/directory/v1/customer/{customer}/resources/calendars/{calendarResourceId}",
             get(resources::get).delete(resources::delete),
+        )
+        .route(
+            "/admin/directory/v1/customer/{customer}/schemas",
+            get(schemas::list).post(schemas::insert),
+        )
+        .route(
+            "/admin/directory/v1/customer/{customer}/schemas/{schemaKey}",
+            get(schemas::get).delete(schemas::delete),
         )
         .route(
             "/admin/directory/v1/groups/{groupKey}/members/{memberKey}",

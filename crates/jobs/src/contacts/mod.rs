@@ -42,6 +42,7 @@
 //! [`lease`]); a second one waits for it, or fails at once with [`lease::LeaseError::Held`]
 //! when asked not to wait. `plan` and `--dry-run` write nothing and take no lease.
 
+mod fields;
 pub mod lease;
 mod lists;
 mod photos;
@@ -98,6 +99,9 @@ pub enum ContactsError {
     /// label): nothing was written.
     #[error("shared list {list:?}: {problem}")]
     List { list: String, problem: String },
+    /// A custom attribute the config names does not exist in the Directory.
+    #[error("{setting}: {problem}")]
+    UnknownField { setting: String, problem: String },
     /// A shared list's source could not be read from Google.
     #[error("shared list {list:?}: {doing}")]
     ListRead {
@@ -115,7 +119,7 @@ impl ContactsError {
             ContactsError::UnknownTarget { .. } => FailureKind::Config,
             ContactsError::Lease(e) => e.kind(),
             ContactsError::Store { .. } | ContactsError::Encode(_) => FailureKind::Store,
-            ContactsError::List { .. } => FailureKind::Config,
+            ContactsError::List { .. } | ContactsError::UnknownField { .. } => FailureKind::Config,
             ContactsError::ListRead { source, .. } => FailureKind::Google(source.kind()),
         }
     }
@@ -500,7 +504,9 @@ async fn run_unleased(
     let started = Instant::now();
     let contacts = &config.contacts;
     let mapping = mapping_options(config);
-    // The lists first: a bad file or label stops the run before the directory read.
+    // The config's own names first, then the lists: a misspelt attribute, a bad file
+    // or label stops the run before the directory read.
+    fields::check(client, config).await?;
     let list_contacts = lists::read_all(client, config, &mapping).await?;
     let mut scopes = vec![&contacts.sources, &contacts.targets];
     scopes.extend(

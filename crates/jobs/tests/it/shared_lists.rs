@@ -402,3 +402,65 @@ async fn department_labels_follow_a_department_change_and_go_when_turned_off() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_misspelt_custom_attribute_stops_the_run_once_schemas_can_be_read() {
+    let mut env = Env::start(EmulatorConfig::for_tests(4)).await;
+    env.emulator.emulator.directory.write().define_schema(
+        orgsync_emulator::directory::schemas::schema(
+            "HR",
+            &[("CostCentre", "STRING"), ("Level", "STRING")],
+        ),
+    );
+    env.config.contacts.custom_fields = vec![orgsync_core::contacts::CustomField {
+        schema: "HR".into(),
+        field: "CostCenter".into(),
+        label: "Cost centre".into(),
+    }];
+    // The schema scope not delegated (as in setups from before the check): the run goes on.
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+    assert_eq!(r.custom_fields_unseen, ["HR.CostCenter"]);
+
+    {
+        let mut oauth = env.emulator.emulator.oauth.write();
+        let client = oauth.service_accounts[0].account.client_email.clone();
+        let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
+        scopes.push(orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
+        assert!(oauth.set_delegated_scopes(&client, &scopes));
+    }
+    let err = env
+        .try_run(&ContactsOptions::new(Mode::Sync))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Config);
+    let text = orgsync_jobs::error::chain_text(&err);
+    assert!(
+        text.contains("contacts.custom_fields[0]")
+            && text.contains("\"CostCenter\"")
+            && text.contains("CostCentre, Level"),
+        "{text}"
+    );
+
+    env.config.contacts.custom_fields[0].field = "CostCentre".into();
+    env.config.contacts.sources.exclude_if = Some(orgsync_core::scope::FieldMatch {
+        schema: "privacy".into(),
+        field: "Hide".into(),
+        equals: serde_json::json!(true),
+    });
+    let err = env
+        .try_run(&ContactsOptions::new(Mode::Sync))
+        .await
+        .unwrap_err();
+    let text = orgsync_jobs::error::chain_text(&err);
+    assert!(
+        text.contains("contacts.sources.exclude_if")
+            && text.contains("\"privacy\"")
+            && text.contains("EmployeeInfo, HR, Roles"),
+        "{text}"
+    );
+
+    env.config.contacts.sources.exclude_if = None;
+    let r = env.sync().await;
+    assert_eq!(r.totals.users_failed, 0);
+}
