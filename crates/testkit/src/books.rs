@@ -11,9 +11,10 @@ use orgsync_core::contacts::markers;
 use orgsync_wire::directory::User;
 use orgsync_wire::people::Person;
 
-/// Every field orgsync writes or reads, `userDefined` included.
+/// Every field orgsync writes or reads: `userDefined`, and a shared list's notes and
+/// addresses, included.
 pub const READ_MASK: &str = "names,emailAddresses,phoneNumbers,organizations,externalIds,\
-    clientData,memberships,metadata,userDefined";
+    clientData,memberships,metadata,userDefined,addresses,biographies";
 
 /// Every contact in `email`'s book (read as them by `observer`, a client with the
 /// contacts scope).

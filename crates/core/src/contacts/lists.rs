@@ -28,7 +28,7 @@ use super::markers;
 use super::plan::{email_key, phone_key};
 
 /// The columns a shared list's CSV may have (besides `label:<name>` columns).
-pub const CSV_COLUMNS: [&str; 8] = [
+pub const CSV_COLUMNS: [&str; 10] = [
     "key",
     "given_name",
     "family_name",
@@ -37,6 +37,8 @@ pub const CSV_COLUMNS: [&str; 8] = [
     "email",
     "phone",
     "mobile",
+    "notes",
+    "address",
 ];
 
 /// A CSV cell that cannot be used: where it is and what is wrong, in words an admin
@@ -195,7 +197,7 @@ pub fn parse_csv(
             title: cell("title"),
             department: None,
         };
-        let d = contact(
+        let mut d = contact(
             list,
             &key,
             cell("given_name"),
@@ -211,6 +213,8 @@ pub fn parse_csv(
                 "the row has no name, organisation, email or phone to show",
             )
         })?;
+        d.notes = cell("notes");
+        d.address = cell("address");
         out.push(d);
     }
     Ok(out)
@@ -298,6 +302,8 @@ fn contact(
         photo_etag: None,
         list: Some(list.to_string()),
         labels,
+        notes: None,
+        address: None,
     })
 }
 

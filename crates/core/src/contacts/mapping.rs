@@ -247,6 +247,22 @@ pub struct DesiredContact {
     /// shared list's label and the extra labels of its row). Not serialised when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// A shared list row's notes (People `biographies`, plain text). Not serialised when
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// A shared list row's address, as one formatted text (People `addresses`, type
+    /// `work`). Not serialised when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl DesiredContact {
+    /// Whether this contact writes the fields only shared lists have (notes, address):
+    /// the planner and the read mask need them only then.
+    pub fn has_list_fields(&self) -> bool {
+        self.notes.is_some() || self.address.is_some()
+    }
 }
 
 impl DesiredContact {
@@ -332,7 +348,30 @@ pub(crate) fn organization_of(o: &DesiredOrganization) -> Organization {
     }
 }
 
+/// People `addresses` is not modelled by the wire types (it travels in `Person::extra`):
+/// a formatted address of type `work`.
+pub(crate) fn address_json(formatted: &str) -> serde_json::Value {
+    serde_json::json!({"formattedValue": formatted, "type": "work"})
+}
+
+pub(crate) fn biography_of(notes: &str) -> orgsync_wire::people::Biography {
+    orgsync_wire::people::Biography {
+        value: Some(notes.to_string()),
+        content_type: Some("TEXT_PLAIN".into()),
+        ..Default::default()
+    }
+}
+
 fn write_managed_fields(p: &mut Person, d: &DesiredContact) {
+    if let Some(notes) = &d.notes {
+        p.biographies = vec![biography_of(notes)];
+    }
+    if let Some(address) = &d.address {
+        p.extra.insert(
+            "addresses".into(),
+            serde_json::Value::Array(vec![address_json(address)]),
+        );
+    }
     p.names = vec![name_of(d)];
     p.email_addresses = d.emails.iter().map(email_of).collect();
     p.phone_numbers = d.phones.iter().map(phone_of).collect();
@@ -510,6 +549,8 @@ pub fn desired_contact(user: &User, opts: &MappingOptions) -> Option<DesiredCont
         },
         list: None,
         labels: group_label(user, opts).into_iter().collect(),
+        notes: None,
+        address: None,
     })
 }
 

@@ -34,8 +34,9 @@ use orgsync_wire::people::{
 use serde::{Deserialize, Serialize};
 
 use super::mapping::{
-    DesiredContact, MAPPING_VERSION, MappingOptions, PhoneFormat, desired_contact, email_of,
-    external_id_of, format_phone, name_of, organization_of, phone_of, user_defined_of,
+    DesiredContact, MAPPING_VERSION, MappingOptions, PhoneFormat, address_json, biography_of,
+    desired_contact, email_of, external_id_of, format_phone, name_of, organization_of, phone_of,
+    user_defined_of,
 };
 use super::markers;
 use crate::hash::{short_fingerprint, stable_hash};
@@ -163,6 +164,7 @@ pub struct DesiredDirectory {
     labels_by_list: BTreeMap<Option<String>, BTreeMap<String, usize>>,
     /// How many contacts, by shared list (`None`: directory contacts).
     count_by_list: BTreeMap<Option<String>, usize>,
+    list_fields: bool,
 }
 
 impl DesiredDirectory {
@@ -223,6 +225,7 @@ impl DesiredDirectory {
             digest: String::new(),
             labels_by_list: BTreeMap::new(),
             count_by_list: BTreeMap::new(),
+            list_fields: false,
         };
         directory.settle();
         directory
@@ -264,6 +267,13 @@ impl DesiredDirectory {
         }
         self.labels_by_list = labels;
         self.count_by_list = counts;
+        self.list_fields = self.contacts.values().any(DesiredContact::has_list_fields);
+    }
+
+    /// Whether any contact writes notes or an address: books are then read with
+    /// `addresses` and `biographies` too.
+    pub fn has_list_fields(&self) -> bool {
+        self.list_fields
     }
 
     /// Whether `target` receives the contact `d` (keyed `id`): everyone but themself,
@@ -552,6 +562,14 @@ pub fn external_id_key(kind: &str, v: &str) -> String {
     format!("{}|{}", kind.trim().to_lowercase(), v.trim())
 }
 
+/// An address's text with its whitespace collapsed, lower-cased.
+pub fn address_key(v: &str) -> String {
+    v.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
 fn org_key(name: Option<&str>, title: Option<&str>, dept: Option<&str>) -> String {
     let f = |s: Option<&str>| s.map(str::trim).unwrap_or("").to_string();
     format!("{}|{}|{}", f(name), f(title), f(dept))
@@ -572,6 +590,12 @@ fn external_id_token(kind: &str, v: &str) -> String {
 }
 fn user_defined_token(key: &str, v: &str) -> String {
     token('u', &user_defined_key(key, v))
+}
+fn address_token(v: &str) -> String {
+    token('a', &address_key(v))
+}
+fn notes_token(v: &str) -> String {
+    token('n', v.trim())
 }
 fn org_token(name: Option<&str>, title: Option<&str>, dept: Option<&str>) -> String {
     token('o', &org_key(name, title, dept))
@@ -599,7 +623,30 @@ pub(crate) fn desired_tokens(d: &DesiredContact) -> BTreeSet<String> {
             o.department.as_deref(),
         ));
     }
+    t.extend(d.address.as_deref().map(address_token));
+    t.extend(d.notes.as_deref().map(notes_token));
     t
+}
+
+/// People `addresses` of a contact (the wire types keep them as JSON in `extra`).
+fn addresses(p: &Person) -> &[serde_json::Value] {
+    p.extra
+        .get("addresses")
+        .and_then(serde_json::Value::as_array)
+        .map_or(&[], Vec::as_slice)
+}
+
+fn address_text(a: &serde_json::Value) -> Option<&str> {
+    a.get("formattedValue")?.as_str()
+}
+
+fn set_addresses(p: &mut Person, list: Vec<serde_json::Value>) {
+    if list.is_empty() {
+        p.extra.remove("addresses");
+    } else {
+        p.extra
+            .insert("addresses".into(), serde_json::Value::Array(list));
+    }
 }
 
 /// Phone types orgsync writes for work numbers; the fallback ownership rule uses them.
@@ -673,6 +720,17 @@ impl<'a> Ownership<'a> {
             .iter()
             .any(|c| Some(c.label.trim()) == key);
         self.is_ours(tok, fallback)
+    }
+
+    /// Without `orgsync.owned`, no address is taken for orgsync's: one may be the
+    /// person's own work address.
+    fn address(&self, a: &serde_json::Value) -> bool {
+        self.is_ours(address_text(a).map(address_token), false)
+    }
+
+    /// Likewise for a note: a person's own is never taken for orgsync's.
+    fn biography(&self, b: &orgsync_wire::people::Biography) -> bool {
+        self.is_ours(b.value.as_deref().map(notes_token), false)
     }
 
     fn organization(&self, o: &orgsync_wire::people::Organization) -> bool {
@@ -766,6 +824,26 @@ fn proj_orgs(p: &Person) -> Vec<(String, String, String, bool)> {
     )
 }
 
+fn proj_addresses(p: &Person) -> Vec<(String, String)> {
+    let text = |a: &serde_json::Value, k: &str| {
+        a.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string()
+    };
+    sorted(
+        addresses(p)
+            .iter()
+            .map(|a| (text(a, "formattedValue"), text(a, "type")))
+            .collect(),
+    )
+}
+
+fn proj_biographies(p: &Person) -> Vec<String> {
+    p.biographies.iter().map(|b| trimmed(&b.value)).collect()
+}
+
 fn proj_client_data(p: &Person) -> Vec<(String, String)> {
     sorted(
         p.client_data
@@ -794,6 +872,12 @@ fn proj_memberships(p: &Person) -> Vec<String> {
 /// Fields whose managed projection differs, in People field-name order.
 fn changed_fields(before: &Person, after: &Person, strict_names: bool) -> Vec<String> {
     let mut mask = Vec::new();
+    if proj_addresses(before) != proj_addresses(after) {
+        mask.push("addresses");
+    }
+    if proj_biographies(before) != proj_biographies(after) {
+        mask.push("biographies");
+    }
     if proj_client_data(before) != proj_client_data(after) {
         mask.push("clientData");
     }
@@ -878,6 +962,17 @@ fn merge(base: &Person, w: Want<'_>, groups: Groups<'_>) -> Person {
             .cloned(),
     );
 
+    let mut addrs: Vec<serde_json::Value> = d.address.iter().map(|a| address_json(a)).collect();
+    addrs.extend(addresses(base).iter().filter(|a| !own.address(a)).cloned());
+    set_addresses(&mut p, addrs);
+    // A singleton: the person's own note wins, and orgsync's is not written over it.
+    let theirs = base.biographies.iter().find(|b| !own.biography(b));
+    p.biographies = match (theirs, &d.notes) {
+        (Some(b), _) => vec![b.clone()],
+        (None, Some(notes)) => vec![biography_of(notes)],
+        (None, None) => Vec::new(),
+    };
+
     let photo = base.client_data_value(markers::PHOTO).map(str::to_string);
     p.client_data = base
         .client_data
@@ -961,6 +1056,12 @@ fn keep_unchanged_fields(base: &Person, mut p: Person, strict_names: bool) -> Pe
     }
     if !has("memberships") {
         p.memberships = base.memberships.clone();
+    }
+    if !has("addresses") {
+        set_addresses(&mut p, addresses(base).to_vec());
+    }
+    if !has("biographies") {
+        p.biographies = base.biographies.clone();
     }
     p
 }
@@ -1166,7 +1267,8 @@ fn plan_photo(plan: &mut UserPlan, id: &str, d: &DesiredContact, existing: Optio
 /// the contact: a no-change run over 5,000 colleagues is mostly this.
 fn in_sync(p: &Person, w: Want<'_>, groups: Groups<'_>) -> bool {
     let d = w.d;
-    if !hash_is_current(p, w) {
+    // Notes and addresses (shared lists only, a few contacts) take the full merge.
+    if !hash_is_current(p, w) || d.has_list_fields() {
         return false;
     }
     // Markers exactly as `merge` would write them.

@@ -196,6 +196,15 @@ impl Book {
                     "externalIds" => cur.external_ids = u.person.external_ids.clone(),
                     "userDefined" => cur.user_defined = u.person.user_defined.clone(),
                     "clientData" => cur.client_data = u.person.client_data.clone(),
+                    "biographies" => cur.biographies = u.person.biographies.clone(),
+                    "addresses" => match u.person.extra.get("addresses") {
+                        Some(a) => {
+                            cur.extra.insert("addresses".into(), a.clone());
+                        }
+                        None => {
+                            cur.extra.remove("addresses");
+                        }
+                    },
                     "memberships" => {
                         assert!(!u.person.memberships.is_empty(), "memberships emptied");
                         cur.memberships = u.person.memberships.clone()

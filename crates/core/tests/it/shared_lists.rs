@@ -408,12 +408,23 @@ fn arb_version(n: usize) -> impl Strategy<Value = Version> {
 }
 
 fn csv_of(rows: &[(u8, u8, bool)]) -> String {
-    let mut out = String::from("key,organization,phone,label:Extra\n");
+    let mut out = String::from("key,organization,phone,label:Extra,notes,address\n");
     let mut seen = BTreeSet::new();
     for (k, phone, extra) in rows {
         if seen.insert(k) {
+            // Notes and an address on some rows, changing with the phone digit.
+            let notes = if k % 2 == 0 {
+                format!("Ask for desk {phone}")
+            } else {
+                String::new()
+            };
+            let address = if k % 3 == 0 {
+                format!("\"{phone} High St,\nLondon\"")
+            } else {
+                String::new()
+            };
             out.push_str(&format!(
-                "k{k},Firm {k},+1 555 02{k}{phone},{}\n",
+                "k{k},Firm {k},+1 555 02{k}{phone},{},{notes},{address}\n",
                 if *extra { "yes" } else { "" }
             ));
         }
@@ -479,6 +490,28 @@ proptest! {
         let personal_rn = book.insert(personal_in_labels());
         let personal_json = serde_json::to_string(&book.contacts[&personal_rn]).unwrap();
         book.apply(&plan_user(&t0, &dir0, &book.list(), &opts), &dir0, &t0);
+        // The person writes a note of their own on one list contact and adds a home
+        // address to another: both must survive every later sync.
+        let mut kept = Vec::new();
+        let list_rns: Vec<String> = book.contacts.iter()
+            .filter(|(_, p)| markers::managed_id(p).is_some_and(markers::is_list_id))
+            .map(|(rn, _)| rn.clone())
+            .collect();
+        if let Some(rn) = list_rns.first() {
+            let p = book.contacts.get_mut(rn).unwrap();
+            p.biographies = vec![orgsync_wire::people::Biography {
+                value: Some("my own note".into()),
+                ..Default::default()
+            }];
+            kept.push((rn.clone(), "note"));
+        }
+        if let Some(rn) = list_rns.get(1) {
+            let p = book.contacts.get_mut(rn).unwrap();
+            let mut addrs = p.extra.get("addresses").and_then(|a| a.as_array().cloned()).unwrap_or_default();
+            addrs.push(serde_json::json!({"formattedValue": "1 Home Rd", "type": "home"}));
+            p.extra.insert("addresses".into(), serde_json::Value::Array(addrs));
+            kept.push((rn.clone(), "address"));
+        }
 
         // The next version; labels of the earlier one stay known (the executor deletes
         // them only after the writes), so the planner must move contacts out itself.
@@ -498,6 +531,29 @@ proptest! {
         let again = plan_user(&t, &dir, &book.list(), &opts);
         prop_assert!(again.is_empty(), "not converged: {:#?}", again);
 
+        for (rn, what) in &kept {
+            if let Some(p) = book.contacts.get(rn) {
+                let ok = match *what {
+                    "note" => p.biographies.iter().any(|b| b.value.as_deref() == Some("my own note")),
+                    _ => p.extra.get("addresses").and_then(|a| a.as_array())
+                        .is_some_and(|a| a.iter().any(|x| x["formattedValue"] == "1 Home Rd")),
+                };
+                prop_assert!(ok, "the person's own {} on {} was lost", what, rn);
+            }
+        }
+        // Orgsync's notes and address are there unless the person's own note holds the place.
+        for (id, list) in &book.managed_by_id() {
+            let d = &dir.contacts[id];
+            let p = list[0];
+            if let Some(a) = &d.address {
+                prop_assert!(p.extra.get("addresses").and_then(|x| x.as_array())
+                    .is_some_and(|x| x.iter().any(|v| v["formattedValue"] == a.as_str())), "address of {}", id);
+            }
+            if let Some(n) = &d.notes {
+                let own = kept.iter().any(|(rn, w)| *w == "note" && Some(rn.as_str()) == p.resource_name.as_deref());
+                prop_assert!(own || p.biographies.iter().any(|b| b.value.as_deref() == Some(n.as_str())), "notes of {}", id);
+            }
+        }
         // Exactly what the target receives, each in exactly its groups.
         let managed = book.managed_by_id();
         let wanted: BTreeSet<&String> = dir.contacts.iter()

@@ -137,6 +137,13 @@ pub const READ_MASK: &str =
 /// full read.
 pub const READ_MASK_WITH_USER_DEFINED: &str = "names,emailAddresses,phoneNumbers,organizations,\
     externalIds,clientData,memberships,metadata,userDefined";
+/// [`READ_MASK`] and the fields only shared lists write (notes, addresses), when a list
+/// has them: like `userDefined`, only then.
+pub const READ_MASK_WITH_LIST_FIELDS: &str = "names,emailAddresses,phoneNumbers,organizations,\
+    externalIds,clientData,memberships,metadata,addresses,biographies";
+/// Both of the above.
+pub const READ_MASK_WITH_ALL: &str = "names,emailAddresses,phoneNumbers,organizations,\
+    externalIds,clientData,memberships,metadata,userDefined,addresses,biographies";
 /// Fields read back from writes: only their resource names are used (the verifying read
 /// comes after), so the smallest valid mask keeps both sides from (de)serialising every
 /// written contact a second time.
@@ -283,10 +290,12 @@ struct RunCtx {
 impl RunCtx {
     /// The `personFields` every read of a book asks for.
     fn read_mask(&self) -> &'static str {
-        if self.directory.mapping.custom_fields.is_empty() {
-            READ_MASK
-        } else {
-            READ_MASK_WITH_USER_DEFINED
+        let user_defined = !self.directory.mapping.custom_fields.is_empty();
+        match (user_defined, self.directory.has_list_fields()) {
+            (false, false) => READ_MASK,
+            (true, false) => READ_MASK_WITH_USER_DEFINED,
+            (false, true) => READ_MASK_WITH_LIST_FIELDS,
+            (true, true) => READ_MASK_WITH_ALL,
         }
     }
 }

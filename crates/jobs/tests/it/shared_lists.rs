@@ -47,7 +47,8 @@ async fn in_label(env: &Env, email: &str, label: &str) -> BTreeMap<String, Perso
 }
 
 fn csv(rows: usize, skip: Option<usize>, phone_of_3: &str) -> String {
-    let mut out = String::from("key,given_name,family_name,organization,email,phone\n");
+    let mut out =
+        String::from("key,given_name,family_name,organization,email,phone,notes,address\n");
     for i in 0..rows {
         if Some(i) == skip {
             continue;
@@ -57,8 +58,19 @@ fn csv(rows: usize, skip: Option<usize>, phone_of_3: &str) -> String {
         } else {
             format!("+44 20 7946 {i:04}")
         };
+        // Row 3 moves with its number; row 5 has a note and a two-line address.
+        let street = if i == 3 && phone_of_3.ends_with("9999") {
+            "2 New Rd"
+        } else {
+            "1 Old Rd"
+        };
+        let (notes, address) = if i == 3 || i == 5 {
+            ("Deliveries before 9", format!("\"{street},\nLondon\""))
+        } else {
+            ("", String::new())
+        };
         out.push_str(&format!(
-            "v{i},Vera,Vendor{i},Vendor {i} Ltd,v{i}@vendors.example,{phone}\n"
+            "v{i},Vera,Vendor{i},Vendor {i} Ltd,v{i}@vendors.example,{phone},{notes},{address}\n"
         ));
     }
     out
@@ -91,6 +103,15 @@ async fn a_csv_list_of_fifty_rows_reaches_every_book_and_follows_a_changed_and_a
         assert_eq!(vendors.len(), 50, "{email}");
         let v7 = &vendors["list:Suppliers:v7"];
         assert_eq!(v7.names[0].family_name.as_deref(), Some("Vendor7"));
+        let v5 = &vendors["list:Suppliers:v5"];
+        assert_eq!(
+            v5.biographies[0].value.as_deref(),
+            Some("Deliveries before 9")
+        );
+        assert_eq!(
+            v5.extra["addresses"][0]["formattedValue"], "1 Old Rd,\nLondon",
+            "{email}"
+        );
         // Suppliers are not colleagues: not in the company directory label.
         let colleagues = in_label(&env, email, "Company directory").await;
         assert_eq!(colleagues.len(), targets - 1, "{email}");
@@ -113,6 +134,10 @@ async fn a_csv_list_of_fifty_rows_reaches_every_book_and_follows_a_changed_and_a
             .filter_map(|p| p.value.as_deref())
             .collect();
         assert_eq!(phones, ["+44 20 7946 9999"], "{email}");
+        assert_eq!(
+            vendors["list:Suppliers:v3"].extra["addresses"][0]["formattedValue"],
+            "2 New Rd,\nLondon"
+        );
     }
     let third = env.sync().await;
     assert_eq!(
