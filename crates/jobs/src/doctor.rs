@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use orgsync_client::transport::{Api, ApiScopes};
+use orgsync_client::transport::Api;
 use orgsync_client::{
     AuthError, ClientConfig, Error, ErrorKind, GoogleClient, RetryPolicy, ServiceAccount,
     TokenSource,
@@ -399,7 +399,8 @@ async fn check_scopes(
     subject: &str,
     report: &mut Report,
 ) -> Option<Vec<Api>> {
-    let scopes = ApiScopes::default();
+    // The scopes the jobs will ask for with this config (rooms add one).
+    let scopes = crate::context::client_config(config).scopes;
     let mut all: Vec<&str> = Vec::new();
     let mut delegated = Vec::new();
     for api in APIS {

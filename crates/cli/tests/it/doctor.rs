@@ -140,6 +140,31 @@ async fn an_undelegated_scope_is_named_with_the_client_id_and_where_to_add_it() 
     );
 }
 
+/// Meeting rooms as a shared list need one more scope: doctor checks it and puts it in
+/// the line to paste.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rooms_list_needs_the_resource_scope_and_doctor_names_it() {
+    let emu = emulator().await;
+    let ConfigDir { dir: _dir, config } = ConfigDir::new(
+        &emu,
+        "[[contacts.shared_lists]]\nname = \"Meeting rooms\"\nrooms = true\n",
+    );
+    let (code, report) = doctor(&config, &["--job", "contacts"]).await;
+    assert_eq!(code, 2, "{report:#}");
+    let failed = only_failure(&report);
+    assert_eq!(failed["id"], "scope");
+    let line = failed["line"].as_str().unwrap();
+    assert!(
+        line.contains(scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY),
+        "{line}"
+    );
+    let to_paste = report["delegation"]["scopes"].as_str().unwrap();
+    assert!(
+        to_paste.contains(scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY),
+        "{to_paste}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_api_is_told_apart_from_a_missing_permission() {
     let emu = emulator().await;
