@@ -471,6 +471,21 @@ pub(crate) mod page_token {
 
 pub(crate) const NOT_AUTHORIZED: &str = "Not Authorized to access this resource/api";
 
+/// A `customer/{customer}/…` path names this org: `my_customer` or its id; any other
+/// customer is someone else's (403, as Google answers).
+pub(crate) fn check_path_customer(state: &DirectoryState, customer: &str) -> Result<(), ApiError> {
+    if customer == "my_customer" || customer == state.customer_id {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Api::Directory,
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            NOT_AUTHORIZED,
+        ))
+    }
+}
+
 /// Check scopes (403 insufficientPermissions), then that the subject is a live,
 /// unsuspended admin or delegated admin (403 forbidden) unless `admin` is false, in
 /// which case any live user of the org is enough.

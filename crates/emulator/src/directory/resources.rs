@@ -19,7 +19,7 @@ use orgsync_wire::directory::{CalendarResource, CalendarResources};
 use orgsync_wire::scopes;
 use sha2::{Digest, Sha256};
 
-use super::{DirectoryState, authorize, etag, page_token};
+use super::{DirectoryState, authorize, check_path_customer, etag, page_token};
 use crate::auth::Caller;
 use crate::error::json::GJson;
 use crate::error::{Api, ApiError};
@@ -34,19 +34,6 @@ const WRITE: &[&str] = &[scopes::DIRECTORY_RESOURCE_CALENDAR];
 const KIND: &str = "admin#directory#resources#calendars#CalendarResource";
 const KIND_LIST: &str = "admin#directory#resources#calendars#calendarResourcesList";
 const MAX_PAGE: i64 = 500;
-
-fn check_customer(state: &DirectoryState, customer: &str) -> Result<(), ApiError> {
-    if customer == "my_customer" || customer == state.customer_id {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            Api::Directory,
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            super::NOT_AUTHORIZED,
-        ))
-    }
-}
 
 fn not_found() -> ApiError {
     ApiError::not_found(Api::Directory, "Resource Not Found: calendarResourceId")
@@ -168,7 +155,7 @@ pub async fn list(
     }
     let now = emu.clock.now_ms();
     let state = emu.directory.read();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     let mut all: Vec<&CalendarResource> = Vec::new();
     for r in state.resources.values() {
         if matches(&query, r)? {
@@ -225,7 +212,7 @@ pub async fn get(
 ) -> Result<Json<CalendarResource>, ApiError> {
     authorize(&emu, &caller, READ, true)?;
     let state = emu.directory.read();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     let r = state.resources.get(&id).ok_or_else(not_found)?;
     Ok(Json(render(&state, r)))
 }
@@ -245,7 +232,7 @@ pub async fn insert(
         return Err(ApiError::required(Api::Directory, "resourceName"));
     }
     let mut state = emu.directory.write();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     if state.resources.contains_key(&body.resource_id) {
         return Err(ApiError::new(
             Api::Directory,
@@ -278,7 +265,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     authorize(&emu, &caller, WRITE, true)?;
     let mut state = emu.directory.write();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     state.resources.remove(&id).ok_or_else(not_found)?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -20,7 +20,7 @@ use orgsync_wire::directory::{Schema, SchemaFieldSpec, Schemas};
 use orgsync_wire::scopes;
 use sha2::{Digest, Sha256};
 
-use super::{DirectoryState, authorize, etag};
+use super::{DirectoryState, authorize, check_path_customer, etag};
 use crate::auth::Caller;
 use crate::error::json::GJson;
 use crate::error::{Api, ApiError};
@@ -37,19 +37,6 @@ const KIND_LIST: &str = "admin#directory#schemas";
 const FIELD_TYPES: &[&str] = &[
     "STRING", "INT64", "BOOL", "DOUBLE", "EMAIL", "PHONE", "DATE",
 ];
-
-fn check_customer(state: &DirectoryState, customer: &str) -> Result<(), ApiError> {
-    if customer == "my_customer" || customer == state.customer_id {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            Api::Directory,
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            super::NOT_AUTHORIZED,
-        ))
-    }
-}
 
 fn not_found() -> ApiError {
     ApiError::not_found(Api::Directory, "Resource Not Found: schemaKey")
@@ -123,7 +110,7 @@ pub async fn list(
 ) -> Result<Json<Schemas>, ApiError> {
     authorize(&emu, &caller, READ, true)?;
     let state = emu.directory.read();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     Ok(Json(Schemas {
         kind: Some(KIND_LIST.into()),
         etag: Some(etag(
@@ -142,7 +129,7 @@ pub async fn get(
 ) -> Result<Json<Schema>, ApiError> {
     authorize(&emu, &caller, READ, true)?;
     let state = emu.directory.read();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     state
         .schema_by_key(&key)
         .cloned()
@@ -183,7 +170,7 @@ pub async fn insert(
         }
     }
     let mut state = emu.directory.write();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     if state.schemas.contains_key(name) {
         return Err(ApiError::new(
             Api::Directory,
@@ -208,7 +195,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     authorize(&emu, &caller, WRITE, true)?;
     let mut state = emu.directory.write();
-    check_customer(&state, &customer)?;
+    check_path_customer(&state, &customer)?;
     let name = state
         .schema_by_key(&key)
         .map(|s| s.schema_name.clone())

@@ -13,6 +13,15 @@ use orgsync_wire::people::{ContactGroup, EmailAddress, Membership, Name, Person,
 
 use crate::common::Env;
 
+/// Delegate `scope` to the emulator's service account, on top of the defaults.
+fn delegate_also(env: &Env, scope: &str) {
+    let mut oauth = env.emulator.emulator.oauth.write();
+    let client = oauth.service_accounts[0].account.client_email.clone();
+    let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
+    scopes.push(scope);
+    assert!(oauth.set_delegated_scopes(&client, &scopes));
+}
+
 const LABEL_FIELDS: &str = "name,clientData,groupType,metadata";
 
 /// `email`'s contact groups by name (user groups only).
@@ -298,13 +307,10 @@ async fn meeting_rooms_reach_every_book_once_their_scope_is_delegated() {
     );
     assert!(matches!(err.kind(), FailureKind::Google(_)), "{err:?}");
 
-    {
-        let mut oauth = env.emulator.emulator.oauth.write();
-        let client = oauth.service_accounts[0].account.client_email.clone();
-        let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
-        scopes.push(orgsync_wire::scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY);
-        assert!(oauth.set_delegated_scopes(&client, &scopes));
-    }
+    delegate_also(
+        &env,
+        orgsync_wire::scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY,
+    );
     let rooms: Vec<_> = env
         .client()
         .directory()
@@ -447,13 +453,7 @@ async fn a_misspelt_custom_attribute_stops_the_run_once_schemas_can_be_read() {
     assert_eq!(r.totals.users_failed, 0);
     assert_eq!(r.custom_fields_unseen, ["HR.CostCenter"]);
 
-    {
-        let mut oauth = env.emulator.emulator.oauth.write();
-        let client = oauth.service_accounts[0].account.client_email.clone();
-        let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
-        scopes.push(orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
-        assert!(oauth.set_delegated_scopes(&client, &scopes));
-    }
+    delegate_also(&env, orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
     let err = env
         .try_run(&ContactsOptions::new(Mode::Sync))
         .await
