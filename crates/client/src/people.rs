@@ -112,6 +112,10 @@ pub struct NewContactJson<'a> {
     /// The Person as a JSON object (as `serde_json` writes a [`Person`]), without
     /// `memberships` when the call adds them.
     pub person: &'a str,
+    /// Contact groups this contact joins besides the call's `memberships` (a label of
+    /// its own, such as its department's), so one batch can hold contacts of different
+    /// labels.
+    pub groups: &'a [&'a str],
 }
 
 /// A contact [`People::create_contacts_json`] created (or found after an unknown
@@ -150,7 +154,27 @@ fn memberships_json(groups: &[&str]) -> Result<String, Error> {
 
 /// The `batchCreateContacts` body, spliced from pre-serialised contacts: each
 /// `{...}` becomes `{"contactPerson":{<memberships>,...}}`.
-fn create_body(contacts: &[&NewContactJson<'_>], memberships: &str, read_mask: &str) -> Vec<u8> {
+/// The `"memberships":[…]` member of one contact: the call's, plus the contact's own
+/// groups when it has any.
+fn memberships_of<'m>(
+    call: &[&str],
+    common: &'m str,
+    c: &NewContactJson<'_>,
+) -> std::borrow::Cow<'m, str> {
+    if c.groups.is_empty() {
+        return std::borrow::Cow::Borrowed(common);
+    }
+    let all: Vec<&str> = call.iter().chain(c.groups).copied().collect();
+    // Group names are plain strings: encoding them cannot fail.
+    std::borrow::Cow::Owned(memberships_json(&all).unwrap_or_default())
+}
+
+fn create_body(
+    contacts: &[&NewContactJson<'_>],
+    call_groups: &[&str],
+    memberships: &str,
+    read_mask: &str,
+) -> Vec<u8> {
     let size: usize = contacts
         .iter()
         .map(|c| c.person.len() + memberships.len() + 24)
@@ -162,7 +186,11 @@ fn create_body(contacts: &[&NewContactJson<'_>], memberships: &str, read_mask: &
             b.push(',');
         }
         b.push_str("{\"contactPerson\":");
-        splice_memberships(c.person, memberships, &mut b);
+        splice_memberships(
+            c.person,
+            &memberships_of(call_groups, memberships, c),
+            &mut b,
+        );
         b.push('}');
     }
     b.push_str("],\"readMask\":");
@@ -185,9 +213,14 @@ pub const SINGLE_WRITES_UP_TO: usize = 3;
 pub const SINGLE_DELETES_UP_TO: usize = 5;
 
 /// The `createContact` body, spliced like [`create_body`]: the contact with its memberships.
-fn single_create_body(contact: &NewContactJson<'_>, memberships: &str) -> Vec<u8> {
+fn single_create_body(
+    contact: &NewContactJson<'_>,
+    call_groups: &[&str],
+    memberships: &str,
+) -> Vec<u8> {
+    let memberships = memberships_of(call_groups, memberships, contact);
     let mut b = String::with_capacity(contact.person.len() + memberships.len() + 2);
-    splice_memberships(contact.person, memberships, &mut b);
+    splice_memberships(contact.person, &memberships, &mut b);
     b.into_bytes()
 }
 
@@ -571,8 +604,15 @@ impl People {
             loop {
                 round += 1;
                 let sent = if pending.len() <= SINGLE_WRITES_UP_TO {
-                    self.create_one_by_one(&mut pending, &groups, &list_mask, marker_key, &mut out)
-                        .await
+                    self.create_one_by_one(
+                        &mut pending,
+                        memberships,
+                        &groups,
+                        &list_mask,
+                        marker_key,
+                        &mut out,
+                    )
+                    .await
                 } else {
                     let call = self
                         .write(
@@ -581,7 +621,7 @@ impl People {
                             "v1/people:batchCreateContacts".into(),
                         )
                         .raw_body(
-                            create_body(&pending, &groups, read_mask).into(),
+                            create_body(&pending, memberships, &groups, read_mask).into(),
                             "application/json",
                         );
                     self.mutate::<CreatedPeople>(call).await.map(|created| {
@@ -644,6 +684,7 @@ impl People {
     async fn create_one_by_one(
         &self,
         pending: &mut Vec<&NewContactJson<'_>>,
+        call_groups: &[&str],
         groups: &str,
         person_fields: &str,
         marker_key: &str,
@@ -651,9 +692,10 @@ impl People {
     ) -> Result<usize, Error> {
         let mut n = 0;
         while let Some(c) = pending.first().copied() {
-            let call = self
-                .create_contact_call(person_fields)
-                .raw_body(single_create_body(c, groups).into(), "application/json");
+            let call = self.create_contact_call(person_fields).raw_body(
+                single_create_body(c, call_groups, groups).into(),
+                "application/json",
+            );
             let p: Person = self.mutate(call).await?;
             if let Some(rn) = p.resource_name.clone() {
                 out.push(CreatedContact {

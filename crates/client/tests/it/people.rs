@@ -56,10 +56,82 @@ pub fn new_contacts<'a>(people: &'a [Person], json: &'a [String]) -> Vec<NewCont
         .iter()
         .zip(json)
         .map(|(p, j)| NewContactJson {
+            groups: &[],
             marker: p.client_data_value(MARKER_KEY).unwrap(),
             person: j,
         })
         .collect()
+}
+
+/// Contacts of different labels share one batch: each joins the call's groups and its
+/// own (a department's label), in one `batchCreateContacts`, and as single creates.
+#[tokio::test]
+async fn each_contact_in_a_batch_may_join_groups_of_its_own() {
+    let env = env(2).await;
+    let user = env.non_admin().await;
+    let people = env.client.people(&user);
+    let mut labels = Vec::new();
+    for name in ["Dept A", "Dept B"] {
+        labels.push(
+            people
+                .contact_groups_create(named_group(name), None)
+                .await
+                .unwrap()
+                .resource_name
+                .unwrap(),
+        );
+    }
+    let a = [labels[0].as_str()];
+    let b = [labels[1].as_str()];
+    for (n, prefix) in [(10, "batch"), (2, "single")] {
+        let wanted: Vec<Person> = (0..n)
+            .map(|i| contact(&format!("{prefix}{i}"), &format!("{prefix}-{i}")))
+            .collect();
+        let json = serialised(&wanted);
+        let mut new = new_contacts(&wanted, &json);
+        for (i, c) in new.iter_mut().enumerate() {
+            c.groups = match i % 3 {
+                0 => &a,
+                1 => &b,
+                _ => &[],
+            };
+        }
+        let before = env.client.stats().snapshot();
+        people
+            .create_contacts_json(&new, &[MY_CONTACTS], MARKER_KEY, "clientData")
+            .await
+            .unwrap();
+        let after = env.client.stats().snapshot();
+        let batches = after.calls("people.people.batchCreateContacts")
+            - before.calls("people.people.batchCreateContacts");
+        assert_eq!(
+            batches,
+            u64::from(n > 3),
+            "{prefix}: one batch for all labels"
+        );
+        let listed = people
+            .connections_list_all(ConnectionsParams::new(FIELDS))
+            .await
+            .unwrap();
+        for (i, p) in wanted.iter().enumerate() {
+            let marker = p.client_data_value(MARKER_KEY).unwrap();
+            let got = listed
+                .people
+                .iter()
+                .find(|x| x.client_data_value(MARKER_KEY) == Some(marker))
+                .unwrap();
+            let mut groups: Vec<&str> = got.group_resource_names().collect();
+            groups.sort();
+            let mut want = vec![MY_CONTACTS];
+            want.extend(match i % 3 {
+                0 => a.as_slice(),
+                1 => b.as_slice(),
+                _ => &[],
+            });
+            want.sort();
+            assert_eq!(groups, want, "{marker}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -126,6 +198,7 @@ async fn pre_serialised_creates_get_the_memberships_spliced_in() {
     let err = people
         .create_contacts_json(
             &[NewContactJson {
+                groups: &[],
                 marker: "bad",
                 person: "[1]",
             }],
@@ -144,6 +217,7 @@ async fn pre_serialised_creates_get_the_memberships_spliced_in() {
     let created = people
         .create_contacts_json(
             &[NewContactJson {
+                groups: &[],
                 marker: "m-empty",
                 person: marker_only,
             }],
@@ -157,6 +231,7 @@ async fn pre_serialised_creates_get_the_memberships_spliced_in() {
     let created = people
         .create_contacts_json(
             &[NewContactJson {
+                groups: &[],
                 marker: "m-none",
                 person: " {} ",
             }],

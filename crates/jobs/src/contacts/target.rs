@@ -543,30 +543,34 @@ async fn apply(
         } else {
             WRITE_READ_MASK
         };
-        // A batch shares its memberships: creates go in runs of the same labels (one
-        // run in a book without extra labels; one per department or list with them).
-        let mut by_groups: BTreeMap<Vec<&str>, Vec<&str>> = BTreeMap::new();
-        for c in &plan.creates {
-            let Some(d) = ctx.directory.contacts.get(&c.directory_id) else {
-                continue;
-            };
-            let mut groups = vec![MY_CONTACTS];
-            groups.extend(target.groups_for(d));
-            by_groups.entry(groups).or_default().push(&c.directory_id);
-        }
-        let mut chunks: Vec<(&[&str], &[&str])> = Vec::new();
-        for (groups, ids) in &by_groups {
-            for chunk in ids.chunks(BATCH_CREATE_MAX) {
-                chunks.push((groups, chunk));
-            }
-        }
-        for (groups, chunk) in chunks {
+        // Every contact is in My Contacts; the rest of its groups (the main label for a
+        // colleague, a department's or a list's label) travel with it, so a batch holds
+        // contacts of any labels.
+        let groups: Vec<Vec<&str>> = plan
+            .creates
+            .iter()
+            .map(|c| {
+                ctx.directory
+                    .contacts
+                    .get(&c.directory_id)
+                    .map(|d| target.groups_for(d))
+                    .unwrap_or_default()
+            })
+            .collect();
+        let creates: Vec<(&str, &[&str])> = plan
+            .creates
+            .iter()
+            .zip(&groups)
+            .map(|(c, g)| (c.directory_id.as_str(), g.as_slice()))
+            .collect();
+        for chunk in creates.chunks(BATCH_CREATE_MAX) {
             let batch: Vec<NewContactJson<'_>> = chunk
                 .iter()
-                .filter_map(|id| {
+                .filter_map(|(id, groups)| {
                     Some(NewContactJson {
                         marker: id,
                         person: ctx.directory.new_person_json(id)?,
+                        groups,
                     })
                 })
                 .collect();
@@ -574,7 +578,7 @@ async fn apply(
                 continue;
             }
             let created = people
-                .create_contacts_json(&batch, groups, MARKER_KEY, read_mask)
+                .create_contacts_json(&batch, &[MY_CONTACTS], MARKER_KEY, read_mask)
                 .await
                 .doing("creating contacts")?;
             for c in created {
