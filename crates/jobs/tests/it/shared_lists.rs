@@ -7,7 +7,7 @@ use futures::TryStreamExt;
 use orgsync_core::contacts::{LabelBy, markers};
 use orgsync_emulator::EmulatorConfig;
 use orgsync_jobs::config::SharedListConfig;
-use orgsync_jobs::contacts::{ContactsError, ContactsOptions, Mode};
+use orgsync_jobs::contacts::{ContactsOptions, Mode};
 use orgsync_jobs::error::FailureKind;
 use orgsync_wire::people::{ContactGroup, EmailAddress, Membership, Name, Person, PhoneNumber};
 
@@ -20,6 +20,17 @@ fn delegate_also(env: &Env, scope: &str) {
     let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
     scopes.push(scope);
     assert!(oauth.set_delegated_scopes(&client, &scopes));
+}
+
+/// A sync that must stop before any write with a configuration error (exit 2): its
+/// whole message.
+async fn config_error(env: &Env) -> String {
+    let err = env
+        .try_run(&ContactsOptions::new(Mode::Sync))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), FailureKind::Config, "{err:?}");
+    orgsync_jobs::error::chain_text(&err)
 }
 
 const LABEL_FIELDS: &str = "name,clientData,groupType,metadata";
@@ -166,13 +177,8 @@ async fn a_bad_csv_row_stops_the_run_before_any_write_naming_line_and_column() {
     )
     .unwrap();
     env.config.contacts.shared_lists = vec![file_list("Suppliers", &path)];
-    let err = env
-        .try_run(&ContactsOptions::new(Mode::Sync))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ContactsError::List { .. }), "{err:?}");
-    assert_eq!(err.kind(), FailureKind::Config);
-    let text = orgsync_jobs::error::chain_text(&err);
+    let text = config_error(&env).await;
+    assert!(text.starts_with("shared list \"Suppliers\": "), "{text}");
     assert!(
         text.contains("line 3") && text.contains("\"email\"") && text.contains("vendors.csv"),
         "{text}"
@@ -275,12 +281,7 @@ async fn a_label_copied_from_a_user_reaches_everyone_else_and_follows_it() {
 
     // A label the person does not have: exit 2, naming the labels they do have.
     env.config.contacts.shared_lists[0].from_label = Some("Vendors".into());
-    let err = env
-        .try_run(&ContactsOptions::new(Mode::Sync))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), FailureKind::Config);
-    let text = orgsync_jobs::error::chain_text(&err);
+    let text = config_error(&env).await;
     assert!(
         text.contains("\"Vendors\"") && text.contains("Suppliers"),
         "{text}"
@@ -454,12 +455,7 @@ async fn a_misspelt_custom_attribute_stops_the_run_once_schemas_can_be_read() {
     assert_eq!(r.custom_fields_unseen, ["HR.CostCenter"]);
 
     delegate_also(&env, orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
-    let err = env
-        .try_run(&ContactsOptions::new(Mode::Sync))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), FailureKind::Config);
-    let text = orgsync_jobs::error::chain_text(&err);
+    let text = config_error(&env).await;
     assert!(
         text.contains("contacts.custom_fields[0]")
             && text.contains("\"CostCenter\"")
@@ -473,11 +469,7 @@ async fn a_misspelt_custom_attribute_stops_the_run_once_schemas_can_be_read() {
         field: "Hide".into(),
         equals: serde_json::json!(true),
     });
-    let err = env
-        .try_run(&ContactsOptions::new(Mode::Sync))
-        .await
-        .unwrap_err();
-    let text = orgsync_jobs::error::chain_text(&err);
+    let text = config_error(&env).await;
     assert!(
         text.contains("contacts.sources.exclude_if")
             && text.contains("\"privacy\"")
