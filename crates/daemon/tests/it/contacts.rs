@@ -500,3 +500,77 @@ async fn two_instances_on_postgres_keep_address_books_in_step() {
     b.shutdown().await;
     schema.teardown().await;
 }
+
+/// The resource name of `email`'s label called `name`, when it exists.
+async fn label_named(observer: &GoogleClient, email: &str, name: &str) -> Option<String> {
+    use futures::TryStreamExt as _;
+    let groups: Vec<orgsync_wire::people::ContactGroup> = observer
+        .people(email)
+        .contact_groups_list(Some("name"))
+        .try_collect()
+        .await
+        .ok()?;
+    groups
+        .into_iter()
+        .find(|g| g.name.as_deref() == Some(name))
+        .and_then(|g| g.resource_name)
+}
+
+/// `label_by = "department"` under `serve`: a department change pushed by Google moves
+/// that person's contact into the new department's label in every book, and out of the
+/// old one, without waiting for the scheduled run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_department_change_moves_the_contact_between_labels_through_push() {
+    let e = org(10).await;
+    let store = e.sqlite("labels.db").await;
+    let mut config = contacts_config(&e);
+    config.contacts.label_by = Some(orgsync_core::contacts::LabelBy::Department);
+    let before = personal(&e).await;
+    let d = start(&e, config, store.clone()).await;
+    wait_first_run(store.as_ref()).await;
+    wait_converged(&e, books::is_default_source).await;
+
+    let mover = members(&directory(&e).await)[0].clone();
+    let mover_email = mover.primary_email.clone().unwrap();
+    let mover_id = mover.id.clone().unwrap();
+    let old = format!(
+        "Company directory · {}",
+        mover
+            .primary_organization()
+            .unwrap()
+            .department
+            .clone()
+            .unwrap()
+    );
+    update(&e, &mover_email, |u| {
+        u.organizations.as_mut().unwrap()[0].department = Some("Moonshots".into());
+    })
+    .await;
+
+    let observer = observer(&e);
+    let targets: Vec<String> = directory(&e)
+        .await
+        .into_iter()
+        .filter(books::is_active)
+        .filter_map(|u| u.primary_email)
+        .filter(|t| *t != mover_email)
+        .collect();
+    for t in &targets {
+        wait_for("the contact in the new department's label", T, || async {
+            let label = label_named(&observer, t, "Company directory · Moonshots").await?;
+            let c = books::contact_of(&observer, t, &mover_id).await?;
+            c.group_resource_names().any(|g| g == label).then_some(())
+        })
+        .await;
+        if let Some(old_label) = label_named(&observer, t, &old).await {
+            let c = books::contact_of(&observer, t, &mover_id).await.unwrap();
+            assert!(
+                !c.group_resource_names().any(|g| g == old_label),
+                "{t}: still in {old}"
+            );
+        }
+    }
+    wait_converged(&e, books::is_default_source).await;
+    assert_personal_untouched(&e, &before).await;
+    d.shutdown().await;
+}
