@@ -60,6 +60,11 @@ fn own_kind(e: &(dyn StdError + 'static)) -> Option<FailureKind> {
         // refusal, a browser that never came back).
         return Some(FailureKind::Config);
     }
+    if e.downcast_ref::<crate::attributes::UnknownAttribute>()
+        .is_some()
+    {
+        return Some(FailureKind::Config);
+    }
     if e.downcast_ref::<config::ConfigError>().is_some() {
         return Some(FailureKind::Config);
     }

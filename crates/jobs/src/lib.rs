@@ -15,6 +15,7 @@
 //! The CLI, the daemon and the benchmarks all run jobs through this crate, so a
 //! benchmark measures exactly what `orgsync contacts sync` does.
 
+pub mod attributes;
 pub mod auth;
 pub mod config;
 pub mod contacts;

@@ -122,6 +122,11 @@ pub async fn run(global: &Global, cmd: UsersCommand) -> anyhow::Result<Exit> {
                     format!("the state store failed: {e}; earlier chunks may be applied, re-run"),
                 )
                 .into()),
+                Err(e @ UsersError::UnknownAttribute(_)) => Err(CodedError::new(
+                    for_kind(e.kind()),
+                    format!("{e}; nothing was read or written"),
+                )
+                .into()),
             }
         }
         UsersCommand::List { all, json } => {

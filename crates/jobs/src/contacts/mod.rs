@@ -42,7 +42,6 @@
 //! [`lease`]); a second one waits for it, or fails at once with [`lease::LeaseError::Held`]
 //! when asked not to wait. `plan` and `--dry-run` write nothing and take no lease.
 
-mod fields;
 pub mod lease;
 mod lists;
 mod photos;
@@ -100,8 +99,8 @@ pub enum ContactsError {
     #[error("shared list {list:?}: {problem}")]
     List { list: String, problem: String },
     /// A custom attribute the config names does not exist in the Directory.
-    #[error("{setting}: {problem}")]
-    UnknownField { setting: String, problem: String },
+    #[error(transparent)]
+    UnknownAttribute(#[from] crate::attributes::UnknownAttribute),
     /// A shared list's source could not be read from Google.
     #[error("shared list {list:?}: {doing}")]
     ListRead {
@@ -119,7 +118,7 @@ impl ContactsError {
             ContactsError::UnknownTarget { .. } => FailureKind::Config,
             ContactsError::Lease(e) => e.kind(),
             ContactsError::Store { .. } | ContactsError::Encode(_) => FailureKind::Store,
-            ContactsError::List { .. } | ContactsError::UnknownField { .. } => FailureKind::Config,
+            ContactsError::List { .. } | ContactsError::UnknownAttribute(_) => FailureKind::Config,
             ContactsError::ListRead { source, .. } => FailureKind::Google(source.kind()),
         }
     }
@@ -515,7 +514,12 @@ async fn run_unleased(
     let mapping = mapping_options(config);
     // The config's own names first, then the lists: a misspelt attribute, a bad file
     // or label stops the run before the directory read.
-    fields::check(client, config).await?;
+    crate::attributes::check(
+        client,
+        &config.google,
+        &crate::attributes::of_contacts(config),
+    )
+    .await?;
     let list_contacts = lists::read_all(client, config, &mapping).await?;
     let mut scopes = vec![&contacts.sources, &contacts.targets];
     scopes.extend(

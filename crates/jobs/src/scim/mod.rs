@@ -106,12 +106,15 @@ pub enum ScimError {
         what_to_check: String,
         report: Box<ScimReport>,
     },
+    /// A custom attribute the config names does not exist in the Directory.
+    #[error(transparent)]
+    UnknownAttribute(#[from] crate::attributes::UnknownAttribute),
 }
 
 impl ScimError {
     pub fn kind(&self) -> FailureKind {
         match self {
-            ScimError::Config(_) => FailureKind::Config,
+            ScimError::Config(_) | ScimError::UnknownAttribute(_) => FailureKind::Config,
             ScimError::Directory(e) => FailureKind::Google(e.kind()),
             ScimError::Server(e) => FailureKind::Application {
                 temporary: e.is_outage(),
@@ -824,6 +827,7 @@ pub async fn sync_with(
         })));
     }
     let started = Utc::now();
+    crate::attributes::check(google, &config.google, &crate::attributes::of_scim(config)).await?;
     let dir = match read_for(google, config, &targets).await {
         Ok(dir) => dir,
         Err(e) => {

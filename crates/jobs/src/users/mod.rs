@@ -171,6 +171,9 @@ pub enum UsersError {
     Directory(#[from] orgsync_client::Error),
     #[error(transparent)]
     Store(#[from] orgsync_store::StoreError),
+    /// A custom attribute the config names does not exist in the Directory.
+    #[error(transparent)]
+    UnknownAttribute(#[from] crate::attributes::UnknownAttribute),
 }
 
 impl UsersError {
@@ -180,6 +183,7 @@ impl UsersError {
             UsersError::Guard { .. } => FailureKind::Guard,
             UsersError::Directory(e) => FailureKind::Google(e.kind()),
             UsersError::Store(_) => FailureKind::Store,
+            UsersError::UnknownAttribute(_) => FailureKind::Config,
         }
     }
 }

@@ -235,6 +235,7 @@ async fn reconcile_unrecorded(
     now: &impl Fn() -> DateTime<Utc>,
 ) -> Result<UsersReport, UsersError> {
     let started = Instant::now();
+    crate::attributes::check(client, &config.google, &crate::attributes::of_users(config)).await?;
     let before = client.stats().snapshot();
     let observed_at = now();
     let rules = &config.users.scope;

@@ -77,6 +77,15 @@ impl Env {
         GoogleClient::new(sa, config)
     }
 
+    /// Delegate `scope` to the emulator's service account, on top of the defaults.
+    pub fn delegate_also(&self, scope: &str) {
+        let mut oauth = self.emulator.emulator.oauth.write();
+        let client = oauth.service_accounts[0].account.client_email.clone();
+        let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
+        scopes.push(scope);
+        assert!(oauth.set_delegated_scopes(&client, &scopes));
+    }
+
     pub async fn run(&self, options: &ContactsOptions) -> ContactsReport {
         self.try_run(options).await.expect("the run completes")
     }

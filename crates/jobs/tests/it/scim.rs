@@ -869,3 +869,42 @@ async fn a_group_name_held_by_another_provider_is_never_taken_over() {
     assert_eq!(groups[0]["id"], theirs["id"]);
     assert!(groups[0]["members"].as_array().is_none_or(|m| m.is_empty()));
 }
+
+/// An attribute mapping naming a custom attribute the Directory does not have stops the
+/// sync before the directory read and before any request to the app (exit 2).
+#[tokio::test]
+async fn a_misspelt_attribute_mapping_stops_the_sync_before_the_app_is_called() {
+    let mut env = Env::start(EmulatorConfig::for_tests(4)).await;
+    env.delegate_also(orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("app.token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    env.config.scim = vec![ScimTargetConfig {
+        name: "app".into(),
+        // Nothing listens here: the check must fail before any request is made.
+        url: "http://127.0.0.1:9/scim/v2".into(),
+        token_file: Some(token_file),
+        attributes: vec![orgsync_jobs::config::ScimAttributeConfig {
+            schema: "EmployeeInfo".into(),
+            field: "level".into(),
+            attribute: "title".into(),
+        }],
+        ..ScimTargetConfig::default()
+    }];
+    let err = sync(
+        &env.client(),
+        &env.config,
+        env.store.as_ref(),
+        None,
+        ScimOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, ScimError::UnknownAttribute(_)), "{err:?}");
+    assert_eq!(err.kind(), orgsync_jobs::error::FailureKind::Config);
+    let text = err.to_string();
+    assert!(
+        text.contains("scim[0].attributes[0]") && text.contains("jobLevel, startDate"),
+        "{text}"
+    );
+}

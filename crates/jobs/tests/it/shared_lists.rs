@@ -13,15 +13,6 @@ use orgsync_wire::people::{ContactGroup, EmailAddress, Membership, Name, Person,
 
 use crate::common::Env;
 
-/// Delegate `scope` to the emulator's service account, on top of the defaults.
-fn delegate_also(env: &Env, scope: &str) {
-    let mut oauth = env.emulator.emulator.oauth.write();
-    let client = oauth.service_accounts[0].account.client_email.clone();
-    let mut scopes: Vec<&str> = orgsync_emulator::oauth::DEFAULT_DELEGATED_SCOPES.to_vec();
-    scopes.push(scope);
-    assert!(oauth.set_delegated_scopes(&client, &scopes));
-}
-
 /// A sync that must stop before any write with a configuration error (exit 2): its
 /// whole message.
 async fn config_error(env: &Env) -> String {
@@ -308,10 +299,7 @@ async fn meeting_rooms_reach_every_book_once_their_scope_is_delegated() {
     );
     assert!(matches!(err.kind(), FailureKind::Google(_)), "{err:?}");
 
-    delegate_also(
-        &env,
-        orgsync_wire::scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY,
-    );
+    env.delegate_also(orgsync_wire::scopes::DIRECTORY_RESOURCE_CALENDAR_READONLY);
     let rooms: Vec<_> = env
         .client()
         .directory()
@@ -454,7 +442,7 @@ async fn a_misspelt_custom_attribute_stops_the_run_once_schemas_can_be_read() {
     assert_eq!(r.totals.users_failed, 0);
     assert_eq!(r.custom_fields_unseen, ["HR.CostCenter"]);
 
-    delegate_also(&env, orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
+    env.delegate_also(orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
     let text = config_error(&env).await;
     assert!(
         text.contains("contacts.custom_fields[0]")

@@ -145,3 +145,59 @@ async fn a_reconcile_records_its_run_and_changes_and_a_dry_run_nothing() {
     );
     assert_eq!(runs::recent_changes(store).await.unwrap(), changes);
 }
+
+/// A role rule naming a custom attribute the Directory does not have stops the
+/// reconcile before it reads or writes (exit 2), naming what exists; without the schema
+/// scope delegated the run goes on as before.
+#[tokio::test]
+async fn a_misspelt_role_attribute_stops_the_reconcile_once_schemas_can_be_read() {
+    use orgsync_jobs::users::{ReconcileOptions, UsersError, reconcile};
+
+    let mut env = Env::start(EmulatorConfig::for_tests(6)).await;
+    env.config.users.roles = vec![RoleRuleConfig {
+        schema: "Roles".into(),
+        field: "Billing".into(),
+        equals: serde_json::Value::Bool(true),
+        role: "billing".into(),
+    }];
+    let client = env.client();
+    let dry = ReconcileOptions {
+        dry_run: true,
+        ..ReconcileOptions::default()
+    };
+    let store = env.store.as_ref();
+    assert!(
+        reconcile(&client, &env.config, store, dry, chrono::Utc::now)
+            .await
+            .is_ok(),
+        "without the schema scope the check is skipped"
+    );
+    env.delegate_also(orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY);
+    let err = reconcile(
+        &client,
+        &env.config,
+        store,
+        ReconcileOptions::default(),
+        chrono::Utc::now,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, UsersError::UnknownAttribute(_)), "{err:?}");
+    assert_eq!(err.kind(), orgsync_jobs::error::FailureKind::Config);
+    let text = err.to_string();
+    assert!(
+        text.contains("users.roles[0]")
+            && text.contains("\"Billing\"")
+            && text.contains("\"billing\"?")
+            && text.contains("admin, billing, support"),
+        "{text}"
+    );
+    assert!(
+        store
+            .list_users(&Default::default())
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is written"
+    );
+}

@@ -1,5 +1,6 @@
-//! The custom attributes a contacts config names (`[[contacts.custom_fields]]`,
-//! `exclude_if`), checked against the Directory's custom schemas before the run.
+//! The custom attributes a config names (`[[contacts.custom_fields]]`, `users.roles`,
+//! `[[scim.attributes]]`, every scope's `exclude_if`), checked against the Directory's
+//! custom schemas before a job reads the directory.
 //!
 //! Google returns nothing for a misspelt schema or field, the same as for an empty one,
 //! so without this check a typo silently copies nothing (or opts nobody out). Reading
@@ -12,16 +13,38 @@
 use orgsync_client::{ApiScopes, ErrorKind, GoogleClient};
 use orgsync_wire::directory::Schema;
 
-use super::ContactsError;
-use crate::config::Config;
+use crate::config::{Config, GoogleConfig, ScopeConfig};
+
+/// A custom attribute a setting names that the Directory does not have: exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct UnknownAttribute {
+    /// The setting that names it (`contacts.custom_fields[0]`).
+    pub setting: String,
+    /// What is wrong and what exists instead.
+    pub problem: String,
+}
+
+/// A setting and the `(schema, field)` it names.
+pub type Named<'a> = (String, &'a str, &'a str);
 
 /// The scope the check reads the schemas with.
 pub const SCHEMA_SCOPE: &str = orgsync_wire::scopes::DIRECTORY_USERSCHEMA_READONLY;
 
-/// Every `(setting, schema, field)` the contacts config names.
-fn named(config: &Config) -> Vec<(String, &str, &str)> {
+fn exclude_if<'a>(setting: &str, scope: &'a ScopeConfig) -> Option<Named<'a>> {
+    scope.exclude_if.as_ref().map(|m| {
+        (
+            format!("{setting}.exclude_if"),
+            m.schema.as_str(),
+            m.field.as_str(),
+        )
+    })
+}
+
+/// What the contacts job names.
+pub fn of_contacts(config: &Config) -> Vec<Named<'_>> {
     let c = &config.contacts;
-    let mut out: Vec<(String, &str, &str)> = c
+    let mut out: Vec<Named<'_>> = c
         .custom_fields
         .iter()
         .enumerate()
@@ -33,20 +56,50 @@ fn named(config: &Config) -> Vec<(String, &str, &str)> {
             )
         })
         .collect();
-    for (name, scope) in [("sources", &c.sources), ("targets", &c.targets)] {
-        if let Some(m) = &scope.exclude_if {
+    out.extend(exclude_if("contacts.sources", &c.sources));
+    out.extend(exclude_if("contacts.targets", &c.targets));
+    out
+}
+
+/// What the users job names: its role rules and its scope's opt-out.
+pub fn of_users(config: &Config) -> Vec<Named<'_>> {
+    let u = &config.users;
+    let mut out: Vec<Named<'_>> = u
+        .roles
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                format!("users.roles[{i}]"),
+                r.schema.as_str(),
+                r.field.as_str(),
+            )
+        })
+        .collect();
+    out.extend(exclude_if("users.scope", &u.scope));
+    out
+}
+
+/// What the SCIM apps name: their attribute mappings and their scopes' opt-outs.
+pub fn of_scim(config: &Config) -> Vec<Named<'_>> {
+    let mut out = Vec::new();
+    for (t, target) in config.scim.iter().enumerate() {
+        for (i, a) in target.attributes.iter().enumerate() {
             out.push((
-                format!("contacts.{name}.exclude_if"),
-                m.schema.as_str(),
-                m.field.as_str(),
+                format!("scim[{t}].attributes[{i}]"),
+                a.schema.as_str(),
+                a.field.as_str(),
             ));
+        }
+        if let Some(scope) = &target.users {
+            out.extend(exclude_if(&format!("scim[{t}].users"), scope));
         }
     }
     out
 }
 
 /// The first named attribute the Directory does not have, as an admin would fix it.
-pub fn first_unknown(named: &[(String, &str, &str)], schemas: &[Schema]) -> Option<ContactsError> {
+pub fn first_unknown(named: &[Named<'_>], schemas: &[Schema]) -> Option<UnknownAttribute> {
     for (setting, schema, field) in named {
         let Some(s) = schemas.iter().find(|s| s.schema_name == *schema) else {
             let mut have: Vec<&str> = schemas.iter().map(|s| s.schema_name.as_str()).collect();
@@ -56,7 +109,7 @@ pub fn first_unknown(named: &[(String, &str, &str)], schemas: &[Schema]) -> Opti
                 .find(|s| s.schema_name.eq_ignore_ascii_case(schema))
                 .map(|s| format!(" (names are case-sensitive: {:?}?)", s.schema_name))
                 .unwrap_or_default();
-            return Some(ContactsError::UnknownField {
+            return Some(UnknownAttribute {
                 setting: setting.clone(),
                 problem: format!(
                     "the Directory has no custom attribute category {schema:?}{hint}; its \
@@ -73,7 +126,7 @@ pub fn first_unknown(named: &[(String, &str, &str)], schemas: &[Schema]) -> Opti
                 .find(|f| f.field_name.eq_ignore_ascii_case(field))
                 .map(|f| format!(" (names are case-sensitive: {:?}?)", f.field_name))
                 .unwrap_or_default();
-            return Some(ContactsError::UnknownField {
+            return Some(UnknownAttribute {
                 setting: setting.clone(),
                 problem: format!(
                     "the category {schema:?} has no field {field:?}{hint}; its fields: {}",
@@ -94,8 +147,11 @@ fn list(names: &[&str]) -> String {
 }
 
 /// Check the named attributes; `Err` only for one the Directory does not have.
-pub(super) async fn check(client: &GoogleClient, config: &Config) -> Result<(), ContactsError> {
-    let named = named(config);
+pub async fn check(
+    client: &GoogleClient,
+    google: &GoogleConfig,
+    named: &[Named<'_>],
+) -> Result<(), UnknownAttribute> {
     if named.is_empty() {
         return Ok(());
     }
@@ -107,10 +163,10 @@ pub(super) async fn check(client: &GoogleClient, config: &Config) -> Result<(), 
     let reader = GoogleClient::new(client.token_source().clone(), cc);
     match reader
         .directory()
-        .schemas_list(config.google.customer.as_deref())
+        .schemas_list(google.customer.as_deref())
         .await
     {
-        Ok(s) => first_unknown(&named, &s.schemas).map_or(Ok(()), Err),
+        Ok(s) => first_unknown(named, &s.schemas).map_or(Ok(()), Err),
         Err(e) if e.kind() == ErrorKind::Auth => {
             tracing::info!(
                 scope = SCHEMA_SCOPE,
