@@ -411,5 +411,17 @@ pub fn from_person(list: &str, p: &Person, opts: &MappingOptions) -> Option<Desi
     if !emails.is_empty() {
         d.emails = emails;
     }
+    // The contact's notes and its first postal address, as a CSV row would give them.
+    d.notes = p.biographies.first().and_then(|b| text(b.value.as_ref()));
+    d.address = p
+        .extra
+        .get("addresses")
+        .and_then(|a| a.as_array())
+        .and_then(|a| a.first())
+        .and_then(|a| a.get("formattedValue"))
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
     Some(d)
 }

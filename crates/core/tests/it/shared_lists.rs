@@ -191,6 +191,19 @@ fn a_person_label_copies_their_own_contacts_but_never_orgsyncs() {
     assert_eq!(d.emails[0].value, "hotline@it.example");
     assert_eq!(d.emails[0].kind, "home", "the person's own type is kept");
     assert_eq!(d.phones[0].value, "+1 555 0100");
+    assert_eq!(d.notes, None);
+    // Notes and the first address come along, as a CSV row's would.
+    p.biographies = vec![orgsync_wire::people::Biography {
+        value: Some("Open 9-5".into()),
+        ..Default::default()
+    }];
+    p.extra.insert(
+        "addresses".into(),
+        serde_json::json!([{"formattedValue": "1 Help St", "type": "work"}]),
+    );
+    let d = from_person("Help", &p, &MappingOptions::default()).unwrap();
+    assert_eq!(d.notes.as_deref(), Some("Open 9-5"));
+    assert_eq!(d.address.as_deref(), Some("1 Help St"));
     // A colleague orgsync put in that book is not copied again as a list contact.
     p.client_data = vec![
         ClientData::new(markers::SOURCE, markers::SOURCE_VALUE),

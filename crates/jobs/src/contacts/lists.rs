@@ -14,8 +14,8 @@ use crate::config::{Config, ListSource, SharedListConfig};
 
 /// What a source person's contacts are read with: the fields a list contact shows, and
 /// the memberships that say which are in the label.
-const FROM_USER_MASK: &str =
-    "names,emailAddresses,phoneNumbers,organizations,clientData,memberships,metadata";
+const FROM_USER_MASK: &str = "names,emailAddresses,phoneNumbers,organizations,biographies,\
+    addresses,clientData,memberships,metadata";
 
 /// The scope `rooms = true` needs, named in the error when it is not delegated.
 pub const ROOMS_SCOPE: &str =
