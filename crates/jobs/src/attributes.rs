@@ -101,49 +101,45 @@ pub fn of_scim(config: &Config) -> Vec<Named<'_>> {
 /// The first named attribute the Directory does not have, as an admin would fix it.
 pub fn first_unknown(named: &[Named<'_>], schemas: &[Schema]) -> Option<UnknownAttribute> {
     for (setting, schema, field) in named {
-        let Some(s) = schemas.iter().find(|s| s.schema_name == *schema) else {
-            let mut have: Vec<&str> = schemas.iter().map(|s| s.schema_name.as_str()).collect();
-            have.sort_unstable();
-            let hint = schemas
-                .iter()
-                .find(|s| s.schema_name.eq_ignore_ascii_case(schema))
-                .map(|s| format!(" (names are case-sensitive: {:?}?)", s.schema_name))
-                .unwrap_or_default();
-            return Some(UnknownAttribute {
-                setting: setting.clone(),
-                problem: format!(
+        let problem = match schemas.iter().find(|s| s.schema_name == *schema) {
+            None => {
+                let mut have: Vec<&str> = schemas.iter().map(|s| s.schema_name.as_str()).collect();
+                have.sort_unstable();
+                let (hint, list) = what_exists(schema, &have);
+                format!(
                     "the Directory has no custom attribute category {schema:?}{hint}; its \
-                     categories: {}",
-                    list(&have)
-                ),
-            });
+                     categories: {list}"
+                )
+            }
+            Some(s) if !s.fields.iter().any(|f| f.field_name == *field) => {
+                let have: Vec<&str> = s.fields.iter().map(|f| f.field_name.as_str()).collect();
+                let (hint, list) = what_exists(field, &have);
+                format!("the category {schema:?} has no field {field:?}{hint}; its fields: {list}")
+            }
+            Some(_) => continue,
         };
-        if !s.fields.iter().any(|f| f.field_name == *field) {
-            let have: Vec<&str> = s.fields.iter().map(|f| f.field_name.as_str()).collect();
-            let hint = s
-                .fields
-                .iter()
-                .find(|f| f.field_name.eq_ignore_ascii_case(field))
-                .map(|f| format!(" (names are case-sensitive: {:?}?)", f.field_name))
-                .unwrap_or_default();
-            return Some(UnknownAttribute {
-                setting: setting.clone(),
-                problem: format!(
-                    "the category {schema:?} has no field {field:?}{hint}; its fields: {}",
-                    list(&have)
-                ),
-            });
-        }
+        return Some(UnknownAttribute {
+            setting: setting.clone(),
+            problem,
+        });
     }
     None
 }
 
-fn list(names: &[&str]) -> String {
-    if names.is_empty() {
-        "none".into()
+/// For a name that is not among `have`: a hint when it differs from one only by case,
+/// and `have` as a list to choose from.
+fn what_exists(wanted: &str, have: &[&str]) -> (String, String) {
+    let hint = have
+        .iter()
+        .find(|h| h.eq_ignore_ascii_case(wanted))
+        .map(|h| format!(" (names are case-sensitive: {h:?}?)"))
+        .unwrap_or_default();
+    let list = if have.is_empty() {
+        "none".to_string()
     } else {
-        names.join(", ")
-    }
+        have.join(", ")
+    };
+    (hint, list)
 }
 
 /// Check the named attributes; `Err` only for one the Directory does not have.

@@ -602,8 +602,6 @@ async fn run_unleased(
         .selected(&contacts.sources)
         .filter_map(|u| u.id.clone().filter(|id| !id.is_empty()))
         .collect();
-    source_ids.sort_unstable();
-    source_ids.dedup();
     // Each user is dropped once mapped: the read and the desired contacts are never
     // both whole in memory.
     let mut read = read;
@@ -616,7 +614,7 @@ async fn run_unleased(
         &mapping,
     );
     drop(read);
-    // The lists' contacts are judged by the guard like colleagues.
+    // The lists' contacts are judged by the guard like colleagues; sorted once, with them.
     source_ids.extend(list_contacts.iter().map(|d| d.directory_id.clone()));
     source_ids.sort_unstable();
     source_ids.dedup();
