@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use orgsync_wire::directory::User;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::hash::stable_hash;
@@ -85,7 +86,7 @@ pub struct AppUserDesired {
     pub title: Option<String>,
     pub phones: Vec<AppPhone>,
     /// schema → field → value, as the Directory returns them.
-    pub custom_schemas: Map<String, Value>,
+    pub custom_schemas: SchemaValues,
     pub roles: BTreeSet<String>,
     /// `!(suspended || archived)`.
     pub active: bool,
@@ -101,6 +102,78 @@ impl AppUserDesired {
         let mut v = self.clone();
         v.directory_etag = None;
         stable_hash(&v)
+    }
+}
+
+/// A user's custom schema values (`schema → field → value`) as canonical JSON text (keys
+/// sorted, no spaces). A reconcile holds one of these per changed user until the guard has
+/// seen the whole plan, and a JSON object tree costs hundreds of bytes a node where its
+/// text costs tens: at 100,000 users the maps were most of a first import's memory.
+/// It serialises as the JSON object itself, the very bytes the map did, so the stored
+/// content hashes stay what they were.
+#[derive(Clone)]
+pub struct SchemaValues(Box<RawValue>);
+
+impl SchemaValues {
+    pub fn new(values: &Map<String, Value>) -> Self {
+        // A `Map` serialises its keys in order (serde_json's `preserve_order` is off, see
+        // `crate::hash`), and serialising a `Value` cannot fail.
+        let text = serde_json::to_string(values).unwrap_or_else(|_| "{}".into());
+        SchemaValues(RawValue::from_string(text).unwrap_or_else(|_| Self::empty_raw()))
+    }
+
+    fn empty_raw() -> Box<RawValue> {
+        RawValue::from_string("{}".into()).expect("`{}` is JSON")
+    }
+
+    /// The values as a JSON object.
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+
+    /// The canonical JSON text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.get() == "{}"
+    }
+}
+
+impl Default for SchemaValues {
+    fn default() -> Self {
+        SchemaValues(Self::empty_raw())
+    }
+}
+
+impl From<Map<String, Value>> for SchemaValues {
+    fn from(values: Map<String, Value>) -> Self {
+        SchemaValues::new(&values)
+    }
+}
+
+impl PartialEq for SchemaValues {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl std::fmt::Debug for SchemaValues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.get())
+    }
+}
+
+impl Serialize for SchemaValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SchemaValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Map::<String, Value>::deserialize(d).map(|m| SchemaValues::new(&m))
     }
 }
 
@@ -154,7 +227,11 @@ pub fn app_user_desired(user: &User, mapping: &UserMapping) -> Option<AppUserDes
                 Some(AppPhone { value, kind })
             })
             .collect(),
-        custom_schemas: user.custom_schemas.clone().unwrap_or_default(),
+        custom_schemas: user
+            .custom_schemas
+            .as_ref()
+            .map(SchemaValues::new)
+            .unwrap_or_default(),
         roles,
         active: !(suspended || archived),
         directory_etag: clean(user.etag.as_deref()),
@@ -230,6 +307,8 @@ pub struct UsersPlanOptions {
 
 /// Plan a full reconcile. `directory` is everything the directory read returned
 /// (already narrowed by the Directory `query`, if any); scope rules are applied here.
+/// The same as feeding each user to a [`UsersPlanner`], which a caller that streams the
+/// directory uses instead.
 pub fn plan_users(
     directory: &[User],
     groups: &GroupMembership,
@@ -237,79 +316,140 @@ pub fn plan_users(
     observed: &[ObservedAppUser],
     opts: &UsersPlanOptions,
 ) -> UsersPlan {
-    let mut plan = UsersPlan {
-        directory_read: directory.len(),
-        ..Default::default()
-    };
-    // Directory order by id (of a repeated id, the last that maps), each user mapped only when
-    // its turn comes and moved into the plan: no map of every desired row (at 100,000
-    // users a no-change run held them all to compare hashes).
-    let mut selected: Vec<(&str, &User)> = directory
-        .iter()
-        .filter(|u| scope.selects_structurally(u, groups))
-        .filter_map(|u| Some((u.id.as_deref()?.trim(), u)))
-        .filter(|(id, _)| !id.is_empty())
-        .collect();
-    selected.sort_by(|a, b| a.0.cmp(b.0));
-    let mut rows: BTreeMap<&str, &ObservedAppUser> = BTreeMap::new();
-    for o in observed {
-        rows.entry(o.directory_id.as_str()).or_insert(o);
+    let mut planner = UsersPlanner::new(observed.to_vec(), scope, opts);
+    for user in directory {
+        planner.add(user, groups);
     }
-    plan.observed_active = rows.values().filter(|o| o.active).count();
+    planner.finish()
+}
 
-    for same_id in selected.chunk_by(|a, b| a.0 == b.0) {
-        let Some(d) = same_id
-            .iter()
-            .rev()
-            .find_map(|(_, u)| app_user_desired(u, &opts.mapping))
-        else {
-            continue;
-        };
-        let Some(row) = rows.remove(d.directory_id.as_str()) else {
-            plan.creates.push(d);
-            continue;
-        };
-        let same = row.content_hash == d.content_hash();
-        match (row.active, d.active) {
-            (true, true) | (false, false) if same => plan.unchanged += 1,
-            (true, true) | (false, false) => plan.updates.push(d),
-            (false, true) => plan.reactivations.push(d),
-            (true, false) => plan.deactivations.push(Deactivation {
-                directory_id: d.directory_id.clone(),
-                email: d.primary_email.clone(),
-                reason: if d.suspended {
-                    DeactivationReason::Suspended
-                } else {
-                    DeactivationReason::Archived
-                },
-                desired: Some(d),
-            }),
+/// The users plan built one directory user at a time, as the pages of `users.list`
+/// arrive, so that a reconcile never holds the directory: each user is reduced to its
+/// app row at once, and a row whose content hash matches the stored one is dropped there
+/// and then (at 100,000 people a no-change run holds the stored rows and one marker per
+/// id, not the directory). What it keeps of a changed user is the row the store will
+/// write, nothing else of the `User`.
+///
+/// Of a repeated id (a page boundary moving under a concurrent change can return a user
+/// twice), the last copy that maps wins, as in directory order.
+#[derive(Debug)]
+pub struct UsersPlanner<'a> {
+    scope: &'a ScopeRules,
+    opts: &'a UsersPlanOptions,
+    /// The stored rows by directory id (of a repeated id, the first).
+    rows: BTreeMap<String, ObservedAppUser>,
+    /// Every selected id that mapped: `None` when its row is already up to date.
+    seen: BTreeMap<String, Option<AppUserDesired>>,
+    directory_read: usize,
+}
+
+impl<'a> UsersPlanner<'a> {
+    pub fn new(
+        observed: Vec<ObservedAppUser>,
+        scope: &'a ScopeRules,
+        opts: &'a UsersPlanOptions,
+    ) -> Self {
+        let mut rows = BTreeMap::new();
+        for o in observed {
+            rows.entry(o.directory_id.clone()).or_insert(o);
+        }
+        UsersPlanner {
+            scope,
+            opts,
+            rows,
+            seen: BTreeMap::new(),
+            directory_read: 0,
         }
     }
 
-    for (id, row) in rows {
-        match (opts.policy, row.active) {
-            (DeprovisionPolicy::Keep, _) | (DeprovisionPolicy::Deactivate, false) => {
-                plan.unchanged += 1
+    /// One user of the read (before scope; `groups` is the read's flattened membership).
+    /// `true` when the scope selects them and they map to a row (a row of the plan).
+    pub fn add(&mut self, user: &User, groups: &GroupMembership) -> bool {
+        self.directory_read += 1;
+        if !self.scope.selects_structurally(user, groups) {
+            return false;
+        }
+        let Some(d) = app_user_desired(user, &self.opts.mapping) else {
+            return false;
+        };
+        let up_to_date = self
+            .rows
+            .get(&d.directory_id)
+            .is_some_and(|row| row.active == d.active && row.content_hash == d.content_hash());
+        let id = d.directory_id.clone();
+        self.seen.insert(id, (!up_to_date).then_some(d));
+        true
+    }
+
+    /// Whether the stored rows have `directory_id` (a create otherwise).
+    pub fn is_stored(&self, directory_id: &str) -> bool {
+        self.rows.contains_key(directory_id.trim())
+    }
+
+    /// The plan, in directory-id order.
+    pub fn finish(self) -> UsersPlan {
+        let UsersPlanner {
+            opts,
+            mut rows,
+            seen,
+            directory_read,
+            ..
+        } = self;
+        let mut plan = UsersPlan {
+            directory_read,
+            observed_active: rows.values().filter(|o| o.active).count(),
+            ..Default::default()
+        };
+        for (id, d) in seen {
+            let row = rows.remove(&id);
+            let Some(d) = d else {
+                plan.unchanged += 1;
+                continue;
+            };
+            let Some(row) = row else {
+                plan.creates.push(d);
+                continue;
+            };
+            match (row.active, d.active) {
+                (true, true) | (false, false) => plan.updates.push(d),
+                (false, true) => plan.reactivations.push(d),
+                (true, false) => plan.deactivations.push(Deactivation {
+                    directory_id: d.directory_id.clone(),
+                    email: d.primary_email.clone(),
+                    reason: if d.suspended {
+                        DeactivationReason::Suspended
+                    } else {
+                        DeactivationReason::Archived
+                    },
+                    desired: Some(d),
+                }),
             }
-            (DeprovisionPolicy::Deactivate, true) => {
-                plan.deprovisions += 1;
-                plan.deactivations.push(Deactivation {
-                    directory_id: id.to_string(),
-                    email: row.email.clone(),
-                    reason: DeactivationReason::Gone,
-                    desired: None,
-                });
-            }
-            (DeprovisionPolicy::Delete, active) => {
-                if active {
-                    plan.deprovisions += 1;
+        }
+
+        for (id, row) in rows {
+            match (opts.policy, row.active) {
+                (DeprovisionPolicy::Keep, _) | (DeprovisionPolicy::Deactivate, false) => {
+                    plan.unchanged += 1
                 }
-                plan.deletes.push(id.to_string());
+                (DeprovisionPolicy::Deactivate, true) => {
+                    plan.deprovisions += 1;
+                    plan.deactivations.push(Deactivation {
+                        directory_id: id,
+                        email: row.email,
+                        reason: DeactivationReason::Gone,
+                        desired: None,
+                    });
+                }
+                (DeprovisionPolicy::Delete, active) => {
+                    if active {
+                        plan.deprovisions += 1;
+                    }
+                    plan.deletes.push(id);
+                }
             }
         }
+        plan
     }
-    plan
 }
 
 #[cfg(test)]
@@ -358,6 +498,32 @@ mod tests {
         for id in &plan.deletes {
             rows.remove(id);
         }
+    }
+
+    /// Stored rows carry the content hash of their desired row: the compact form of the
+    /// custom schema values must serialise to the very bytes the JSON map did, or every
+    /// row would look changed after an upgrade.
+    #[test]
+    fn schema_values_serialise_as_the_map_did() {
+        let m: Map<String, Value> = serde_json::from_str(
+            r#"{"Roles": {"support": true, "admin": false},
+                "EmployeeInfo": {"Level": 3, "CostCentre": "CC-1", "Tags": ["b", "a"]}}"#,
+        )
+        .unwrap();
+        let v = SchemaValues::new(&m);
+        assert_eq!(
+            serde_json::to_string(&v).unwrap(),
+            serde_json::to_string(&m).unwrap()
+        );
+        assert_eq!(
+            v.as_str(),
+            r#"{"EmployeeInfo":{"CostCentre":"CC-1","Level":3,"Tags":["b","a"]},"Roles":{"admin":false,"support":true}}"#
+        );
+        assert_eq!(stable_hash(&v), stable_hash(&m));
+        assert_eq!(v.to_map(), m);
+        let back: SchemaValues = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
+        assert_eq!(back, v);
+        assert!(SchemaValues::default().is_empty() && !v.is_empty());
     }
 
     #[test]

@@ -44,7 +44,13 @@ impl DirectoryRead {
     /// Whether `rules` select `user`, a user of this read (or one taken out of it: a run
     /// that consumes `users` still asks the read's groups and query results).
     pub fn selects(&self, rules: &ScopeRules, user: &User) -> bool {
-        let in_query = match &rules.query {
+        self.in_query(rules, user) && rules.selects(user, &self.groups)
+    }
+
+    /// Whether a scope's Directory `query` returned `user` (always, without a query), or
+    /// its `include` names them.
+    pub fn in_query(&self, rules: &ScopeRules, user: &User) -> bool {
+        match &rules.query {
             None => true,
             Some(q) => {
                 user.id
@@ -52,8 +58,7 @@ impl DirectoryRead {
                     .is_some_and(|id| self.query_ids.get(q).is_some_and(|s| s.contains(id)))
                     || is_included(rules, user)
             }
-        };
-        in_query && rules.selects(user, &self.groups)
+        }
     }
 }
 
@@ -87,16 +92,40 @@ pub async fn read_directory(
     fields: Option<&str>,
     schemas: &[&str],
 ) -> Result<DirectoryRead, Error> {
+    let mut users = Vec::new();
+    let mut read = read_directory_each(
+        client,
+        google,
+        rules,
+        projection,
+        fields,
+        schemas,
+        |_, u| users.push(u),
+    )
+    .await?;
+    read.users = users;
+    Ok(read)
+}
+
+/// [`read_directory`] without keeping the users: each is handed to `each` as its page
+/// arrives, with the read's groups and query results (read first) to select it by, and
+/// the returned read has no `users`. A job that reduces each user to what it needs holds
+/// that, never the directory (at 100,000 people the whole read was most of a run's
+/// memory).
+pub async fn read_directory_each(
+    client: &GoogleClient,
+    google: &GoogleConfig,
+    rules: &[&ScopeRules],
+    projection: &str,
+    fields: Option<&str>,
+    schemas: &[&str],
+    mut each: impl FnMut(&DirectoryRead, User),
+) -> Result<DirectoryRead, Error> {
+    let read = read_scope_facts(client, google, rules).await?;
     let directory = client.directory();
     let base = UsersListParams {
-        customer: google.customer.clone(),
-        domain: if google.customer.is_none() {
-            google.domain.clone()
-        } else {
-            None
-        },
         projection: Some(projection.to_string()),
-        ..UsersListParams::default()
+        ..users_list_base(google)
     };
     // Opt-outs (`exclude_if`) and mapped custom fields read custom schemas: a basic read
     // asks for exactly those (`projection=custom`), and a partial one adds
@@ -123,18 +152,29 @@ pub async fn read_directory(
         fields,
         projection,
         custom_field_mask,
-        ..base.clone()
+        ..base
     };
-    let users: Vec<User> = directory
-        .users_list(whole)
-        .try_collect()
+    let mut users = std::pin::pin!(directory.users_list(whole));
+    while let Some(user) = users
+        .try_next()
         .await
-        .map_err(|e| explain_denied(e, google))?;
+        .map_err(|e| explain_denied(e, google))?
+    {
+        each(&read, user);
+    }
+    Ok(read)
+}
 
-    let mut read = DirectoryRead {
-        users,
-        ..DirectoryRead::default()
-    };
+/// The groups' flattened membership and the queries' ids a scope needs, read before the
+/// users so that each user can be selected as it arrives.
+async fn read_scope_facts(
+    client: &GoogleClient,
+    google: &GoogleConfig,
+    rules: &[&ScopeRules],
+) -> Result<DirectoryRead, Error> {
+    let directory = client.directory();
+    let base = users_list_base(google);
+    let mut read = DirectoryRead::default();
     let groups: BTreeSet<String> = rules
         .iter()
         .flat_map(|r| r.group_emails())
@@ -175,6 +215,19 @@ pub async fn read_directory(
         read.query_ids.insert(query, ids);
     }
     Ok(read)
+}
+
+/// `users.list` of the configured customer (or, without one, domain).
+fn users_list_base(google: &GoogleConfig) -> UsersListParams {
+    UsersListParams {
+        customer: google.customer.clone(),
+        domain: if google.customer.is_none() {
+            google.domain.clone()
+        } else {
+            None
+        },
+        ..UsersListParams::default()
+    }
 }
 
 /// A Directory 403 (`Not Authorized to access this resource/api`) almost always means the

@@ -63,6 +63,6 @@ pub use mapping::{
     people_phone_type,
 };
 pub use plan::{
-    ContactCreate, ContactUpdate, DesiredDirectory, LeaverPolicy, PersonalDuplicates, PhotoWrite,
-    PlanOptions, TargetUser, UserPlan, plan_user, view_hash,
+    ContactCreate, ContactUpdate, DesiredDirectory, DesiredDirectoryBuilder, LeaverPolicy,
+    PersonalDuplicates, PhotoWrite, PlanOptions, TargetUser, UserPlan, plan_user, view_hash,
 };

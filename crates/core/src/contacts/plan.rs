@@ -167,43 +167,52 @@ pub struct DesiredDirectory {
     list_fields: bool,
 }
 
-impl DesiredDirectory {
-    pub fn build(snapshot: &DirectorySnapshot, mapping: &MappingOptions) -> Self {
-        Self::build_from(snapshot.users.values(), snapshot.read_count, mapping)
+/// Builds a [`DesiredDirectory`] from the selected users one at a time, as the pages of
+/// the directory read arrive: a run keeps each colleague's desired contact, never the
+/// directory's `User` (at 100,000 people the read held whole was most of a run's memory).
+#[derive(Debug)]
+pub struct DesiredDirectoryBuilder<'a> {
+    mapping: &'a MappingOptions,
+    contacts: BTreeMap<String, DesiredContact>,
+    phones_kept_as_written: Vec<(String, String)>,
+    seen_fields: Vec<bool>,
+}
+
+impl<'a> DesiredDirectoryBuilder<'a> {
+    pub fn new(mapping: &'a MappingOptions) -> Self {
+        DesiredDirectoryBuilder {
+            mapping,
+            contacts: BTreeMap::new(),
+            phones_kept_as_written: Vec::new(),
+            seen_fields: vec![false; mapping.custom_fields.len()],
+        }
     }
 
-    /// [`Self::build`] from the selected users themselves, in one pass, borrowed or
-    /// owned: a run hands over the users of its directory read, each dropped as soon as
-    /// it is mapped, instead of copying them into a snapshot first (at 100,000 people
-    /// the copy and the read together were most of the run's memory).
-    /// `read_count`: the users the directory read returned, before scope.
-    pub fn build_from<U: std::borrow::Borrow<User>>(
-        users: impl IntoIterator<Item = U>,
-        read_count: usize,
-        mapping: &MappingOptions,
-    ) -> Self {
-        let e164 = mapping.phones && mapping.phone_format == PhoneFormat::E164;
-        let mut contacts: BTreeMap<String, DesiredContact> = BTreeMap::new();
-        let mut phones_kept_as_written = Vec::new();
-        let mut seen_fields = vec![false; mapping.custom_fields.len()];
-        for u in users {
-            let u = u.borrow();
-            for (seen, cf) in seen_fields.iter_mut().zip(&mapping.custom_fields) {
-                *seen = *seen || u.custom_field(&cf.schema, &cf.field).is_some();
-            }
-            let Some(d) = desired_contact(u, mapping) else {
-                continue;
-            };
-            if e164 {
-                for ph in u.phones.iter().flatten() {
-                    let value = ph.value.trim();
-                    if !value.is_empty() && format_phone(value, mapping).is_err() {
-                        phones_kept_as_written.push((d.primary_email.clone(), value.to_string()));
-                    }
+    /// One selected user (of a repeated id, the last one added wins).
+    pub fn add(&mut self, u: &User) {
+        let mapping = self.mapping;
+        for (seen, cf) in self.seen_fields.iter_mut().zip(&mapping.custom_fields) {
+            *seen = *seen || u.custom_field(&cf.schema, &cf.field).is_some();
+        }
+        let Some(d) = desired_contact(u, mapping) else {
+            return;
+        };
+        if mapping.phones && mapping.phone_format == PhoneFormat::E164 {
+            for ph in u.phones.iter().flatten() {
+                let value = ph.value.trim();
+                if !value.is_empty() && format_phone(value, mapping).is_err() {
+                    self.phones_kept_as_written
+                        .push((d.primary_email.clone(), value.to_string()));
                 }
             }
-            contacts.insert(d.directory_id.clone(), d);
         }
+        self.contacts.insert(d.directory_id.clone(), d);
+    }
+
+    /// The directory; `read_count`: the users the directory read returned, before scope.
+    pub fn finish(self, read_count: usize) -> DesiredDirectory {
+        let mapping = self.mapping;
+        let contacts = self.contacts;
         let prepared: BTreeMap<String, Prepared> = contacts
             .iter()
             .map(|(id, d)| (id.clone(), Prepared::of(d)))
@@ -211,7 +220,7 @@ impl DesiredDirectory {
         let custom_fields_unseen = mapping
             .custom_fields
             .iter()
-            .zip(&seen_fields)
+            .zip(&self.seen_fields)
             .filter(|(_, seen)| !**seen)
             .map(|(cf, _)| format!("{}.{}", cf.schema, cf.field))
             .collect();
@@ -220,7 +229,7 @@ impl DesiredDirectory {
             prepared,
             mapping: mapping.clone(),
             read_count,
-            phones_kept_as_written,
+            phones_kept_as_written: self.phones_kept_as_written,
             custom_fields_unseen,
             digest: String::new(),
             labels_by_list: BTreeMap::new(),
@@ -229,6 +238,32 @@ impl DesiredDirectory {
         };
         directory.settle();
         directory
+    }
+}
+
+impl DesiredDirectory {
+    pub fn build(snapshot: &DirectorySnapshot, mapping: &MappingOptions) -> Self {
+        Self::build_from(snapshot.users.values(), snapshot.read_count, mapping)
+    }
+
+    /// [`Self::build`] from the selected users themselves, in one pass, borrowed or
+    /// owned, through a [`DesiredDirectoryBuilder`].
+    /// `read_count`: the users the directory read returned, before scope.
+    pub fn build_from<U: std::borrow::Borrow<User>>(
+        users: impl IntoIterator<Item = U>,
+        read_count: usize,
+        mapping: &MappingOptions,
+    ) -> Self {
+        let mut builder = DesiredDirectoryBuilder::new(mapping);
+        for u in users {
+            builder.add(u.borrow());
+        }
+        builder.finish(read_count)
+    }
+
+    /// A builder that takes the selected users one at a time.
+    pub fn builder(mapping: &MappingOptions) -> DesiredDirectoryBuilder<'_> {
+        DesiredDirectoryBuilder::new(mapping)
     }
 
     /// Add the contacts of shared lists (each with [`DesiredContact::list`] set and an

@@ -48,7 +48,7 @@ mod photos;
 mod report;
 mod target;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -66,8 +66,8 @@ pub use report::{
     UserOutcome, UserStatus,
 };
 
-use crate::config::{Config, LeaverAction};
-use crate::directory::read_directory;
+use crate::config::{Config, ContactsConfig, LeaverAction};
+use crate::directory::{DirectoryRead, read_directory_each};
 use crate::error::FailureKind;
 use crate::runs::{self, AppliedChange, JobName, RunFailure, RunOutcome, RunRecord, Trigger};
 
@@ -528,7 +528,31 @@ async fn run_unleased(
             .iter()
             .filter_map(|l| l.targets.as_ref()),
     );
-    let read = read_directory(
+    // Books orgsync filled whose owners are no longer targets: emptied of orgsync's
+    // contacts when their owner is still active (moved out of [contacts.targets]), only
+    // forgotten when orgsync can no longer write as them (suspended, deleted).
+    let find_former =
+        options.mode == Mode::Sync && options.users.is_empty() && options.limit.is_none();
+    let books = if find_former {
+        store
+            .list_contacts_state()
+            .await
+            .map_err(ContactsError::store(
+                "listing the address books of earlier runs",
+            ))?
+    } else {
+        Vec::new()
+    };
+    let book_owner_ids: HashSet<&str> = books.iter().map(|b| b.target_id.as_str()).collect();
+    let mut book_owners: HashMap<String, BookOwner> = HashMap::new();
+    // The directory streams through: each source is mapped to its desired contact as its
+    // page arrives, each target reduced to its id, address and lists, and the page dropped
+    // (no `User` outlives its page).
+    let mut builder = DesiredDirectory::builder(&mapping);
+    let mut targets: Vec<Target> = Vec::new();
+    let mut source_ids: Vec<String> = Vec::new();
+    let mut directory_users = 0usize;
+    read_directory_each(
         client,
         &config.google,
         &scopes,
@@ -539,32 +563,32 @@ async fn run_unleased(
             .iter()
             .map(|c| c.schema.as_str())
             .collect::<Vec<_>>(),
+        |read, u| {
+            directory_users += 1;
+            let id = u.id.as_deref().filter(|id| !id.is_empty());
+            if let Some(id) = id.filter(|id| book_owner_ids.contains(id)) {
+                book_owners.insert(
+                    id.to_owned(),
+                    BookOwner {
+                        email: u.primary_email.clone(),
+                        writable: !u.suspended.unwrap_or(false) && !u.archived.unwrap_or(false),
+                    },
+                );
+            }
+            if id.is_some() && read.selects(&contacts.targets, &u) {
+                targets.push(target_of(contacts, read, &u));
+            }
+            if read.selects(&contacts.sources, &u) {
+                if let Some(id) = id {
+                    source_ids.push(id.to_owned());
+                }
+                builder.add(&u);
+            }
+        },
     )
     .await
     .map_err(ContactsError::Directory)?;
-    // Targets need only their id and email: no copy of their directory entries.
-    let mut targets: Vec<Target> = read
-        .selected(&contacts.targets)
-        .filter(|u| u.id.as_deref().is_some_and(|id| !id.is_empty()))
-        .map(|u| Target {
-            id: u.id.clone(),
-            primary_email: u.primary_email.clone(),
-            lists: contacts
-                .shared_lists
-                .iter()
-                .filter(|l| l.targets.as_ref().is_none_or(|t| read.selects(t, u)))
-                // The person a label is copied from has those contacts already.
-                .filter(|l| {
-                    l.from_user.as_deref().is_none_or(|from| {
-                        !u.primary_email
-                            .as_deref()
-                            .is_some_and(|e| e.eq_ignore_ascii_case(from.trim()))
-                    })
-                })
-                .map(|l| l.name.clone())
-                .collect(),
-        })
-        .collect();
+    let mut directory = builder.finish(directory_users);
     targets.sort_by(|a, b| a.primary_email.cmp(&b.primary_email));
     targets.dedup_by(|a, b| a.id == b.id);
     if !options.users.is_empty() {
@@ -587,33 +611,7 @@ async fn run_unleased(
     if let Some(limit) = options.limit {
         targets.truncate(limit);
     }
-    let directory_users = read.users.len();
-    // Books orgsync filled whose owners are no longer targets: emptied of orgsync's
-    // contacts when their owner is still active (moved out of [contacts.targets]), only
-    // forgotten when orgsync can no longer write as them (suspended, deleted).
-    let former =
-        if options.mode == Mode::Sync && options.users.is_empty() && options.limit.is_none() {
-            former_targets(&*store, &targets, &read.users).await?
-        } else {
-            FormerTargets::default()
-        };
-    // Mapped straight from the read: no copy of the selected users.
-    let mut source_ids: Vec<String> = read
-        .selected(&contacts.sources)
-        .filter_map(|u| u.id.clone().filter(|id| !id.is_empty()))
-        .collect();
-    // Each user is dropped once mapped: the read and the desired contacts are never
-    // both whole in memory.
-    let mut read = read;
-    let users = std::mem::take(&mut read.users);
-    let mut directory = DesiredDirectory::build_from(
-        users
-            .into_iter()
-            .filter(|u| read.selects(&contacts.sources, u)),
-        directory_users,
-        &mapping,
-    );
-    drop(read);
+    let former = former_targets(&books, &targets, book_owners);
     // The lists' contacts are judged by the guard like colleagues; sorted once, with them.
     source_ids.extend(list_contacts.iter().map(|d| d.directory_id.clone()));
     source_ids.sort_unstable();
@@ -795,48 +793,67 @@ impl FormerTargets {
     }
 }
 
-async fn former_targets(
-    store: &dyn Store,
+/// What a former target's directory entry tells: their address, and whether orgsync can
+/// still write as them (not suspended or archived).
+struct BookOwner {
+    email: Option<String>,
+    writable: bool,
+}
+
+/// The books of `books` (every book orgsync filled) whose owners are not among `targets`,
+/// sorted by what their directory entries (`owners`, by id) allow.
+fn former_targets(
+    books: &[orgsync_store::ContactsUserState],
     targets: &[Target],
-    directory: &[orgsync_wire::directory::User],
-) -> Result<FormerTargets, ContactsError> {
-    let states = store
-        .list_contacts_state()
-        .await
-        .map_err(ContactsError::store(
-            "listing the address books of earlier runs",
-        ))?;
-    let current: std::collections::HashSet<&str> =
-        targets.iter().filter_map(|t| t.id.as_deref()).collect();
-    let mut gone: std::collections::HashMap<String, String> = states
-        .iter()
-        .filter(|s| !current.contains(s.target_id.as_str()))
-        .map(|s| (s.target_id.clone(), s.target_email.clone()))
-        .collect();
+    mut owners: HashMap<String, BookOwner>,
+) -> FormerTargets {
+    let current: HashSet<&str> = targets.iter().filter_map(|t| t.id.as_deref()).collect();
     let mut former = FormerTargets {
-        books: states.len(),
+        books: books.len(),
         ..FormerTargets::default()
     };
-    if gone.is_empty() {
-        return Ok(former);
-    }
-    for u in directory {
-        let Some(id) = u.id.as_deref() else { continue };
-        if let Some(stored_email) = gone.remove(id) {
-            let writable = !u.suspended.unwrap_or(false) && !u.archived.unwrap_or(false);
-            if writable {
-                former.to_empty.push(Target {
-                    id: Some(id.to_owned()),
-                    primary_email: u.primary_email.clone().or(Some(stored_email)),
-                    lists: BTreeSet::new(),
-                });
-            } else {
-                former.to_forget.push(id.to_owned());
-            }
+    for book in books {
+        let id = book.target_id.as_str();
+        if current.contains(id) {
+            continue;
+        }
+        match owners.remove(id) {
+            Some(owner) if owner.writable => former.to_empty.push(Target {
+                id: Some(id.to_owned()),
+                primary_email: owner.email.or(Some(book.target_email.clone())),
+                lists: BTreeSet::new(),
+            }),
+            _ => former.to_forget.push(id.to_owned()),
         }
     }
-    former.to_forget.extend(gone.into_keys());
-    Ok(former)
+    former
+}
+
+/// A target of this run as the directory read has them: id, address, and the shared lists
+/// they receive.
+fn target_of(
+    contacts: &ContactsConfig,
+    read: &DirectoryRead,
+    u: &orgsync_wire::directory::User,
+) -> Target {
+    Target {
+        id: u.id.clone(),
+        primary_email: u.primary_email.clone(),
+        lists: contacts
+            .shared_lists
+            .iter()
+            .filter(|l| l.targets.as_ref().is_none_or(|t| read.selects(t, u)))
+            // The person a label is copied from has those contacts already.
+            .filter(|l| {
+                l.from_user.as_deref().is_none_or(|from| {
+                    !u.primary_email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(from.trim()))
+                })
+            })
+            .map(|l| l.name.clone())
+            .collect(),
+    }
 }
 
 /// Empty the former targets' books (or, with a dry run or plan, say what would go), under

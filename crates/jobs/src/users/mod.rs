@@ -89,6 +89,9 @@ pub struct UsersReport {
     /// Google API calls per method during this run.
     pub calls: BTreeMap<String, u64>,
     pub duration_ms: u64,
+    /// Time spent inside `users.list` calls (their summed latency): what the directory
+    /// read costs, beside `duration_ms`.
+    pub users_list_ms: u64,
     /// The changes (planned with `dry_run`, applied otherwise).
     pub changes: Vec<ChangeLine>,
     /// When the directory was read (the observation time of every change).
@@ -234,7 +237,7 @@ pub fn profile_from_desired(d: &AppUserDesired) -> UserProfile {
                 kind: p.kind.clone(),
             })
             .collect(),
-        custom_schemas: serde_json::Value::Object(d.custom_schemas.clone()),
+        custom_schemas: serde_json::Value::Object(d.custom_schemas.to_map()),
         roles: d.roles.iter().cloned().collect(),
         active: d.active,
         directory_etag: d.directory_etag.clone(),
@@ -264,7 +267,11 @@ pub fn desired_from_profile(p: &UserProfile) -> AppUserDesired {
                 kind: x.kind.clone(),
             })
             .collect(),
-        custom_schemas: p.custom_schemas.as_object().cloned().unwrap_or_default(),
+        custom_schemas: p
+            .custom_schemas
+            .as_object()
+            .map(orgsync_core::users::SchemaValues::new)
+            .unwrap_or_default(),
         roles: p.roles.iter().cloned().collect::<BTreeSet<_>>(),
         active: p.active,
         directory_etag: p.directory_etag.clone(),

@@ -7,15 +7,14 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use orgsync_client::GoogleClient;
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
-use orgsync_core::scope::ScopeRules;
 use orgsync_core::users::{
-    AppUserDesired, DeactivationReason, ObservedAppUser, UsersPlan, plan_users,
+    AppUserDesired, DeactivationReason, ObservedAppUser, UsersPlan, UsersPlanner,
 };
 use orgsync_store::{ChangeOutcome, Store, UserChange};
 use orgsync_wire::directory::User;
 
 use crate::config::Config;
-use crate::directory::read_directory;
+use crate::directory::read_directory_each;
 use crate::runs::{self, AppliedChange, JobName, RunOutcome, RunRecord, Trigger};
 
 use super::{
@@ -32,70 +31,70 @@ fn reason_str(r: DeactivationReason) -> &'static str {
     }
 }
 
-/// The store changes of a plan, with a report line each, in a stable order.
-/// The plan as store changes and report lines, consuming it: each desired row is dropped
-/// once converted, so the plan and its changes are never both whole in memory.
-fn changes_of(plan: UsersPlan, observed_at: DateTime<Utc>) -> Vec<(UserChange, ChangeLine)> {
-    let mut out = Vec::new();
+/// The plan as store changes and report lines, in a stable order, consuming it lazily:
+/// each change is built when the writer takes it, so the plan's rows and their changes
+/// are never both whole in memory.
+fn changes_of(
+    plan: UsersPlan,
+    observed_at: DateTime<Utc>,
+) -> impl Iterator<Item = (UserChange, ChangeLine)> {
     let line = |action, id: &str, email: &str, reason: Option<&str>| ChangeLine {
         action,
         directory_id: id.to_owned(),
         email: email.to_owned(),
         reason: reason.map(str::to_owned),
     };
-    let upsert = |d: &AppUserDesired| UserChange::Upsert {
+    let upsert = move |d: &AppUserDesired| UserChange::Upsert {
         profile: profile_from_desired(d),
         observed_at,
     };
-    for d in plan.creates {
-        out.push((
-            upsert(&d),
-            line("create", &d.directory_id, &d.primary_email, None),
-        ));
-    }
-    for d in plan.updates {
-        out.push((
-            upsert(&d),
-            line("update", &d.directory_id, &d.primary_email, None),
-        ));
-    }
-    for d in plan.reactivations {
-        out.push((
-            upsert(&d),
-            line("reactivate", &d.directory_id, &d.primary_email, None),
-        ));
-    }
-    for x in plan.deactivations {
-        let reason = reason_str(x.reason);
-        let change = match &x.desired {
-            Some(d) => upsert(d),
-            None => UserChange::Deactivate {
-                directory_id: x.directory_id.clone(),
-                reason: reason.to_owned(),
-                observed_at,
-            },
-        };
-        out.push((
-            change,
-            line("deactivate", &x.directory_id, &x.email, Some(reason)),
-        ));
-    }
-    for id in plan.deletes {
-        out.push((
-            UserChange::Delete {
-                directory_id: id.clone(),
-                reason: reason_str(DeactivationReason::Gone).to_owned(),
-                observed_at,
-            },
-            line(
-                "delete",
-                &id,
-                "",
-                Some(reason_str(DeactivationReason::Gone)),
-            ),
-        ));
-    }
-    out
+    let gone = reason_str(DeactivationReason::Gone);
+    let upserts = |rows: Vec<AppUserDesired>, action: &'static str| {
+        rows.into_iter().map(move |d| {
+            (
+                upsert(&d),
+                line(action, &d.directory_id, &d.primary_email, None),
+            )
+        })
+    };
+    upserts(plan.creates, "create")
+        .chain(upserts(plan.updates, "update"))
+        .chain(upserts(plan.reactivations, "reactivate"))
+        .chain(plan.deactivations.into_iter().map(move |x| {
+            let reason = reason_str(x.reason);
+            let change = match &x.desired {
+                Some(d) => upsert(d),
+                None => UserChange::Deactivate {
+                    directory_id: x.directory_id.clone(),
+                    reason: reason.to_owned(),
+                    observed_at,
+                },
+            };
+            (
+                change,
+                line("deactivate", &x.directory_id, &x.email, Some(reason)),
+            )
+        }))
+        .chain(plan.deletes.into_iter().map(move |id| {
+            (
+                UserChange::Delete {
+                    directory_id: id.clone(),
+                    reason: gone.to_owned(),
+                    observed_at,
+                },
+                line("delete", &id, "", Some(gone)),
+            )
+        }))
+}
+
+/// The summed latency of `users.list` calls since `before`, milliseconds.
+fn users_list_ms_since(client: &GoogleClient, before: &orgsync_client::StatsSnapshot) -> u64 {
+    let total = |s: &orgsync_client::StatsSnapshot| {
+        s.methods
+            .get("directory.users.list")
+            .map_or(0, |m| m.latency_ms_total)
+    };
+    total(&client.stats().snapshot()).saturating_sub(total(before))
 }
 
 fn calls_since(
@@ -239,22 +238,57 @@ async fn reconcile_unrecorded(
     let before = client.stats().snapshot();
     let observed_at = now();
     let rules = &config.users.scope;
-    let fields = directory_fields();
-    let read = read_directory(client, &config.google, &[rules], "full", Some(&fields), &[]).await?;
     let observed_rows: Vec<ObservedAppUser> = load_all_observed(store).await?;
-    let plan = plan_users(
-        &read_scope_query(&read, rules),
-        &read.groups,
-        rules,
-        &observed_rows,
-        &plan_options(&config.users),
-    );
-    let directory_read = read.users.len();
-    // Only the welcome mail reads the directory after planning: without it the read goes
-    // now, before the changes are built (at 100,000 users, the read, the plan and the
-    // changes together were a first import's peak).
+    let email_of: BTreeMap<String, String> = observed_rows
+        .iter()
+        .map(|r| (r.directory_id.clone(), r.email.clone()))
+        .collect();
+    // Welcome mail is owed to the users this run creates, unless it is the first full
+    // reconcile (the initial import of an existing directory mails nobody), and to earlier
+    // failures: the read keeps those users whole for the template, and nobody else.
     let welcomer = Welcomer::new(client, config, store);
-    let read = welcomer.is_some().then_some(read);
+    let mut welcome = WelcomeReport::default();
+    let mut owed = BTreeSet::new();
+    if let Some(w) = &welcomer {
+        welcome.initial_import = store
+            .get_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY)
+            .await?
+            .is_none();
+        owed = w.owed_ids().await;
+    }
+    let keep_for_welcome = welcomer.is_some() && !welcome.initial_import;
+    let mut welcome_users: BTreeMap<String, User> = BTreeMap::new();
+
+    // The directory is planned as it streams: each user is reduced to its app row (an
+    // unchanged one to a marker) as its page arrives, and the page dropped.
+    let options = plan_options(&config.users);
+    let mut planner = UsersPlanner::new(observed_rows, rules, &options);
+    let mut directory_read = 0usize;
+    let fields = directory_fields();
+    read_directory_each(
+        client,
+        &config.google,
+        &[rules],
+        "full",
+        Some(&fields),
+        &[],
+        |read, user| {
+            directory_read += 1;
+            if !read.in_query(rules, &user) {
+                return;
+            }
+            let planned = planner.add(&user, &read.groups);
+            if keep_for_welcome
+                && let Some(id) = user.id.as_deref().map(str::trim)
+                && (owed.contains(id) || (planned && !planner.is_stored(id)))
+            {
+                welcome_users.insert(id.to_owned(), user);
+            }
+        },
+    )
+    .await?;
+    let plan = planner.finish();
+    let users_list_ms = users_list_ms_since(client, &before);
     let guard = SafetyGuard {
         max_delete_share: config.users.max_deprovision_share,
         force: opts.force,
@@ -275,10 +309,6 @@ async fn reconcile_unrecorded(
                 .into(),
         };
     }
-    let email_of: BTreeMap<&str, &str> = observed_rows
-        .iter()
-        .map(|r| (r.directory_id.as_str(), r.email.as_str()))
-        .collect();
     // What the welcome mail needs of the creates, before the plan is consumed.
     let created: Vec<(String, String, bool)> = match &welcomer {
         Some(_) => plan
@@ -289,18 +319,21 @@ async fn reconcile_unrecorded(
         None => Vec::new(),
     };
     let unchanged = plan.unchanged;
-    let mut changes = changes_of(plan, observed_at);
-    for (_, line) in &mut changes {
+    // Built as they are written, a chunk at a time: the plan's rows are never copied
+    // into a second whole list.
+    let mut changes = changes_of(plan, observed_at).map(|(change, mut line)| {
         if line.email.is_empty()
-            && let Some(e) = email_of.get(line.directory_id.as_str())
+            && let Some(e) = email_of.get(&line.directory_id)
         {
-            line.email = (*e).to_owned();
+            line.email = e.clone();
         }
-    }
+        (change, line)
+    });
     let mut report = UsersReport {
         dry_run: opts.dry_run,
         directory_read,
         unchanged,
+        users_list_ms,
         guard: Some(verdict.clone()),
         observed_at: Some(observed_at),
         ..UsersReport::default()
@@ -310,7 +343,7 @@ async fn reconcile_unrecorded(
         what_to_check,
     } = &verdict
     {
-        report.changes = changes.into_iter().map(|(_, l)| l).collect();
+        report.changes = changes.map(|(_, l)| l).collect();
         report.calls = calls_since(client, &before);
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Err(UsersError::Guard {
@@ -319,16 +352,8 @@ async fn reconcile_unrecorded(
             report: Box::new(report),
         });
     }
-    // Welcome mail: owed to every user this run creates, unless this is the first full
-    // reconcile (the initial import of an existing directory mails nobody). The record is
-    // written before the create, so a crash in between still sends it on the next run.
-    let mut welcome = WelcomeReport::default();
-    if welcomer.is_some() {
-        welcome.initial_import = store
-            .get_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY)
-            .await?
-            .is_none();
-    }
+    // The welcome record is written before the create, so a crash in between still sends
+    // it on the next run.
     if let Some(w) = &welcomer
         && !welcome.initial_import
     {
@@ -349,7 +374,7 @@ async fn reconcile_unrecorded(
         }
     }
     if opts.dry_run {
-        for (_, l) in &changes {
+        for (_, l) in changes {
             match l.action {
                 "create" => report.created += 1,
                 "update" => report.updated += 1,
@@ -357,16 +382,20 @@ async fn reconcile_unrecorded(
                 "deactivate" => report.deactivated += 1,
                 _ => report.deleted += 1,
             }
+            report.changes.push(l);
         }
-        report.changes = changes.into_iter().map(|(_, l)| l).collect();
     } else {
-        for chunk in changes.chunks(APPLY_CHUNK) {
-            let batch: Vec<UserChange> = chunk.iter().map(|(c, _)| c.clone()).collect();
+        loop {
+            let (batch, lines): (Vec<UserChange>, Vec<ChangeLine>) =
+                changes.by_ref().take(APPLY_CHUNK).unzip();
+            if batch.is_empty() {
+                break;
+            }
             let applied = store.apply_user_changes(&batch, now()).await?;
-            for ((_, line), (_, outcome)) in chunk.iter().zip(&applied.outcomes) {
-                let counted = count_outcome(&mut report, *outcome);
-                if counted {
-                    report.changes.push(line.clone());
+            drop(batch);
+            for (line, (_, outcome)) in lines.into_iter().zip(&applied.outcomes) {
+                if count_outcome(&mut report, *outcome) {
+                    report.changes.push(line);
                 }
             }
         }
@@ -388,11 +417,10 @@ async fn reconcile_unrecorded(
         store
             .set_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY, &summary.to_string(), now())
             .await?;
-        if let (Some(w), Some(read)) = (&welcomer, &read) {
-            let users = read_scope_query(read, rules);
-            let by_id: BTreeMap<&str, &User> = users
+        if let Some(w) = &welcomer {
+            let by_id: BTreeMap<&str, &User> = welcome_users
                 .iter()
-                .filter_map(|u| u.id.as_deref().map(|id| (id, u)))
+                .map(|(id, u)| (id.as_str(), u))
                 .collect();
             w.sweep(&by_id, now(), &mut welcome).await;
             report.calls = calls_since(client, &before);
@@ -436,35 +464,4 @@ pub const APP_USER_FIELDS: &str = "etag,name(givenName,familyName,fullName),isAd
 /// The `fields` of the users reconcile's directory read: the planner's and the scope's.
 pub fn directory_fields() -> String {
     format!("{},{APP_USER_FIELDS}", crate::directory::SCOPE_FIELDS)
-}
-
-/// The users a scope's Directory `query` leaves (all of them without a query; an explicit
-/// `include` still reaches people outside it), as [`crate::directory::DirectoryRead::select`].
-/// Borrowed when there is no query: the read is never copied whole (at 100,000 people
-/// the copy was half a gigabyte).
-fn read_scope_query<'a>(
-    read: &'a crate::directory::DirectoryRead,
-    rules: &ScopeRules,
-) -> std::borrow::Cow<'a, [User]> {
-    match &rules.query {
-        None => std::borrow::Cow::Borrowed(&read.users),
-        Some(_) => {
-            let keep: BTreeSet<String> = read
-                .select(&ScopeRules {
-                    include_suspended: true,
-                    include_archived: true,
-                    ..rules.clone()
-                })
-                .users
-                .into_keys()
-                .collect();
-            std::borrow::Cow::Owned(
-                read.users
-                    .iter()
-                    .filter(|u| u.id.as_ref().is_some_and(|id| keep.contains(id)))
-                    .cloned()
-                    .collect(),
-            )
-        }
-    }
 }

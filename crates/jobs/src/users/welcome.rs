@@ -2,7 +2,7 @@
 //! state moves `pending` → `sending` (a claim under a short store lease) → `sent`, and the
 //! mail goes out as a Gmail draft whose id is saved before it is sent (see [`WelcomeRecord`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -509,20 +509,27 @@ impl<'a> Welcomer<'a> {
         }
     }
 
-    /// Owed welcomes (not yet sent), for a dry run's `would_send`.
-    pub(super) async fn owed(&self) -> usize {
-        self.store
+    /// The directory ids of owed welcomes (not yet sent): the reconcile keeps these users'
+    /// directory entries for the template. A store error is the sweep's to report.
+    pub(super) async fn owed_ids(&self) -> BTreeSet<String> {
+        let entries = self
+            .store
             .list_sync_state(WELCOME_SCOPE)
             .await
-            .map(|e| {
-                e.iter()
-                    .filter(|(_, v)| {
-                        serde_json::from_str::<WelcomeRecord>(v)
-                            .is_ok_and(|r| r.state != WelcomeState::Sent)
-                    })
-                    .count()
+            .unwrap_or_default();
+        entries
+            .into_iter()
+            .filter(|(_, v)| {
+                serde_json::from_str::<WelcomeRecord>(v)
+                    .is_ok_and(|r| r.state != WelcomeState::Sent)
             })
-            .unwrap_or(0)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// Owed welcomes (not yet sent), for a dry run's `would_send`.
+    pub(super) async fn owed(&self) -> usize {
+        self.owed_ids().await.len()
     }
 }
 

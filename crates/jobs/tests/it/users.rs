@@ -201,3 +201,243 @@ async fn a_misspelt_role_attribute_stops_the_reconcile_once_schemas_can_be_read(
         "nothing is written"
     );
 }
+
+/// One random edit of a directory user, as an admin would make it.
+#[derive(Debug, Clone)]
+enum Edit {
+    Suspend,
+    Archive,
+    Restore,
+    /// Names with surrounding spaces (the mapping trims them).
+    Rename(String),
+    DeskPhone(String),
+    Title(String),
+    Role(&'static str, bool),
+    Delete,
+    Insert(String),
+}
+
+fn edit() -> impl proptest::strategy::Strategy<Value = Edit> {
+    use proptest::prelude::*;
+    prop_oneof![
+        Just(Edit::Suspend),
+        Just(Edit::Archive),
+        Just(Edit::Restore),
+        "[A-Z][a-z]{1,6}".prop_map(|n| Edit::Rename(format!(" {n} "))),
+        "[0-9]{3}".prop_map(|n| Edit::DeskPhone(format!("+1 555 0{n}"))),
+        "[A-Z][a-z]{1,8}".prop_map(Edit::Title),
+        (
+            prop_oneof![Just("admin"), Just("billing"), Just("support")],
+            any::<bool>()
+        )
+            .prop_map(|(f, v)| Edit::Role(f, v)),
+        Just(Edit::Delete),
+        "[a-z]{4,8}".prop_map(Edit::Insert),
+    ]
+}
+
+async fn apply_edit(env: &Env, email: &str, edit: &Edit) {
+    use orgsync_wire::directory::{UserName, UserOrganization, UserPhone};
+    match edit {
+        Edit::Delete => env.delete_user(email).await,
+        Edit::Insert(local) => {
+            env.insert_user(&format!("new.{local}"), "New", local).await;
+        }
+        edit => {
+            env.update_user(email, |u| match edit {
+                Edit::Suspend => u.suspended = Some(true),
+                Edit::Archive => u.archived = Some(true),
+                Edit::Restore => {
+                    u.suspended = Some(false);
+                    u.archived = Some(false);
+                }
+                Edit::Rename(n) => {
+                    u.name = Some(UserName {
+                        given_name: Some(n.clone()),
+                        family_name: Some("Moved".into()),
+                        ..Default::default()
+                    })
+                }
+                Edit::DeskPhone(p) => {
+                    u.phones = Some(vec![UserPhone {
+                        value: p.clone(),
+                        kind: Some("custom".into()),
+                        custom_type: Some("desk".into()),
+                        ..Default::default()
+                    }])
+                }
+                Edit::Title(t) => {
+                    u.organizations = Some(vec![UserOrganization {
+                        title: Some(t.clone()),
+                        department: Some("Edited".into()),
+                        primary: Some(true),
+                        ..Default::default()
+                    }])
+                }
+                Edit::Role(field, v) => {
+                    let schemas = u.custom_schemas.get_or_insert_with(Default::default);
+                    let roles = schemas
+                        .entry("Roles".to_owned())
+                        .or_insert_with(|| serde_json::json!({}));
+                    roles[*field] = serde_json::Value::Bool(*v);
+                }
+                _ => unreachable!(),
+            })
+            .await;
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 24,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    /// The reconcile plans as the directory streams: each user is read as a partial
+    /// response and reduced to its app row (or, unchanged, to a marker) as its page
+    /// arrives, and no `User` outlives its page. After random edits (suspensions,
+    /// archives, restores, renames with stray spaces, custom phone types, titles, role
+    /// attributes, deletions, new people), under each deprovisioning policy and three
+    /// kinds of scope (everyone; an org unit plus a person by address; a query), the rows it
+    /// writes must be exactly those [`plan_users`] plans from a read of whole users held
+    /// in memory: a field the compact path drops, or a user it selects differently,
+    /// breaks this.
+    #[test]
+    fn a_streamed_reconcile_writes_the_rows_a_whole_read_plans(
+        edits in proptest::collection::vec((0usize..30, edit()), 1..16),
+        policy in 0usize..3,
+        scope in 0usize..3,
+    ) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(streamed_equals_whole(edits, policy, scope));
+    }
+}
+
+/// `scope`: 0 everyone, 1 one org unit and a person outside it by address, 2 a Directory
+/// `query` (the active people) that edits move people in and out of.
+async fn streamed_equals_whole(edits: Vec<(usize, Edit)>, policy: usize, scope: usize) {
+    use orgsync_jobs::config::Deprovision;
+    use orgsync_jobs::users::{ReconcileOptions, load_all_observed, reconcile};
+    use std::collections::BTreeMap;
+
+    let mut env = Env::start(EmulatorConfig::for_tests(30)).await;
+    env.config.users.roles = ["admin", "billing", "support"]
+        .into_iter()
+        .map(|f| RoleRuleConfig {
+            schema: "Roles".into(),
+            field: f.into(),
+            equals: serde_json::Value::Bool(true),
+            role: f.into(),
+        })
+        .collect();
+    env.config.users.deprovision = [
+        Deprovision::Deactivate,
+        Deprovision::Delete,
+        Deprovision::Keep,
+    ][policy];
+    let members = env.member_emails().await;
+    if scope == 1 {
+        // The first member's unit, and one person outside it named by address.
+        let first = env.user_by_email(&members[0]).await;
+        env.config.users.scope.org_units = vec![first.org_unit_path.unwrap_or("/".into())];
+        env.config.users.scope.include = vec![members[members.len() - 1].clone()];
+    }
+    if scope == 2 {
+        env.config.users.scope.query = Some("isSuspended=false".into());
+    }
+    env.config.users.scope.include_suspended = true;
+    env.config.users.scope.include_archived = true;
+    let client = env.client();
+    let store = env.store.as_ref();
+    let force = ReconcileOptions {
+        force: true,
+        ..ReconcileOptions::default()
+    };
+    reconcile(&client, &env.config, store, force, chrono::Utc::now)
+        .await
+        .unwrap();
+    let mut deleted = std::collections::BTreeSet::new();
+    for (i, edit) in &edits {
+        let email = &members[i % members.len()];
+        if deleted.contains(email) {
+            continue;
+        }
+        apply_edit(&env, email, edit).await;
+        if matches!(edit, Edit::Delete) {
+            deleted.insert(email.clone());
+        }
+    }
+
+    // What a whole read in memory plans from the rows stored now.
+    let observed = load_all_observed(store).await.unwrap();
+    let rules = &env.config.users.scope;
+    let whole = read_directory(&client, &env.config.google, &[rules], "full", None, &[])
+        .await
+        .unwrap();
+    let opts = orgsync_jobs::users::plan_options(&env.config.users);
+    let in_query: Vec<_> = whole
+        .users
+        .iter()
+        .filter(|u| whole.in_query(rules, u))
+        .cloned()
+        .collect();
+    let plan = plan_users(&in_query, &whole.groups, rules, &observed, &opts);
+    let mut expected: BTreeMap<String, (String, bool)> = observed
+        .iter()
+        .map(|o| (o.directory_id.clone(), (o.content_hash.clone(), o.active)))
+        .collect();
+    for d in plan
+        .creates
+        .iter()
+        .chain(&plan.updates)
+        .chain(&plan.reactivations)
+        .chain(plan.deactivations.iter().filter_map(|x| x.desired.as_ref()))
+    {
+        expected.insert(d.directory_id.clone(), (d.content_hash(), d.active));
+    }
+    // A row deactivated because its user is gone keeps its content but `active`, and the
+    // store hashes the row it keeps: only the flag is compared for those.
+    let gone: Vec<&str> = plan
+        .deactivations
+        .iter()
+        .filter(|x| x.desired.is_none())
+        .map(|x| x.directory_id.as_str())
+        .collect();
+    for id in &gone {
+        expected.insert((*id).to_owned(), (String::new(), false));
+    }
+    for id in &plan.deletes {
+        expected.remove(id);
+    }
+
+    let report = reconcile(&client, &env.config, store, force, chrono::Utc::now)
+        .await
+        .unwrap();
+    let mut written: BTreeMap<String, (String, bool)> = load_all_observed(store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.directory_id, (o.content_hash, o.active)))
+        .collect();
+    for id in &gone {
+        if let Some(row) = written.get_mut(*id) {
+            row.0.clear();
+        }
+    }
+    assert_eq!(written, expected);
+    assert_eq!(report.created, plan.creates.len());
+    assert_eq!(report.updated, plan.updates.len());
+    assert_eq!(report.reactivated, plan.reactivations.len());
+    assert_eq!(report.deactivated, plan.deactivations.len());
+    assert_eq!(report.deleted, plan.deletes.len());
+    assert_eq!(report.directory_read, whole.users.len());
+    if scope == 2 && edits.iter().any(|(_, e)| matches!(e, Edit::Suspend)) {
+        // Not vacuous: the query narrowed the read.
+        assert!(in_query.len() < whole.users.len());
+    }
+}
