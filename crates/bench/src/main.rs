@@ -8,10 +8,13 @@
 //! quota model with the shipped defaults: wall time vs the quota bound, 429s.
 //! `cargo run --release -p orgsync-bench -- scim` — SCIM provisioning into scim2-server: first
 //! sync and no-change requests vs bound, push latency through `serve`.
+//! `cargo run --release -p orgsync-bench -- big` — peak memory of `orgsync` over 100,000 and
+//! 500,000 directory users, per directory user.
 //! `cargo run --release -p orgsync-bench -- serve` — users reconcile, change→row latency, pushes/s.
 //! `cargo run --release -p orgsync-bench -- serve --phases contacts` — change→every address book
 //! through the daemon under Google's quota model.
 
+mod big;
 mod client;
 mod contacts;
 mod contacts_quota;
@@ -36,8 +39,9 @@ async fn main() -> anyhow::Result<()> {
         Some("contacts") => contacts::run(&args[1..]).await,
         Some("serve") => serve::run(&args[1..]).await,
         Some("scim") => scim::run(&args[1..]).await,
+        Some("big") => big::run(&args[1..]).await,
         _ => bail!(
-            "usage: orgsync-bench scim [--users N] [--groups N] [--latency-ms MS] [--changes N] | emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | contacts --quota [--adapt] [--users 2000,10000] [--targets 400,100] [--latency-ms MS] [--quota-minute-secs S] | serve [--phases reconcile,latency,push,connections] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS] [--rounds N] [--conn-count N] [--conn-parallel N] [--contacts-users 300,1000] [--contacts-changes N] [--contacts-burst N]"
+            "usage: orgsync-bench big [--users 100000,500000] [--limit L] [--contacts-users N] | scim [--users N] [--groups N] [--latency-ms MS] [--changes N] | emulator [--users N] [--seconds S] [--concurrency C] | client [--users N] [--contacts N] | contacts [--users 300,2000] [--targets N] [--latency-ms MS] [--concurrency C] | contacts --quota [--adapt] [--users 2000,10000] [--targets 400,100] [--latency-ms MS] [--quota-minute-secs S] | serve [--phases reconcile,latency,push,connections] [--postgres URL|none] [--reconcile-users N] [--latency-ms MS] [--changes N] [--concurrency C] [--spacing-ms MS] [--push-users N] [--seconds S] [--connections N] [--drain-latency-ms MS] [--rounds N] [--conn-count N] [--conn-parallel N] [--contacts-users 300,1000] [--contacts-changes N] [--contacts-burst N]"
         ),
     }
 }
