@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use orgsync_store::prelude::*;
 use orgsync_store::sql::{
     EmbeddedMigration, ErrorClass, SqlBackend, check_schema, embedded_migrator, latest_migration,
+    quiet,
 };
 use orgsync_store::{Result, StoreError, rows};
 use serde::Serialize;
@@ -127,10 +128,10 @@ impl PgStore {
             .await
             .map_err(open_err)?;
         let _ = probe.close().await;
-        let pool = PgPoolOptions::new()
+        let pool = quiet::pool(PgPoolOptions::new())
             .max_connections(max_connections.max(1))
             .acquire_timeout(StdDuration::from_secs(20))
-            .connect_with(options)
+            .connect_with(quiet::statements(options))
             .await
             .map_err(open_err)?;
         Ok(PgStore { pool, target })

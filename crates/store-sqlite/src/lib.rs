@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use orgsync_store::prelude::*;
 use orgsync_store::sql::{
     EmbeddedMigration, ErrorClass, SqlBackend, check_schema, embedded_migrator, latest_migration,
+    quiet,
 };
 use orgsync_store::{Result, StoreError, rows};
 use serde::Serialize;
@@ -84,10 +85,10 @@ fn sqlite_extended_code(e: &sqlx::Error) -> Option<i32> {
 async fn read_only_pool(
     options: SqliteConnectOptions,
 ) -> std::result::Result<(SqlitePool, i64), sqlx::Error> {
-    let pool = SqlitePoolOptions::new()
+    let pool = quiet::pool(SqlitePoolOptions::new())
         .max_connections(4)
         .acquire_timeout(BUSY_TIMEOUT + StdDuration::from_secs(5))
-        .connect_with(options)
+        .connect_with(quiet::statements(options))
         .await?;
     let migrated: bool = sqlx::query_scalar(
         "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
@@ -287,7 +288,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
-        let pool = if in_memory {
+        let options = quiet::statements(options);
+        let pool = quiet::pool(if in_memory {
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -295,7 +297,7 @@ impl SqliteStore {
                 .max_lifetime(None)
         } else {
             SqlitePoolOptions::new().max_connections(8)
-        }
+        })
         .acquire_timeout(BUSY_TIMEOUT + StdDuration::from_secs(5))
         .connect_with(options)
         .await

@@ -19,6 +19,27 @@ mod outbox;
 mod state;
 mod users;
 
+/// sqlx's own warnings, demoted to debug: a slow pool acquire (2 s by default) and a slow
+/// statement (1 s). With 100 address books in flight over an 8-connection SQLite pool, or a
+/// reconcile's write transactions holding SQLite's one writer lock while the job queue
+/// waits for it, both are expected and harmless, and at warn level they buried the run's
+/// own output under hundreds of lines. A wait that matters still ends in the pool's or
+/// SQLite's timeout, which is an error.
+pub mod quiet {
+    use std::time::Duration;
+
+    use sqlx::ConnectOptions;
+    use sqlx::pool::PoolOptions;
+
+    pub fn pool<DB: sqlx::Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+        options.acquire_slow_level(log::LevelFilter::Debug)
+    }
+
+    pub fn statements<O: ConnectOptions>(options: O) -> O {
+        options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
+    }
+}
+
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
