@@ -137,6 +137,21 @@ pub struct ScimDirectory {
     pub managers: HashMap<String, String>,
 }
 
+/// What [`orgsync_core::scim::desired_user`] reads of a directory user: names, the primary
+/// organisation, the employee number (`externalIds`), phones and the manager (`relations`);
+/// custom schemas are added by the read when an attribute maps one. Asking for only these
+/// (Google's partial response) keeps the rest of each user off the wire and out of memory.
+/// A field the mapping starts to read must be added here:
+/// `a_partial_directory_read_maps_scim_users_exactly_as_a_whole_one` fails otherwise.
+pub const SCIM_USER_FIELDS: &str = "name(givenName,familyName,fullName),\
+    organizations(primary,title,department,name,costCenter),externalIds(type,value),\
+    phones(value,type,primary),relations(type,value)";
+
+/// The `fields` of the SCIM run's directory read: the mapping's and the scope's.
+pub fn directory_fields() -> String {
+    format!("{},{SCIM_USER_FIELDS}", crate::directory::SCOPE_FIELDS)
+}
+
 /// Read the directory for `targets`: users (the union of their scopes' needs), and the
 /// configured groups with their members, nested groups flattened.
 pub async fn read_for(
@@ -152,9 +167,16 @@ pub async fn read_for(
         .iter()
         .flat_map(|t| t.attributes.iter().map(|a| a.schema.as_str()))
         .collect();
-    let read = read_directory(google, &config.google, &rules, "basic", None, &schemas)
-        .await
-        .map_err(ScimError::Directory)?;
+    let read = read_directory(
+        google,
+        &config.google,
+        &rules,
+        "basic",
+        Some(&directory_fields()),
+        &schemas,
+    )
+    .await
+    .map_err(ScimError::Directory)?;
     let managers = read
         .users
         .iter()

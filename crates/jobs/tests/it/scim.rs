@@ -908,3 +908,82 @@ async fn a_misspelt_attribute_mapping_stops_the_sync_before_the_app_is_called() 
         "{text}"
     );
 }
+
+/// The SCIM run reads the directory as a partial response (`scim::directory_fields`, with
+/// custom schemas when an attribute maps one). Over the generated org (managers, employee
+/// numbers, organisations, custom schemas), with a custom phone type and a cost centre
+/// added, every SCIM user must map exactly as from a read of whole users. A field the
+/// mapping reads but the mask leaves out breaks this. No SCIM server is needed.
+#[tokio::test]
+async fn a_partial_directory_read_maps_scim_users_exactly_as_a_whole_one() {
+    use orgsync_jobs::config::ScimAttributeConfig;
+    use orgsync_jobs::directory::read_directory;
+
+    let env = Env::start(EmulatorConfig::for_tests(40)).await;
+    let members = env.member_emails().await;
+    env.give_desk_phone(&members[2]).await;
+    env.update_user(&members[4], |u| {
+        if let Some(org) = u.organizations.as_mut().and_then(|o| o.first_mut()) {
+            org.cost_center = Some("CC-42".into());
+        }
+    })
+    .await;
+    let target = ScimTargetConfig {
+        name: "app".into(),
+        attributes: vec![ScimAttributeConfig {
+            schema: "EmployeeInfo".into(),
+            field: "jobLevel".into(),
+            attribute: "division".into(),
+        }],
+        ..ScimTargetConfig::default()
+    };
+    let client = env.client();
+    let rules = ScopeRules::default();
+    let schemas = ["EmployeeInfo"];
+    let google = &env.config.google;
+    let whole = read_directory(&client, google, &[&rules], "basic", None, &schemas)
+        .await
+        .unwrap();
+    let fields = orgsync_jobs::scim::directory_fields();
+    let partial = read_directory(&client, google, &[&rules], "basic", Some(&fields), &schemas)
+        .await
+        .unwrap();
+    assert!(
+        partial.users.iter().all(|u| u.emails.is_none()),
+        "the emulator ignored `fields`"
+    );
+    let managers = |read: &orgsync_jobs::directory::DirectoryRead| {
+        read.users
+            .iter()
+            .filter_map(|u| Some((u.primary_email.as_ref()?.to_lowercase(), u.id.clone()?)))
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let mapping = target.mapping();
+    let map = |read: &orgsync_jobs::directory::DirectoryRead| {
+        let managers = managers(read);
+        read.users
+            .iter()
+            .filter_map(|u| orgsync_core::scim::desired_user(u, &mapping, &managers))
+            .map(|d| (d.directory_id.clone(), d))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (a, b) = (map(&whole), map(&partial));
+    // Not vacuous: the rows carry what the mask must bring.
+    assert!(a.values().any(|d| d.manager_id.is_some()), "managers");
+    assert!(a.values().any(|d| d.attrs.employee_number.is_some()));
+    assert!(a.values().any(|d| d.attrs.division.is_some()), "custom");
+    assert!(
+        a.values()
+            .any(|d| d.attrs.cost_center.as_deref() == Some("CC-42"))
+    );
+    assert!(
+        a.values()
+            .any(|d| d.attrs.phone_numbers.iter().any(|p| !p.value.is_empty()))
+    );
+    assert!(
+        a.values()
+            .any(|d| d.attrs.title.is_some() && d.attrs.department.is_some())
+    );
+    assert_eq!(a.len(), whole.users.len());
+    assert_eq!(a, b);
+}
