@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
-use orgsync_client::directory::UsersListParams;
 use orgsync_client::{ErrorKind, GoogleClient};
 use orgsync_jobs::config::{GoogleConfig, ServeConfig};
+use orgsync_jobs::directory::users_list_base;
 use orgsync_store::{Channel, ChannelToken, Store};
 use orgsync_wire::directory::WATCH_EVENTS;
 use rand::Rng;
@@ -51,18 +51,6 @@ pub struct ChannelReport {
     pub created: Vec<String>,
     pub stopped: Vec<String>,
     pub errors: Vec<String>,
-}
-
-fn watch_params(google: &GoogleConfig) -> UsersListParams {
-    UsersListParams {
-        customer: google.customer.clone(),
-        domain: if google.customer.is_none() {
-            google.domain.clone()
-        } else {
-            None
-        },
-        ..UsersListParams::default()
-    }
 }
 
 /// When a channel should be replaced: `renew_ahead` before expiry, or at 80% of its
@@ -103,7 +91,7 @@ pub async fn create(
     let result = ctx
         .client
         .directory()
-        .users_watch(&watch_params(ctx.google), event, &request)
+        .users_watch(&users_list_base(ctx.google), event, &request)
         .await;
     let done = |ctx: &ChannelCtx<'_>| {
         if let Some(p) = ctx.pending {

@@ -217,8 +217,9 @@ async fn read_scope_facts(
     Ok(read)
 }
 
-/// `users.list` of the configured customer (or, without one, domain).
-fn users_list_base(google: &GoogleConfig) -> UsersListParams {
+/// `users.list` (and `users.watch`) of the configured customer (or, without one, the
+/// domain).
+pub fn users_list_base(google: &GoogleConfig) -> UsersListParams {
     UsersListParams {
         customer: google.customer.clone(),
         domain: if google.customer.is_none() {

@@ -7,6 +7,19 @@ use orgsync_emulator::EmulatorConfig;
 use orgsync_jobs::config::{RoleRuleConfig, UsersConfig};
 use orgsync_jobs::directory::read_directory;
 
+/// A role per boolean field of the generated org's `Roles` schema.
+fn generated_roles() -> Vec<RoleRuleConfig> {
+    ["admin", "billing", "support"]
+        .into_iter()
+        .map(|f| RoleRuleConfig {
+            schema: "Roles".into(),
+            field: f.into(),
+            equals: serde_json::Value::Bool(true),
+            role: f.into(),
+        })
+        .collect()
+}
+
 /// The users reconcile reads the directory as a partial response
 /// (`users::directory_fields`). Over a generated org (custom schemas with roles, admins,
 /// suspended and archived people, organisations) with a custom phone type added, the
@@ -46,15 +59,7 @@ async fn a_partial_directory_read_plans_app_users_exactly_as_a_whole_one() {
     );
 
     let config = UsersConfig {
-        roles: ["admin", "billing", "support"]
-            .into_iter()
-            .map(|f| RoleRuleConfig {
-                schema: "Roles".into(),
-                field: f.into(),
-                equals: serde_json::Value::Bool(true),
-                role: f.into(),
-            })
-            .collect(),
+        roles: generated_roles(),
         ..UsersConfig::default()
     };
     let opts = orgsync_jobs::users::plan_options(&config);
@@ -326,15 +331,7 @@ async fn streamed_equals_whole(edits: Vec<(usize, Edit)>, policy: usize, scope: 
     use std::collections::BTreeMap;
 
     let mut env = Env::start(EmulatorConfig::for_tests(30)).await;
-    env.config.users.roles = ["admin", "billing", "support"]
-        .into_iter()
-        .map(|f| RoleRuleConfig {
-            schema: "Roles".into(),
-            field: f.into(),
-            equals: serde_json::Value::Bool(true),
-            role: f.into(),
-        })
-        .collect();
+    env.config.users.roles = generated_roles();
     env.config.users.deprovision = [
         Deprovision::Deactivate,
         Deprovision::Delete,
