@@ -242,28 +242,14 @@ impl<'a> DesiredDirectoryBuilder<'a> {
 }
 
 impl DesiredDirectory {
+    /// From a snapshot of the selected users; a run that streams the directory feeds a
+    /// [`DesiredDirectoryBuilder`] instead.
     pub fn build(snapshot: &DirectorySnapshot, mapping: &MappingOptions) -> Self {
-        Self::build_from(snapshot.users.values(), snapshot.read_count, mapping)
-    }
-
-    /// [`Self::build`] from the selected users themselves, in one pass, borrowed or
-    /// owned, through a [`DesiredDirectoryBuilder`].
-    /// `read_count`: the users the directory read returned, before scope.
-    pub fn build_from<U: std::borrow::Borrow<User>>(
-        users: impl IntoIterator<Item = U>,
-        read_count: usize,
-        mapping: &MappingOptions,
-    ) -> Self {
         let mut builder = DesiredDirectoryBuilder::new(mapping);
-        for u in users {
-            builder.add(u.borrow());
+        for u in snapshot.users.values() {
+            builder.add(u);
         }
-        builder.finish(read_count)
-    }
-
-    /// A builder that takes the selected users one at a time.
-    pub fn builder(mapping: &MappingOptions) -> DesiredDirectoryBuilder<'_> {
-        DesiredDirectoryBuilder::new(mapping)
+        builder.finish(snapshot.read_count)
     }
 
     /// Add the contacts of shared lists (each with [`DesiredContact::list`] set and an

@@ -56,7 +56,8 @@ use futures::StreamExt;
 use orgsync_client::GoogleClient;
 use orgsync_core::contacts::estimate::{BookWork, Consumption, estimate};
 use orgsync_core::contacts::{
-    DesiredDirectory, LeaverPolicy, MappingOptions, PersonalDuplicates, PlanOptions,
+    DesiredDirectory, DesiredDirectoryBuilder, LeaverPolicy, MappingOptions, PersonalDuplicates,
+    PlanOptions,
 };
 use orgsync_core::guard::{GuardVerdict, SafetyGuard};
 use orgsync_store::{Store, StoreError};
@@ -548,7 +549,7 @@ async fn run_unleased(
     // The directory streams through: each source is mapped to its desired contact as its
     // page arrives, each target reduced to its id, address and lists, and the page dropped
     // (no `User` outlives its page).
-    let mut builder = DesiredDirectory::builder(&mapping);
+    let mut builder = DesiredDirectoryBuilder::new(&mapping);
     let mut targets: Vec<Target> = Vec::new();
     let mut source_ids: Vec<String> = Vec::new();
     let mut directory_users = 0usize;

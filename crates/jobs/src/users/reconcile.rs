@@ -13,7 +13,7 @@ use orgsync_core::users::{
 use orgsync_store::{ChangeOutcome, Store, UserChange};
 use orgsync_wire::directory::User;
 
-use crate::config::Config;
+use crate::config::{Config, Deprovision};
 use crate::directory::read_directory_each;
 use crate::runs::{self, AppliedChange, JobName, RunOutcome, RunRecord, Trigger};
 
@@ -239,10 +239,14 @@ async fn reconcile_unrecorded(
     let observed_at = now();
     let rules = &config.users.scope;
     let observed_rows: Vec<ObservedAppUser> = load_all_observed(store).await?;
-    let email_of: BTreeMap<String, String> = observed_rows
-        .iter()
-        .map(|r| (r.directory_id.clone(), r.email.clone()))
-        .collect();
+    // A delete's report line names the stored address; only the delete policy deletes.
+    let email_of: BTreeMap<String, String> = match config.users.deprovision {
+        Deprovision::Delete => observed_rows
+            .iter()
+            .map(|r| (r.directory_id.clone(), r.email.clone()))
+            .collect(),
+        Deprovision::Deactivate | Deprovision::Keep => BTreeMap::new(),
+    };
     // Welcome mail is owed to the users this run creates, unless it is the first full
     // reconcile (the initial import of an existing directory mails nobody), and to earlier
     // failures: the read keeps those users whole for the template, and nobody else.
@@ -358,7 +362,7 @@ async fn reconcile_unrecorded(
         && !welcome.initial_import
     {
         if opts.dry_run {
-            welcome.would_send = created.iter().filter(|c| c.2).count() + w.owed().await;
+            welcome.would_send = created.iter().filter(|c| c.2).count() + owed.len();
         } else {
             for (directory_id, email, _) in &created {
                 if let Err(e) = w.mark_pending(directory_id, email, now()).await {
@@ -418,11 +422,7 @@ async fn reconcile_unrecorded(
             .set_sync_state(STATE_SCOPE, LAST_RECONCILE_KEY, &summary.to_string(), now())
             .await?;
         if let Some(w) = &welcomer {
-            let by_id: BTreeMap<&str, &User> = welcome_users
-                .iter()
-                .map(|(id, u)| (id.as_str(), u))
-                .collect();
-            w.sweep(&by_id, now(), &mut welcome).await;
+            w.sweep(&welcome_users, now(), &mut welcome).await;
             report.calls = calls_since(client, &before);
             report.duration_ms = started.elapsed().as_millis() as u64;
         }

@@ -482,7 +482,7 @@ impl<'a> Welcomer<'a> {
     /// gives the template fields of the users it has.
     pub async fn sweep(
         &self,
-        directory: &BTreeMap<&str, &User>,
+        directory: &BTreeMap<String, User>,
         now: DateTime<Utc>,
         report: &mut WelcomeReport,
     ) {
@@ -503,14 +503,14 @@ impl<'a> Welcomer<'a> {
             let owed = serde_json::from_str::<WelcomeRecord>(&value)
                 .is_ok_and(|r| r.state != WelcomeState::Sent);
             if owed {
-                self.deliver(&id, directory.get(id.as_str()).copied(), now, report)
-                    .await;
+                self.deliver(&id, directory.get(&id), now, report).await;
             }
         }
     }
 
     /// The directory ids of owed welcomes (not yet sent): the reconcile keeps these users'
-    /// directory entries for the template. A store error is the sweep's to report.
+    /// directory entries for the template, and a dry run counts them. A store error is the
+    /// sweep's to report.
     pub(super) async fn owed_ids(&self) -> BTreeSet<String> {
         let entries = self
             .store
@@ -525,11 +525,6 @@ impl<'a> Welcomer<'a> {
             })
             .map(|(id, _)| id)
             .collect()
-    }
-
-    /// Owed welcomes (not yet sent), for a dry run's `would_send`.
-    pub(super) async fn owed(&self) -> usize {
-        self.owed_ids().await.len()
     }
 }
 
