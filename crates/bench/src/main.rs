@@ -27,6 +27,9 @@ mod serve_contacts;
 use anyhow::bail;
 
 /// The same allocator as the `orgsync` binary, so the figures are the shipped binary's.
+/// Built with `--no-default-features` the system allocator is used instead, for heap
+/// profilers that hook `malloc` (heaptrack).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
