@@ -120,7 +120,8 @@ pub struct EmulatorArgs {
     /// Write key files and orgsync.toml here, and keep the org across restarts.
     #[arg(long, env = "ORGSYNC_EMULATOR_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Latency added to every API call, milliseconds.
+    /// Each API call's response time, milliseconds: the answer leaves no sooner than this
+    /// after the request arrived (the emulator's own work happens within it).
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
     /// Probability (0 to 1) that an API call fails with an injected 500/503 or reset.

@@ -17,7 +17,8 @@ pub struct EmulatorConfig {
     pub seed: u64,
     /// Where to write the key files and `orgsync.toml` and to persist state.
     pub data_dir: Option<PathBuf>,
-    /// Latency added to every API call, in milliseconds.
+    /// Each API call's response time, in milliseconds: the handler runs when the request
+    /// arrives and the answer leaves no sooner than this (see `faults::middleware`).
     pub latency_ms: u64,
     /// Probability (0..=1) that an API call fails with an injected error.
     pub error_rate: f64,

@@ -661,9 +661,17 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
         return finish(&emu, api_disabled(api));
     }
 
-    if effective.latency_ms > 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(effective.latency_ms)).await;
-    }
+    // The latency is the call's response time at the server, the server's own work
+    // included: the handler runs at once and its answer leaves no sooner than this. (Work
+    // done after the wait instead added the emulator's CPU time to every call, so a chain
+    // of sequential calls, like a directory read's pages, measured the emulator sharing
+    // the client's cores rather than the latency it was set to.)
+    let answer_at =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(effective.latency_ms);
+    let answer = async |resp: Response| {
+        tokio::time::sleep_until(answer_at).await;
+        finish(&emu, resp)
+    };
 
     if let (Some(limit), Some(subject)) = (effective.quota, subject.as_deref())
         && let Err(retry_after) =
@@ -671,7 +679,7 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
                 .take_quota(subject, &effective.window, limit, emu.clock.now_ms())
     {
         emu.faults.record_injected("quotaExceeded");
-        return finish(&emu, quota_error(api, retry_after).into_response());
+        return answer(quota_error(api, retry_after).into_response()).await;
     }
 
     let req = match (subject.as_deref(), emu.faults.quota_model()) {
@@ -690,7 +698,7 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
             if let Err(rejection) = admitted {
                 emu.faults.record_injected("quotaExceeded");
                 tracing::debug!(method = %method_id, limit = %rejection.key(), "quota exceeded");
-                return finish(&emu, quota::rejection_response(api, &rejection));
+                return answer(quota::rejection_response(api, &rejection)).await;
             }
             req
         }
@@ -706,12 +714,12 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
         if let Some(kind) = injected {
             emu.faults.record_injected(kind.name());
             tracing::debug!(method = %method_id, kind = kind.name(), "injected fault");
-            return finish(&emu, injected_error(api, kind));
+            return answer(injected_error(api, kind)).await;
         }
     }
 
     let resp = next.run(req).await;
-    finish(&emu, resp)
+    answer(resp).await
 }
 
 /// The number of contacts in a batch create or update; the body was read in full by

@@ -1054,3 +1054,59 @@ async fn seeded_personal_contacts_are_deterministic_and_varied() {
         );
     }
 }
+
+/// `latency_ms` is a call's response time at the server, the server's work included:
+/// the handler runs when the request arrives and only the answer waits. A create held
+/// 600 ms is visible to a read without latency well before its own answer, and that
+/// answer still takes the whole 600 ms. (When the work ran after the wait, the emulator's
+/// CPU time was added to every call's latency.)
+#[tokio::test]
+async fn latency_covers_the_servers_work_instead_of_adding_to_it() {
+    let env = env().await;
+    let tok = env.token("alice@example.com");
+    orgsync_testkit::emulator::control(
+        &env.h,
+        reqwest::Method::PUT,
+        "faults",
+        Some(json!({
+            "latency_ms": 600,
+            "overrides": [{"method": "people.people.connections", "latency_ms": 0}],
+        })),
+    )
+    .await;
+    let started = Instant::now();
+    let create = env.call(
+        &tok,
+        "POST",
+        "/v1/people:createContact",
+        Some(json!({"names": [{"givenName": "Held"}]})),
+    );
+    let watch = async {
+        loop {
+            let (s, v) = env
+                .call(
+                    &tok,
+                    "GET",
+                    "/v1/people/me/connections?personFields=names",
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200, "{v}");
+            if v["connections"].as_array().is_some_and(|c| !c.is_empty()) {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let ((status, created), seen_after) = tokio::join!(create, watch);
+    let answered_after = started.elapsed();
+    assert_eq!(status, 200, "{created}");
+    assert!(
+        seen_after < Duration::from_millis(400),
+        "the contact appeared only after {seen_after:?}: the handler waited for the latency"
+    );
+    assert!(
+        answered_after >= Duration::from_millis(600),
+        "answered after {answered_after:?}, under the 600 ms latency"
+    );
+}
