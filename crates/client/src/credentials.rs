@@ -371,10 +371,17 @@ pub struct ServiceAccount {
     client_id: String,
     private_key_id: String,
     token_uri: String,
-    encoding_key: EncodingKey,
+    encoding_key: Arc<EncodingKey>,
+    /// Signatures in flight at once, one per core (see [`ServiceAccount::fetch`]).
+    signers: Arc<tokio::sync::Semaphore>,
     http: reqwest::Client,
     cache: TokenCache,
     requests: AtomicU64,
+}
+
+fn sign(header: &Header, claims: &JwtBearerClaims, key: &EncodingKey) -> Result<String, AuthError> {
+    jsonwebtoken::encode(header, claims, key)
+        .map_err(|e| AuthError::Other(format!("cannot sign the assertion: {e}")))
 }
 
 impl std::fmt::Debug for ServiceAccount {
@@ -474,7 +481,10 @@ impl ServiceAccount {
             client_id: key.client_id,
             private_key_id: key.private_key_id,
             token_uri: key.token_uri,
-            encoding_key,
+            encoding_key: Arc::new(encoding_key),
+            signers: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
             http: default_http_client(),
             cache: TokenCache::default(),
             requests: AtomicU64::new(0),
@@ -518,6 +528,12 @@ impl ServiceAccount {
 
     /// The signed JWT-bearer assertion for (subject, scopes), issued now.
     pub fn assertion(&self, subject: Option<&str>, scopes: &[&str]) -> Result<String, AuthError> {
+        let (header, claims) = self.assertion_parts(subject, scopes);
+        sign(&header, &claims, &self.encoding_key)
+    }
+
+    /// The assertion's header and claims, issued now, before signing.
+    fn assertion_parts(&self, subject: Option<&str>, scopes: &[&str]) -> (Header, JwtBearerClaims) {
         let iat = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -535,8 +551,24 @@ impl ServiceAccount {
         if !self.private_key_id.is_empty() {
             header.kid = Some(self.private_key_id.clone());
         }
-        jsonwebtoken::encode(&header, &claims, &self.encoding_key)
-            .map_err(|e| AuthError::Other(format!("cannot sign the assertion: {e}")))
+        (header, claims)
+    }
+
+    /// The assertion, signed on a blocking thread. An RS256 signature is about a
+    /// millisecond of CPU, and a contacts run fetches one token per address book as it
+    /// starts them (hundreds at once): signed on the async task they stalled the I/O of
+    /// every book in flight and used one core. At most one signature per core at a time.
+    async fn signed_assertion(
+        &self,
+        subject: Option<&str>,
+        scopes: &[&str],
+    ) -> Result<String, AuthError> {
+        let (header, claims) = self.assertion_parts(subject, scopes);
+        let key = self.encoding_key.clone();
+        let _permit = self.signers.acquire().await;
+        tokio::task::spawn_blocking(move || sign(&header, &claims, &key))
+            .await
+            .map_err(|e| AuthError::Other(format!("cannot sign the assertion: {e}")))?
     }
 
     async fn fetch(
@@ -544,7 +576,7 @@ impl ServiceAccount {
         subject: Option<&str>,
         scopes: &[&str],
     ) -> Result<AccessToken, AuthError> {
-        let assertion = self.assertion(subject, scopes)?;
+        let assertion = self.signed_assertion(subject, scopes).await?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             client_email = %self.client_email,
