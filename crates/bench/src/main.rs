@@ -35,6 +35,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // As the `orgsync` binary does (see its main.rs), so the figures are the shipped
+    // binary's; the emulator child, this binary re-executed, inherits it.
+    #[cfg(target_os = "linux")]
+    rustix::thread::disable_transparent_huge_pages(true)?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("emulator") => emulator::run(&args[1..]).await,
