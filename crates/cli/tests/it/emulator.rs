@@ -68,3 +68,31 @@ async fn photo_share_gives_generated_users_directory_photos() {
     }
     child.kill().await.unwrap();
 }
+
+/// The binary turns transparent huge pages off for its process at start-up (its
+/// `main.rs` says why: 2 MiB pages holding a few live objects kept ~50 MB resident in a
+/// 10,000-person contacts run). The kernel reports the switch in `/proc/PID/status`.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_process_runs_without_transparent_huge_pages() {
+    let mut child = ORGSYNC
+        .command()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--users", "0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the emulator starts")
+        .unwrap()
+        .expect("a first line");
+    let pid = child.id().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    child.kill().await.unwrap();
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .expect("the kernel reports THP_enabled (Linux 5.0 and later)");
+    assert_eq!(thp.trim(), "0", "{status}");
+}
