@@ -25,11 +25,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// small-object heap (<https://redis.io/topics/latency>); the switch is `prctl`'s
 /// `PR_SET_THP_DISABLE` (<https://man7.org/linux/man-pages/man2/prctl.2.html>).
 fn no_transparent_huge_pages() {
+    // Where the kernel refuses (a sandbox that filters prctl), only memory is at stake and
+    // the user can do nothing about it: no warning on every command.
     #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        // Not fatal: only memory is at stake. Tracing is not up yet.
-        eprintln!("warning: cannot turn transparent huge pages off for this process: {e}");
-    }
+    let _ = rustix::thread::disable_transparent_huge_pages(true);
 }
 
 fn main() -> std::process::ExitCode {

@@ -176,7 +176,12 @@ async fn two_instances_on_postgres_share_work_and_survive_a_kill() {
             .map(|l| d.metrics().get("orgsync_jobs_total", l))
             .sum::<u64>()
     };
-    assert!(done(&leader) + done(&follower) >= ids.len() as u64);
+    // A job's write is visible in the store a moment before its worker counts it (the
+    // worker resumes after the commit), so the counts are waited for, not read at once.
+    wait_for("the burst's jobs counted", T, || async {
+        (done(&leader) + done(&follower) >= ids.len() as u64).then_some(())
+    })
+    .await;
 
     // Kill the leader: the follower takes the lease, moves the channels to its own
     // address, and keeps applying changes.
@@ -214,7 +219,10 @@ async fn two_instances_on_postgres_share_work_and_survive_a_kill() {
         })
         .await;
     }
-    assert!(done(&follower) >= before + ids.len() as u64);
+    wait_for("the survivor counted a job per change", T, || async {
+        (done(&follower) >= before + ids.len() as u64).then_some(())
+    })
+    .await;
     wait_for("queue drained", T, || async {
         (store.count_jobs().await.unwrap() == 0).then_some(())
     })

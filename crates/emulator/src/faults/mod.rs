@@ -666,10 +666,12 @@ pub async fn middleware(State(emu): State<Arc<Emulator>>, req: Request, next: Ne
     // done after the wait instead added the emulator's CPU time to every call, so a chain
     // of sequential calls, like a directory read's pages, measured the emulator sharing
     // the client's cores rather than the latency it was set to.)
-    let answer_at =
-        tokio::time::Instant::now() + std::time::Duration::from_millis(effective.latency_ms);
+    let latency = std::time::Duration::from_millis(effective.latency_ms);
+    let answer_at = tokio::time::Instant::now() + latency;
     let answer = async |resp: Response| {
-        tokio::time::sleep_until(answer_at).await;
+        if !latency.is_zero() {
+            tokio::time::sleep_until(answer_at).await;
+        }
         finish(&emu, resp)
     };
 
