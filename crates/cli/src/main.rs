@@ -20,7 +20,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Transparent huge pages off for this process (and what it starts). mimalloc asks the
 /// kernel for them, and a 2 MiB page with a few live objects on it stays resident whole:
-/// at 10,000 people into 100 address books that was about 60 MB of a 250 MB peak
+/// at 10,000 people into 100 address books that was about 50 MB of a 250 MB peak
 /// (docs/PERFORMANCE.md), for no measurable CPU gain. Redis advises the same for its
 /// small-object heap (<https://redis.io/topics/latency>); the switch is `prctl`'s
 /// `PR_SET_THP_DISABLE` (<https://man7.org/linux/man-pages/man2/prctl.2.html>).

@@ -372,7 +372,7 @@ pub struct ServiceAccount {
     private_key_id: String,
     token_uri: String,
     encoding_key: Arc<EncodingKey>,
-    /// Signatures in flight at once, one per core (see [`ServiceAccount::fetch`]).
+    /// Signatures in flight at once, one per core (see `signed_assertion`).
     signers: Arc<tokio::sync::Semaphore>,
     http: reqwest::Client,
     cache: TokenCache,
